@@ -1,0 +1,292 @@
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use burn::tensor::backend::AutodiffBackend;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use quill_data::fetch;
+use quill_generate::{LoadedRun, SampleOptions, generate};
+use quill_train::training::TrainOptions;
+use quill_train::{RunConfig, RunDir, Weights, train};
+
+use crate::Runner;
+
+/// Train and sample character-level GPT models.
+#[derive(Debug, Parser)]
+#[command(version)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Train a model; writes artifacts/NAME/.
+    Train(TrainArgs),
+    /// Continue a prompt with a trained run.
+    Generate(GenerateArgs),
+    /// Get the training text.
+    Data {
+        #[command(subcommand)]
+        command: DataCommand,
+    },
+    /// Inspect configs.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Args)]
+struct ConfigArgs {
+    /// A TOML config, e.g. configs/cpu-small.toml.
+    #[arg(long)]
+    config: PathBuf,
+    /// Override a key: --set optimizer.lr=3e-4 (repeatable, applied in order).
+    #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+    overrides: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct TrainArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Run name; the run goes to ARTIFACTS/NAME. Default: the config's stem and a timestamp.
+    #[arg(long)]
+    name: Option<String>,
+    /// Continue the run from its newest checkpoint (the run's own config.toml, plus --set).
+    /// Without --name, the newest run of this config.
+    #[arg(long, conflicts_with = "force")]
+    resume: bool,
+    /// Delete an existing run directory of the same name and start over.
+    #[arg(long)]
+    force: bool,
+    /// Where run directories go.
+    #[arg(long, default_value = "artifacts")]
+    artifacts: PathBuf,
+    /// Print progress lines even in a terminal, instead of the dashboard.
+    #[arg(long)]
+    progress_lines: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum WeightsArg {
+    Best,
+    Final,
+}
+
+#[derive(Debug, Args)]
+struct GenerateArgs {
+    /// The run directory, e.g. artifacts/cpu-small-20260101-120000.
+    #[arg(long)]
+    run: PathBuf,
+    /// Text to continue; empty starts from a newline.
+    #[arg(long, default_value = "")]
+    prompt: String,
+    #[arg(long, default_value_t = 500)]
+    max_new_tokens: usize,
+    /// Sampling temperature; 0 is greedy (always the most likely character).
+    #[arg(long, default_value_t = 0.8)]
+    temperature: f64,
+    /// Sample only among the K most likely characters.
+    #[arg(long)]
+    top_k: Option<usize>,
+    #[arg(long, default_value_t = 1337)]
+    seed: u64,
+    /// Which weights to load.
+    #[arg(long, value_enum, default_value = "best")]
+    weights: WeightsArg,
+}
+
+#[derive(Debug, Subcommand)]
+enum DataCommand {
+    /// Download Tiny Shakespeare (or copy a local file) and verify its size and sha256.
+    Fetch {
+        /// Copy this local file instead of downloading.
+        #[arg(long)]
+        from: Option<PathBuf>,
+        #[arg(long, default_value = "data/tinyshakespeare.txt")]
+        out: PathBuf,
+        /// Download from this address instead of the canonical one.
+        #[arg(long, default_value = fetch::TINY_SHAKESPEARE_URL, hide = true)]
+        url: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print the resolved config: defaults, the file, then --set overrides.
+    Show(ConfigArgs),
+}
+
+pub fn run<B: AutodiffBackend>(cli: Cli, runner: &Runner, device: B::Device) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Train(args) => train_command::<B>(args, runner, device),
+        Command::Generate(args) => generate_command::<B>(args, device),
+        Command::Data {
+            command: DataCommand::Fetch { from, out, url },
+        } => fetch_command(from.as_deref(), &out, &url),
+        Command::Config {
+            command: ConfigCommand::Show(args),
+        } => {
+            let config = RunConfig::load(&args.config, &args.overrides)?;
+            print!("{}", config.to_toml());
+            Ok(())
+        }
+    }
+}
+
+fn train_command<B: AutodiffBackend>(
+    args: TrainArgs,
+    runner: &Runner,
+    device: B::Device,
+) -> anyhow::Result<()> {
+    let stem = args
+        .config
+        .config
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "run".into());
+    let (run, config) = if args.resume {
+        let run = match &args.name {
+            Some(name) => RunDir::new(args.artifacts.join(name)),
+            None => newest_run(&args.artifacts, &stem)?,
+        };
+        if !run.config().exists() {
+            bail!(
+                "--resume: {} is not a run directory (no config.toml)",
+                run.path.display()
+            );
+        }
+        let config = RunConfig::load(&run.config(), &args.config.overrides)?;
+        (run, config)
+    } else {
+        let config = RunConfig::load(&args.config.config, &args.config.overrides)?;
+        let name = args.name.clone().unwrap_or_else(|| format!("{stem}-{}", timestamp()));
+        let run = RunDir::new(args.artifacts.join(name));
+        if run.path.exists() {
+            if !args.force {
+                bail!(
+                    "run directory {} already exists; use --resume to continue it or --force to delete it and start over",
+                    run.path.display()
+                );
+            }
+            std::fs::remove_dir_all(&run.path)
+                .with_context(|| format!("cannot remove {}", run.path.display()))?;
+        }
+        (run, config)
+    };
+
+    println!(
+        "{} {} on {}: {} ({} steps)",
+        runner.name,
+        if args.resume { "resuming" } else { "training" },
+        runner.backend,
+        run.path.display(),
+        config.train.max_steps
+    );
+    let options = TrainOptions {
+        run: run.clone(),
+        config,
+        resume: args.resume,
+        progress_lines: args.progress_lines,
+    };
+    let summary = train::<B>(options, device)?;
+    println!(
+        "done: best val loss {:.4} (epoch {}), final {:.4}, {} steps in {:.1}s, {:.0} tokens/s, {} parameters",
+        summary.best_val_loss,
+        summary.best_epoch,
+        summary.final_val_loss,
+        summary.steps,
+        summary.wall_s,
+        summary.tokens_per_s,
+        summary.params
+    );
+    println!(
+        "sample it: {} generate --run {} --prompt \"O Romeo\"",
+        runner.name,
+        run.path.display()
+    );
+    Ok(())
+}
+
+/// The newest `ARTIFACTS/STEM-*` run directory.
+fn newest_run(artifacts: &Path, stem: &str) -> anyhow::Result<RunDir> {
+    let prefix = format!("{stem}-");
+    let mut runs: Vec<PathBuf> = std::fs::read_dir(artifacts)
+        .with_context(|| format!("--resume: cannot read {}", artifacts.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.join("config.toml").exists()
+                && p
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
+        })
+        .collect();
+    runs.sort();
+    match runs.pop() {
+        Some(path) => Ok(RunDir::new(path)),
+        None => bail!(
+            "--resume: no run of {stem} in {} (name one with --name)",
+            artifacts.display()
+        ),
+    }
+}
+
+/// `20261125-143000`, UTC: sortable, so the newest run sorts last.
+fn timestamp() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    format!(
+        "{:04}{:02}{:02}-{:02}{:02}{:02}",
+        now.year(),
+        now.month() as u8,
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    )
+}
+
+fn generate_command<B: AutodiffBackend>(args: GenerateArgs, device: B::Device) -> anyhow::Result<()> {
+    let weights = match args.weights {
+        WeightsArg::Best => Weights::Best,
+        WeightsArg::Final => Weights::Final,
+    };
+    let run = LoadedRun::<B::InnerBackend>::load(&RunDir::new(&args.run), weights, &device)?;
+    let options = SampleOptions {
+        max_new_tokens: args.max_new_tokens,
+        temperature: args.temperature,
+        top_k: args.top_k,
+        seed: args.seed,
+    };
+    if options.temperature < 0.0 || !options.temperature.is_finite() {
+        bail!("--temperature {} must be 0 (greedy) or positive", args.temperature);
+    }
+    // Check the prompt before printing anything.
+    run.vocab.encode(&args.prompt)?;
+    let mut out = std::io::stdout().lock();
+    write!(out, "{}", args.prompt)?;
+    generate(&run, &args.prompt, &options, |c| {
+        let _ = write!(out, "{c}");
+        let _ = out.flush();
+    })?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn fetch_command(from: Option<&Path>, out: &Path, url: &str) -> anyhow::Result<()> {
+    let expected = fetch::TINY_SHAKESPEARE;
+    if fetch::is_present(out, expected) {
+        println!("{} is present and verified", out.display());
+        return Ok(());
+    }
+    match from {
+        Some(from) => fetch::copy_from(from, out, expected)?,
+        None => {
+            println!("downloading {url}");
+            fetch::download(url, out, expected)?
+        }
+    }
+    println!("{} written and verified (sha256 {})", out.display(), expected.sha256);
+    Ok(())
+}

@@ -1,0 +1,25 @@
+/// The error and its causes on one line: `outer: inner: root`.
+pub fn one_line(error: &anyhow::Error) -> String {
+    format!("{error:#}").replace('\n', " ")
+}
+
+/// Replaces Rust's panic report with one line. A panic is a bug (input problems are errors),
+/// but the user still deserves a readable message rather than a backtrace hint.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        let location = info
+            .location()
+            .map(|l| format!(" (at {}:{})", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!(
+            "error: internal error: {}{location}",
+            message.replace('\n', " ")
+        );
+    }));
+}

@@ -1,0 +1,35 @@
+//! `quill-<backend>`: the command line every runner shares. A runner picks a backend and a
+//! device and calls [`main`]; everything else is here, written once for any backend.
+
+mod commands;
+mod errors;
+
+use std::process::ExitCode;
+
+use burn::tensor::backend::AutodiffBackend;
+use clap::Parser;
+
+pub use commands::Cli;
+
+/// What a runner tells the CLI about itself.
+#[derive(Debug, Clone)]
+pub struct Runner {
+    /// The binary's name, e.g. `quill-cpu`.
+    pub name: &'static str,
+    /// The backend in use, e.g. `flex` or `cuda`, shown in messages.
+    pub backend: String,
+}
+
+/// Parses the process arguments and runs the command on backend `B`. Errors are printed as one
+/// line on stderr with a non-zero exit status.
+pub fn main<B: AutodiffBackend>(runner: Runner, device: B::Device) -> ExitCode {
+    errors::install_panic_hook();
+    let cli = Cli::parse();
+    match commands::run::<B>(cli, &runner, device) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {}", errors::one_line(&error));
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! Reading the training text and cutting it into token splits.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{DataError, Split, Vocab};
+
+/// `[data]`: where the text comes from and how it is split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataConfig {
+    /// Path of a UTF-8 text file, relative to the working directory. `just data` places Tiny
+    /// Shakespeare at the default path.
+    pub path: PathBuf,
+    /// Fraction of the text, taken from its end, held out for validation (nanoGPT: 0.1).
+    pub val_fraction: f64,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("data/tinyshakespeare.txt"),
+            val_fraction: 0.1,
+        }
+    }
+}
+
+/// A loaded corpus: its vocabulary and its token ids split into train and validation.
+#[derive(Debug, Clone)]
+pub struct Corpus {
+    pub path: PathBuf,
+    pub vocab: Vocab,
+    pub split: Split,
+}
+
+impl Corpus {
+    /// Reads the file, builds its vocabulary and splits it.
+    pub fn load(config: &DataConfig) -> Result<Self, DataError> {
+        let text = read_text(&config.path)?;
+        let vocab = Vocab::from_text(&text);
+        Self::with_vocab(config, &text, vocab)
+    }
+
+    /// Like [`Corpus::load`], but encodes with an existing vocabulary (a resumed run keeps the
+    /// vocabulary it was trained with).
+    pub fn load_with_vocab(config: &DataConfig, vocab: Vocab) -> Result<Self, DataError> {
+        let text = read_text(&config.path)?;
+        Self::with_vocab(config, &text, vocab)
+    }
+
+    fn with_vocab(config: &DataConfig, text: &str, vocab: Vocab) -> Result<Self, DataError> {
+        let tokens = vocab.encode(text)?;
+        Ok(Self {
+            path: config.path.clone(),
+            vocab,
+            split: Split::new(tokens, config.val_fraction),
+        })
+    }
+
+    /// Checks that both splits hold at least one window of `block_size + 1` tokens.
+    pub fn check_block_size(&self, block_size: usize) -> Result<(), DataError> {
+        for (split, len) in [
+            ("train", self.split.train.len()),
+            ("val", self.split.val.len()),
+        ] {
+            if len < block_size + 1 {
+                return Err(DataError::SplitTooShort {
+                    path: self.path.clone(),
+                    split,
+                    len,
+                    block_size,
+                    need: block_size + 1,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads a whole UTF-8 text file, with errors that say which file and what is wrong with it.
+pub fn read_text(path: &Path) -> Result<String, DataError> {
+    let bytes = std::fs::read(path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            DataError::CorpusMissing {
+                path: path.to_owned(),
+            }
+        } else {
+            DataError::CorpusRead {
+                path: path.to_owned(),
+                source,
+            }
+        }
+    })?;
+    if bytes.is_empty() {
+        return Err(DataError::CorpusEmpty {
+            path: path.to_owned(),
+        });
+    }
+    String::from_utf8(bytes).map_err(|e| DataError::NotUtf8 {
+        path: path.to_owned(),
+        offset: e.utf8_error().valid_up_to(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &tempfile::TempDir, bytes: &[u8]) -> PathBuf {
+        let path = dir.path().join("corpus.txt");
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    #[test]
+    fn missing_empty_and_non_utf8_files_are_named_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.txt");
+        let err = read_text(&missing).unwrap_err().to_string();
+        assert!(err.contains("does not exist") && err.contains("nope.txt"), "{err}");
+
+        let empty = write(&dir, b"");
+        let err = read_text(&empty).unwrap_err().to_string();
+        assert!(err.contains("is empty"), "{err}");
+
+        let bad = write(&dir, b"abc\xff\xfe");
+        let err = read_text(&bad).unwrap_err().to_string();
+        assert!(err.contains("not valid UTF-8") && err.contains("offset 3"), "{err}");
+    }
+
+    #[test]
+    fn a_split_shorter_than_a_window_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(&dir, "abcdefghijklmnopqrstuvwxyz".repeat(4).as_bytes());
+        let config = DataConfig {
+            path,
+            val_fraction: 0.1,
+        };
+        let corpus = Corpus::load(&config).unwrap();
+        assert_eq!(corpus.split.val.len(), 11);
+        corpus.check_block_size(10).unwrap();
+        let err = corpus.check_block_size(11).unwrap_err().to_string();
+        assert!(err.contains("val split has 11") && err.contains("needs at least 12"), "{err}");
+    }
+}

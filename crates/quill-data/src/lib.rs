@@ -1,0 +1,20 @@
+//! Everything between a text file on disk and batches of token ids on a device.
+//!
+//! The pipeline, one module each: [`corpus`] reads a UTF-8 file, [`vocab`] maps characters to
+//! ids, [`split`] cuts train and validation (nanoGPT's convention), [`windows`] draws
+//! `(input, target)` windows where the target is the input shifted by one, and [`loader`] turns
+//! them into burn data loaders. [`fetch`] downloads and verifies Tiny Shakespeare.
+
+pub mod corpus;
+pub mod error;
+pub mod fetch;
+pub mod loader;
+pub mod split;
+pub mod vocab;
+pub mod windows;
+
+pub use corpus::{Corpus, DataConfig};
+pub use error::DataError;
+pub use loader::{TokenBatch, WindowLoader};
+pub use split::Split;
+pub use vocab::Vocab;

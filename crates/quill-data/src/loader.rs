@@ -1,0 +1,260 @@
+//! burn data loaders over windows of a token split.
+//!
+//! Training draws fresh random windows every epoch (nanoGPT samples with replacement rather than
+//! sweeping the text), so an "epoch" is just the evaluation interval. Validation uses one fixed,
+//! seeded set of windows so that val losses are comparable between evaluations and runs.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use burn::data::dataloader::{DataLoader, DataLoaderIterator, Progress};
+use burn::prelude::*;
+
+use crate::windows::{mix, random_offsets, window};
+
+/// A batch of windows: `inputs[b, t]` predicts `targets[b, t]`.
+#[derive(Debug, Clone)]
+pub struct TokenBatch<B: Backend> {
+    pub inputs: Tensor<B, 2, Int>,
+    pub targets: Tensor<B, 2, Int>,
+}
+
+impl<B: Backend> TokenBatch<B> {
+    /// Builds the batch of windows starting at `offsets`.
+    pub fn from_offsets(
+        tokens: &[u32],
+        offsets: &[usize],
+        block_size: usize,
+        device: &B::Device,
+    ) -> Self {
+        let mut inputs = Vec::with_capacity(offsets.len() * block_size);
+        let mut targets = Vec::with_capacity(offsets.len() * block_size);
+        for &offset in offsets {
+            let (input, target) = window(tokens, offset, block_size);
+            inputs.extend(input.iter().map(|&t| t as i32));
+            targets.extend(target.iter().map(|&t| t as i32));
+        }
+        let shape = [offsets.len(), block_size];
+        Self {
+            inputs: Tensor::from_data(TensorData::new(inputs, shape), device),
+            targets: Tensor::from_data(TensorData::new(targets, shape), device),
+        }
+    }
+
+    pub fn num_tokens(&self) -> usize {
+        self.inputs.shape().num_elements()
+    }
+}
+
+/// How a [`WindowLoader`] picks its windows.
+#[derive(Debug)]
+enum Sampling {
+    /// The same windows on every pass (validation).
+    Fixed,
+    /// New windows on every pass; `next_epoch` counts passes so that pass `e` of a resumed run
+    /// draws exactly what pass `e` of an uninterrupted run drew.
+    PerEpoch {
+        next_epoch: AtomicU64,
+        reseed_backend: bool,
+    },
+}
+
+/// A [`DataLoader`] of `batches` batches of `batch_size` windows of one token split.
+#[derive(Debug)]
+pub struct WindowLoader<B: Backend> {
+    tokens: Arc<[u32]>,
+    block_size: usize,
+    batch_size: usize,
+    batches: usize,
+    seed: u64,
+    sampling: Arc<Sampling>,
+    device: B::Device,
+}
+
+impl<B: Backend> WindowLoader<B> {
+    /// Training windows: every pass (epoch) draws new ones. `first_epoch` is the number of
+    /// epochs already trained (non-zero on resume).
+    ///
+    /// Each pass also reseeds the backend's generator from `(seed, epoch)`: dropout masks are
+    /// then a function of the epoch too, so a resumed run repeats the uninterrupted one exactly.
+    pub fn training(
+        tokens: Arc<[u32]>,
+        block_size: usize,
+        batch_size: usize,
+        batches_per_epoch: usize,
+        seed: u64,
+        first_epoch: u64,
+        device: B::Device,
+    ) -> Self {
+        Self {
+            tokens,
+            block_size,
+            batch_size,
+            batches: batches_per_epoch,
+            seed,
+            sampling: Arc::new(Sampling::PerEpoch {
+                next_epoch: AtomicU64::new(first_epoch),
+                reseed_backend: true,
+            }),
+            device,
+        }
+    }
+
+    /// Validation windows: the same `batches * batch_size` windows on every pass.
+    pub fn fixed(
+        tokens: Arc<[u32]>,
+        block_size: usize,
+        batch_size: usize,
+        batches: usize,
+        seed: u64,
+        device: B::Device,
+    ) -> Self {
+        Self {
+            tokens,
+            block_size,
+            batch_size,
+            batches,
+            seed,
+            sampling: Arc::new(Sampling::Fixed),
+            device,
+        }
+    }
+
+    fn offsets_for_pass(&self) -> Vec<usize> {
+        let stream = match self.sampling.as_ref() {
+            Sampling::Fixed => u64::MAX,
+            Sampling::PerEpoch {
+                next_epoch,
+                reseed_backend,
+            } => {
+                let epoch = next_epoch.fetch_add(1, Ordering::SeqCst);
+                if *reseed_backend {
+                    B::seed(&self.device, mix(self.seed, epoch ^ 0xD20F_0A7E));
+                }
+                epoch
+            }
+        };
+        random_offsets(
+            self.seed,
+            stream,
+            self.batches * self.batch_size,
+            self.tokens.len(),
+            self.block_size,
+        )
+    }
+}
+
+impl<B: Backend> DataLoader<B, TokenBatch<B>> for WindowLoader<B> {
+    fn iter<'a>(&'a self) -> Box<dyn DataLoaderIterator<TokenBatch<B>> + 'a> {
+        Box::new(WindowIter {
+            loader: self,
+            offsets: self.offsets_for_pass(),
+            next: 0,
+        })
+    }
+
+    fn num_items(&self) -> usize {
+        self.batches * self.batch_size
+    }
+
+    fn to_device(&self, device: &B::Device) -> Arc<dyn DataLoader<B, TokenBatch<B>>> {
+        Arc::new(Self {
+            tokens: self.tokens.clone(),
+            block_size: self.block_size,
+            batch_size: self.batch_size,
+            batches: self.batches,
+            seed: self.seed,
+            sampling: self.sampling.clone(),
+            device: device.clone(),
+        })
+    }
+
+    fn slice(&self, start: usize, end: usize) -> Arc<dyn DataLoader<B, TokenBatch<B>>> {
+        // Items are whole batches here: a slice keeps the batches that `start..end` covers.
+        let batches = end.div_ceil(self.batch_size) - start / self.batch_size;
+        Arc::new(Self {
+            tokens: self.tokens.clone(),
+            block_size: self.block_size,
+            batch_size: self.batch_size,
+            batches,
+            seed: self.seed,
+            sampling: self.sampling.clone(),
+            device: self.device.clone(),
+        })
+    }
+}
+
+struct WindowIter<'a, B: Backend> {
+    loader: &'a WindowLoader<B>,
+    offsets: Vec<usize>,
+    next: usize,
+}
+
+impl<B: Backend> Iterator for WindowIter<'_, B> {
+    type Item = TokenBatch<B>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let size = self.loader.batch_size;
+        let offsets = self.offsets.get(self.next..self.next + size)?;
+        self.next += size;
+        Some(TokenBatch::from_offsets(
+            &self.loader.tokens,
+            offsets,
+            self.loader.block_size,
+            &self.loader.device,
+        ))
+    }
+}
+
+impl<B: Backend> DataLoaderIterator<TokenBatch<B>> for WindowIter<'_, B> {
+    fn progress(&self) -> Progress {
+        Progress::new(self.next, self.offsets.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::NdArray;
+
+    type B = NdArray;
+
+    fn rows(batch: &TokenBatch<B>) -> (Vec<i64>, Vec<i64>) {
+        let ints = |t: &Tensor<B, 2, Int>| t.to_data().convert::<i64>().to_vec::<i64>().unwrap();
+        (ints(&batch.inputs), ints(&batch.targets))
+    }
+
+    #[test]
+    fn batches_have_the_configured_shape_and_shifted_targets() {
+        let tokens: Arc<[u32]> = (0..500).collect::<Vec<u32>>().into();
+        let loader = WindowLoader::<B>::fixed(tokens, 8, 4, 3, 1, Default::default());
+        let batches: Vec<_> = loader.iter().collect();
+        assert_eq!(batches.len(), 3);
+        for batch in &batches {
+            assert_eq!(batch.inputs.dims(), [4, 8]);
+            assert_eq!(batch.targets.dims(), [4, 8]);
+            // Tokens are their own positions here, so every target is its input plus one.
+            let (inputs, targets) = rows(batch);
+            assert!(inputs.iter().zip(&targets).all(|(i, t)| t - i == 1));
+        }
+    }
+
+    #[test]
+    fn validation_repeats_and_training_moves_on() {
+        let tokens: Arc<[u32]> = (0..500).collect::<Vec<u32>>().into();
+        let fixed = WindowLoader::<B>::fixed(tokens.clone(), 8, 4, 2, 1, Default::default());
+        let first: Vec<_> = fixed.iter().map(|b| rows(&b)).collect();
+        let second: Vec<_> = fixed.iter().map(|b| rows(&b)).collect();
+        assert_eq!(first, second);
+
+        let train = WindowLoader::<B>::training(tokens.clone(), 8, 4, 2, 1, 0, Default::default());
+        let epoch0: Vec<_> = train.iter().map(|b| rows(&b)).collect();
+        let epoch1: Vec<_> = train.iter().map(|b| rows(&b)).collect();
+        assert_ne!(epoch0, epoch1);
+
+        // A loader resumed after one epoch draws what the uninterrupted one drew second.
+        let resumed = WindowLoader::<B>::training(tokens, 8, 4, 2, 1, 1, Default::default());
+        let resumed1: Vec<_> = resumed.iter().map(|b| rows(&b)).collect();
+        assert_eq!(resumed1, epoch1);
+    }
+}

@@ -1,0 +1,59 @@
+//! Windows of `block_size` tokens: the model reads `tokens[o..o + T]` and learns to predict
+//! `tokens[o + 1..o + T + 1]`, the same window shifted by one character.
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// The input and target of the window starting at `offset`.
+pub fn window(tokens: &[u32], offset: usize, block_size: usize) -> (&[u32], &[u32]) {
+    (
+        &tokens[offset..offset + block_size],
+        &tokens[offset + 1..offset + block_size + 1],
+    )
+}
+
+/// `count` window offsets drawn uniformly (with replacement, as nanoGPT's `get_batch`) from the
+/// `len - block_size` valid starts. The draw depends only on `(seed, stream)`, so batch `k` of a
+/// run is the same whether the run was interrupted or not.
+pub fn random_offsets(
+    seed: u64,
+    stream: u64,
+    count: usize,
+    len: usize,
+    block_size: usize,
+) -> Vec<usize> {
+    let starts = len - block_size;
+    let mut rng = StdRng::seed_from_u64(mix(seed, stream));
+    (0..count).map(|_| rng.random_range(0..starts)).collect()
+}
+
+/// Combines a seed and a stream number into one well-spread seed (SplitMix64's finalizer).
+pub fn mix(seed: u64, stream: u64) -> u64 {
+    let mut z = seed ^ stream.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_is_input_shifted_by_one() {
+        let tokens: Vec<u32> = (10..30).collect();
+        let (input, target) = window(&tokens, 3, 5);
+        assert_eq!(input, &[13, 14, 15, 16, 17]);
+        assert_eq!(target, &[14, 15, 16, 17, 18]);
+        assert_eq!(&input[1..], &target[..4]);
+    }
+
+    #[test]
+    fn offsets_are_in_range_and_reproducible() {
+        let a = random_offsets(7, 3, 1000, 100, 10);
+        assert_eq!(a, random_offsets(7, 3, 1000, 100, 10));
+        assert_ne!(a, random_offsets(7, 4, 1000, 100, 10));
+        assert!(a.iter().all(|&o| o + 10 < 100));
+        assert!(a.contains(&0) && a.contains(&89));
+    }
+}

@@ -1,0 +1,108 @@
+use rand::Rng;
+
+/// How the next character is drawn from the model's scores.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SampleOptions {
+    pub max_new_tokens: usize,
+    /// Divides the logits before the softmax; 0 picks the most likely character (greedy).
+    pub temperature: f64,
+    /// Keep only the `k` most likely characters; `None` keeps all.
+    pub top_k: Option<usize>,
+    pub seed: u64,
+}
+
+impl Default for SampleOptions {
+    fn default() -> Self {
+        Self {
+            max_new_tokens: 500,
+            temperature: 0.8,
+            top_k: None,
+            seed: 1337,
+        }
+    }
+}
+
+/// Picks an index from `logits` according to `options`, drawing from `rng`.
+pub fn sample(logits: &[f32], options: &SampleOptions, rng: &mut impl Rng) -> usize {
+    if options.temperature <= 0.0 {
+        return argmax(logits);
+    }
+    let mut order: Vec<usize> = (0..logits.len()).collect();
+    order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
+    if let Some(k) = options.top_k {
+        order.truncate(k.max(1));
+    }
+    let scaled: Vec<f64> = order
+        .iter()
+        .map(|&i| logits[i] as f64 / options.temperature)
+        .collect();
+    let max = scaled.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let weights: Vec<f64> = scaled.iter().map(|s| (s - max).exp()).collect();
+    let total: f64 = weights.iter().sum();
+    let mut draw = rng.random::<f64>() * total;
+    for (&index, weight) in order.iter().zip(&weights) {
+        if draw < *weight {
+            return index;
+        }
+        draw -= weight;
+    }
+    order[weights.len() - 1]
+}
+
+/// The index of the largest logit (the first one on ties).
+pub fn argmax(logits: &[f32]) -> usize {
+    logits
+        .iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
+            if v > best.1 { (i, v) } else { best }
+        })
+        .0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    const LOGITS: [f32; 5] = [0.5, 2.0, -1.0, 1.9, 0.0];
+
+    fn options(temperature: f64, top_k: Option<usize>) -> SampleOptions {
+        SampleOptions {
+            temperature,
+            top_k,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn temperature_zero_and_top_k_one_are_greedy() {
+        let mut rng = StdRng::seed_from_u64(0);
+        for _ in 0..50 {
+            assert_eq!(sample(&LOGITS, &options(0.0, None), &mut rng), 1);
+            assert_eq!(sample(&LOGITS, &options(1.5, Some(1)), &mut rng), 1);
+        }
+    }
+
+    #[test]
+    fn top_k_keeps_only_the_k_best() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let picks: Vec<usize> = (0..500)
+            .map(|_| sample(&LOGITS, &options(1.0, Some(2)), &mut rng))
+            .collect();
+        assert!(picks.iter().all(|&p| p == 1 || p == 3));
+        assert!(picks.contains(&1) && picks.contains(&3));
+    }
+
+    #[test]
+    fn sampling_follows_the_softmax() {
+        let mut rng = StdRng::seed_from_u64(2);
+        let n = 20000;
+        let ones = (0..n)
+            .filter(|_| sample(&[0.0, 2f32.ln()], &options(1.0, None), &mut rng) == 1)
+            .count();
+        let share = ones as f64 / n as f64;
+        assert!((share - 2.0 / 3.0).abs() < 0.02, "share {share}");
+    }
+}

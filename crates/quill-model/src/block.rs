@@ -1,0 +1,37 @@
+use burn::nn::{LayerNorm, LayerNormConfig};
+use burn::prelude::*;
+
+use crate::attention::CausalSelfAttention;
+use crate::config::ModelConfig;
+use crate::mlp::Mlp;
+
+/// One pre-norm Transformer block: `x + attn(ln(x))`, then `x + mlp(ln(x))`.
+#[derive(Module, Debug)]
+pub struct Block<B: Backend> {
+    ln_attn: LayerNorm<B>,
+    attn: CausalSelfAttention<B>,
+    ln_mlp: LayerNorm<B>,
+    mlp: Mlp<B>,
+}
+
+impl<B: Backend> Block<B> {
+    pub fn new(config: &ModelConfig, device: &B::Device) -> Self {
+        Self {
+            ln_attn: layer_norm(config, device),
+            attn: CausalSelfAttention::new(config, device),
+            ln_mlp: layer_norm(config, device),
+            mlp: Mlp::new(config, device),
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let x = x.clone() + self.attn.forward(self.ln_attn.forward(x));
+        x.clone() + self.mlp.forward(self.ln_mlp.forward(x))
+    }
+}
+
+pub fn layer_norm<B: Backend>(config: &ModelConfig, device: &B::Device) -> LayerNorm<B> {
+    LayerNormConfig::new(config.n_embd)
+        .with_bias(config.bias)
+        .init(device)
+}

@@ -1,0 +1,17 @@
+//! A GPT-style decoder-only Transformer, written once against burn's [`Backend`] trait.
+//!
+//! Read it top-down: [`gpt`] (embeddings, the stack of blocks, the head), [`block`] (pre-norm
+//! residual block), [`attention`] (causal multi-head self-attention), [`mlp`] (the feed-forward
+//! part), [`positional`] (learned or sinusoidal positions), [`config`] (the `[model]` table).
+//!
+//! [`Backend`]: burn::tensor::backend::Backend
+
+pub mod attention;
+pub mod block;
+pub mod config;
+pub mod gpt;
+pub mod mlp;
+pub mod positional;
+
+pub use config::{ModelConfig, Positional};
+pub use gpt::Gpt;

@@ -1,0 +1,58 @@
+use burn::nn::{Embedding, EmbeddingConfig};
+use burn::prelude::*;
+
+use crate::config::{ModelConfig, Positional};
+use crate::gpt::INIT_STD;
+
+/// Position information added to the token embeddings.
+///
+/// Learned positions are an embedding table; sinusoidal ones hold no parameters and are
+/// computed for the sequence length at hand.
+#[derive(Module, Debug)]
+pub struct PositionalEncoding<B: Backend> {
+    learned: Option<Embedding<B>>,
+    n_embd: usize,
+}
+
+impl<B: Backend> PositionalEncoding<B> {
+    pub fn new(config: &ModelConfig, device: &B::Device) -> Self {
+        let learned = match config.positional {
+            Positional::Learned => Some(
+                EmbeddingConfig::new(config.block_size, config.n_embd)
+                    .with_initializer(burn::module::Initializer::Normal {
+                        mean: 0.0,
+                        std: INIT_STD,
+                    })
+                    .init(device),
+            ),
+            Positional::Sinusoidal => None,
+        };
+        Self {
+            learned,
+            n_embd: config.n_embd,
+        }
+    }
+
+    /// Encodings for positions `0..seq_len`, shape `[1, seq_len, n_embd]`.
+    pub fn forward(&self, seq_len: usize, device: &B::Device) -> Tensor<B, 3> {
+        match &self.learned {
+            Some(embedding) => {
+                let positions = Tensor::<B, 1, Int>::arange(0..seq_len as i64, device);
+                embedding.forward(positions.unsqueeze::<2>())
+            }
+            None => sinusoidal_table(seq_len, self.n_embd, device).unsqueeze::<3>(),
+        }
+    }
+}
+
+/// `PE[pos, 2i] = sin(pos / 10000^(2i/d))`, `PE[pos, 2i+1] = cos(pos / 10000^(2i/d))`.
+pub fn sinusoidal_table<B: Backend>(seq_len: usize, d: usize, device: &B::Device) -> Tensor<B, 2> {
+    let mut table = Vec::with_capacity(seq_len * d);
+    for pos in 0..seq_len {
+        for i in 0..d {
+            let angle = pos as f64 / 10000f64.powf((2 * (i / 2)) as f64 / d as f64);
+            table.push(if i % 2 == 0 { angle.sin() } else { angle.cos() } as f32);
+        }
+    }
+    Tensor::from_data(TensorData::new(table, [seq_len, d]), device)
+}

@@ -1,0 +1,189 @@
+//! AdamW that decays weight matrices only, and global gradient-norm clipping.
+//!
+//! nanoGPT decays every parameter with two or more dimensions (linear weights, embeddings) and
+//! leaves biases and layer-norm gains alone. burn 0.21's AdamW decays every parameter it steps,
+//! so [`MatrixDecayAdamW`] dispatches each tensor to a decaying or a non-decaying AdamW by rank.
+//! burn's `GradientClippingConfig::Norm` clips each tensor by its own norm; PyTorch's
+//! `clip_grad_norm_` (and nanoGPT) scales all gradients by one global norm, which
+//! [`clip_global_norm`] does.
+
+use burn::module::{AutodiffModule, ModuleVisitor, Param};
+use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::{AdamW, AdamWConfig, AdamWState, GradientsParams, SimpleOptimizer};
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+
+use crate::config::OptimizerConfig;
+
+#[derive(Clone)]
+pub struct MatrixDecayAdamW {
+    decayed: AdamW,
+    not_decayed: AdamW,
+}
+
+impl MatrixDecayAdamW {
+    pub fn new(config: &OptimizerConfig) -> Self {
+        let adamw = AdamWConfig::new()
+            .with_beta_1(config.beta1 as f32)
+            .with_beta_2(config.beta2 as f32)
+            // PyTorch's default; burn's is 1e-5.
+            .with_epsilon(1e-8);
+        Self {
+            decayed: adamw
+                .clone()
+                .with_weight_decay(config.weight_decay as f32)
+                .build(),
+            not_decayed: adamw.with_weight_decay(0.0).build(),
+        }
+    }
+
+    /// The optimizer for module `M`, in burn's adaptor (records, devices, checkpoints).
+    pub fn init<B: AutodiffBackend, M: AutodiffModule<B>>(
+        config: &OptimizerConfig,
+    ) -> OptimizerAdaptor<Self, M, B> {
+        OptimizerAdaptor::from(Self::new(config))
+    }
+}
+
+impl<B: Backend> SimpleOptimizer<B> for MatrixDecayAdamW {
+    type State<const D: usize> = AdamWState<B, D>;
+
+    fn step<const D: usize>(
+        &self,
+        lr: f64,
+        tensor: Tensor<B, D>,
+        grad: Tensor<B, D>,
+        state: Option<Self::State<D>>,
+    ) -> (Tensor<B, D>, Option<Self::State<D>>) {
+        let adamw = if D >= 2 {
+            &self.decayed
+        } else {
+            &self.not_decayed
+        };
+        SimpleOptimizer::<B>::step(adamw, lr, tensor, grad, state)
+    }
+
+    fn to_device<const D: usize>(state: Self::State<D>, device: &B::Device) -> Self::State<D> {
+        <AdamW as SimpleOptimizer<B>>::to_device(state, device)
+    }
+}
+
+/// Scales every gradient of `module` by `min(1, max_norm / (‖g‖ + 1e-6))`, where `‖g‖` is the
+/// L2 norm of all gradients together. Stays on the device: no value is read back.
+pub fn clip_global_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
+    module: &M,
+    grads: GradientsParams,
+    max_norm: f64,
+) -> GradientsParams {
+    let mut squares = SumOfSquares::<B> {
+        grads: &grads,
+        total: None,
+    };
+    module.visit(&mut squares);
+    let Some(total) = squares.total else {
+        return grads;
+    };
+    let coef = (total.sqrt().add_scalar(1e-6).recip() * max_norm).clamp_max(1.0);
+    let mut scale = Scale::<B> { grads, coef };
+    module.visit(&mut scale);
+    scale.grads
+}
+
+struct SumOfSquares<'a, B: AutodiffBackend> {
+    grads: &'a GradientsParams,
+    total: Option<Tensor<B::InnerBackend, 1>>,
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for SumOfSquares<'_, B> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if let Some(grad) = self.grads.get::<B::InnerBackend, D>(param.id) {
+            let sum = grad.square().sum();
+            self.total = Some(match self.total.take() {
+                Some(total) => total + sum,
+                None => sum,
+            });
+        }
+    }
+}
+
+struct Scale<B: AutodiffBackend> {
+    grads: GradientsParams,
+    coef: Tensor<B::InnerBackend, 1>,
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for Scale<B> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if let Some(grad) = self.grads.remove::<B::InnerBackend, D>(param.id) {
+            let coef = self.coef.clone().reshape([1; D]);
+            self.grads.register(param.id, grad * coef);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::{Autodiff, NdArray};
+    use burn::nn::{Linear, LinearConfig};
+    use burn::optim::Optimizer;
+
+    type A = Autodiff<NdArray>;
+
+    fn grads_of(layer: &Linear<A>, scale: f32) -> GradientsParams {
+        let x = Tensor::<A, 2>::ones([2, 3], &Default::default()) * scale;
+        GradientsParams::from_grads(layer.forward(x).sum().backward(), layer)
+    }
+
+    fn global_norm(layer: &Linear<A>, grads: &GradientsParams) -> f32 {
+        let w = grads.get::<NdArray, 2>(layer.weight.id).unwrap();
+        let b = grads.get::<NdArray, 1>(layer.bias.as_ref().unwrap().id).unwrap();
+        (w.square().sum() + b.square().sum()).sqrt().into_scalar()
+    }
+
+    #[test]
+    fn clipping_scales_all_gradients_by_one_global_norm() {
+        let layer: Linear<A> = LinearConfig::new(3, 4).init(&Default::default());
+        let grads = grads_of(&layer, 10.0);
+        let before = global_norm(&layer, &grads);
+        let w_before = grads.get::<NdArray, 2>(layer.weight.id).unwrap();
+        assert!(before > 1.0);
+        let clipped = clip_global_norm(&layer, grads, 1.0);
+        assert!((global_norm(&layer, &clipped) - 1.0).abs() < 1e-4);
+        // Direction is kept: one factor for every tensor.
+        let w_after = clipped.get::<NdArray, 2>(layer.weight.id).unwrap();
+        let ratio = (w_after / w_before).into_data().to_vec::<f32>().unwrap();
+        assert!(ratio.iter().all(|r| (r - ratio[0]).abs() < 1e-6));
+
+        let small = grads_of(&layer, 0.01);
+        let n = global_norm(&layer, &small);
+        assert!(n < 1.0);
+        assert!((global_norm(&layer, &clip_global_norm(&layer, small, 1.0)) - n).abs() < 1e-6);
+    }
+
+    #[test]
+    fn weight_decay_touches_matrices_only() {
+        // With zero gradients Adam's update is zero, so any change is weight decay.
+        let layer: Linear<A> = LinearConfig::new(3, 4).init(&Default::default());
+        let config = OptimizerConfig {
+            weight_decay: 0.5,
+            ..Default::default()
+        };
+        let mut optim = MatrixDecayAdamW::init::<A, Linear<A>>(&config);
+        let zero = Tensor::<A, 2>::zeros([2, 3], &Default::default());
+        let grads = GradientsParams::from_grads(layer.forward(zero).sum().backward(), &layer);
+        let mut grads_zero = GradientsParams::new();
+        grads_zero.register::<NdArray, 2>(
+            layer.weight.id,
+            grads.get::<NdArray, 2>(layer.weight.id).unwrap() * 0.0,
+        );
+        let bias_id = layer.bias.as_ref().unwrap().id;
+        grads_zero.register::<NdArray, 1>(bias_id, grads.get::<NdArray, 1>(bias_id).unwrap() * 0.0);
+        let w0 = layer.weight.val().inner();
+        let b0 = layer.bias.as_ref().unwrap().val().inner();
+        let stepped = optim.step(0.1, layer, grads_zero);
+        let w1 = stepped.weight.val().inner();
+        let b1 = stepped.bias.as_ref().unwrap().val().inner();
+        (w0 * (1.0 - 0.1 * 0.5)).into_data().assert_approx_eq::<f32>(&w1.into_data(), Default::default());
+        b0.into_data().assert_approx_eq::<f32>(&b1.into_data(), Default::default());
+    }
+}

@@ -1,0 +1,108 @@
+//! nanoGPT's learning-rate schedule: linear warmup, cosine decay, then a floor.
+//!
+//! Written here rather than composed from burn's schedulers: burn 0.21's `ComposedLrScheduler`
+//! combines schedulers at the same step (sum/product/average), it cannot run one after another,
+//! and its cosine restarts instead of holding `min_lr`.
+
+use burn::optim::LearningRate;
+use burn::lr_scheduler::LrScheduler;
+use burn::tensor::backend::Backend;
+
+/// The learning rate as a function of the optimizer step, with the step as its only state.
+#[derive(Debug, Clone)]
+pub struct WarmupCosine {
+    pub lr: f64,
+    pub min_lr: f64,
+    pub warmup_steps: usize,
+    pub decay_steps: usize,
+    /// Micro-batches per optimizer step: burn-train advances the scheduler once per
+    /// micro-batch, so with gradient accumulation the step is `micro_batches / grad_accum`.
+    pub grad_accum: usize,
+    /// Micro-batches seen so far.
+    pub micro_batches: usize,
+}
+
+impl WarmupCosine {
+    /// The rate for optimizer step `it` (0-based), exactly nanoGPT's `get_lr(it)`.
+    pub fn lr_at(&self, it: usize) -> f64 {
+        if it < self.warmup_steps {
+            return self.lr * (it + 1) as f64 / (self.warmup_steps + 1) as f64;
+        }
+        if it > self.decay_steps {
+            return self.min_lr;
+        }
+        let span = (self.decay_steps - self.warmup_steps).max(1) as f64;
+        let ratio = (it - self.warmup_steps) as f64 / span;
+        let coeff = 0.5 * (1.0 + (std::f64::consts::PI * ratio).cos());
+        self.min_lr + coeff * (self.lr - self.min_lr)
+    }
+}
+
+impl LrScheduler for WarmupCosine {
+    type Record<B: Backend> = usize;
+
+    fn step(&mut self) -> LearningRate {
+        let lr = self.lr_at(self.micro_batches / self.grad_accum);
+        self.micro_batches += 1;
+        lr
+    }
+
+    fn to_record<B: Backend>(&self) -> usize {
+        self.micro_batches
+    }
+
+    fn load_record<B: Backend>(mut self, micro_batches: usize) -> Self {
+        self.micro_batches = micro_batches;
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schedule() -> WarmupCosine {
+        WarmupCosine {
+            lr: 1e-3,
+            min_lr: 1e-4,
+            warmup_steps: 10,
+            decay_steps: 110,
+            grad_accum: 1,
+            micro_batches: 0,
+        }
+    }
+
+    #[test]
+    fn warms_up_decays_and_holds() {
+        let s = schedule();
+        assert!((s.lr_at(0) - 1e-3 / 11.0).abs() < 1e-12);
+        assert!((s.lr_at(9) - 1e-3 * 10.0 / 11.0).abs() < 1e-12);
+        assert!((s.lr_at(10) - 1e-3).abs() < 1e-12);
+        assert!((s.lr_at(60) - 5.5e-4).abs() < 1e-12);
+        assert!((s.lr_at(110) - 1e-4).abs() < 1e-12);
+        assert_eq!(s.lr_at(5000), 1e-4);
+        let rates: Vec<f64> = (10..=110).map(|i| s.lr_at(i)).collect();
+        assert!(rates.windows(2).all(|w| w[1] <= w[0]));
+    }
+
+    #[test]
+    fn stepping_follows_lr_at_and_resumes_from_its_record() {
+        let mut s = schedule();
+        let first: Vec<f64> = (0..20).map(|_| s.step()).collect();
+        assert_eq!(first, (0..20).map(|i| schedule().lr_at(i)).collect::<Vec<_>>());
+        type B = burn::backend::NdArray;
+        let mut resumed = schedule().load_record::<B>(s.to_record::<B>());
+        assert_eq!(resumed.step(), s.step());
+    }
+
+    #[test]
+    fn gradient_accumulation_holds_the_rate_within_a_step() {
+        let mut s = WarmupCosine {
+            grad_accum: 3,
+            ..schedule()
+        };
+        let rates: Vec<f64> = (0..6).map(|_| s.step()).collect();
+        let expected = [0, 0, 0, 1, 1, 1].map(|i| schedule().lr_at(i));
+        assert_eq!(rates, expected);
+    }
+}
