@@ -162,7 +162,10 @@ fn train_command<B: AutodiffBackend>(
         (run, config)
     } else {
         let config = RunConfig::load(&args.config.config, &args.config.overrides)?;
-        let name = args.name.clone().unwrap_or_else(|| format!("{stem}-{}", timestamp()));
+        let name = args
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{stem}-{}", timestamp()));
         let run = RunDir::new(args.artifacts.join(name));
         if run.path.exists() {
             if !args.force {
@@ -218,8 +221,7 @@ fn newest_run(artifacts: &Path, stem: &str) -> anyhow::Result<RunDir> {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             p.join("config.toml").exists()
-                && p
-                    .file_name()
+                && p.file_name()
                     .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
         })
         .collect();
@@ -247,7 +249,10 @@ fn timestamp() -> String {
     )
 }
 
-fn generate_command<B: AutodiffBackend>(args: GenerateArgs, device: B::Device) -> anyhow::Result<()> {
+fn generate_command<B: AutodiffBackend>(
+    args: GenerateArgs,
+    device: B::Device,
+) -> anyhow::Result<()> {
     let weights = match args.weights {
         WeightsArg::Best => Weights::Best,
         WeightsArg::Final => Weights::Final,
@@ -260,7 +265,10 @@ fn generate_command<B: AutodiffBackend>(args: GenerateArgs, device: B::Device) -
         seed: args.seed,
     };
     if options.temperature < 0.0 || !options.temperature.is_finite() {
-        bail!("--temperature {} must be 0 (greedy) or positive", args.temperature);
+        bail!(
+            "--temperature {} must be 0 (greedy) or positive",
+            args.temperature
+        );
     }
     // Check the prompt before printing anything.
     run.vocab.encode(&args.prompt)?;
@@ -287,6 +295,10 @@ fn fetch_command(from: Option<&Path>, out: &Path, url: &str) -> anyhow::Result<(
             fetch::download(url, out, expected)?
         }
     }
-    println!("{} written and verified (sha256 {})", out.display(), expected.sha256);
+    println!(
+        "{} written and verified (sha256 {})",
+        out.display(),
+        expected.sha256
+    );
     Ok(())
 }

@@ -8,10 +8,16 @@ use quill_cli::Runner;
 
 fn main() -> ExitCode {
     match std::env::var("QUILL_CPU_BACKEND").as_deref() {
-        Ok("ndarray") => quill_cli::main::<Autodiff<NdArray>>(runner("ndarray"), Default::default()),
-        Ok("flex") | Err(_) => quill_cli::main::<Autodiff<Flex>>(runner("flex"), Default::default()),
+        Ok("ndarray") => {
+            quill_cli::main::<Autodiff<NdArray>>(runner("ndarray"), Default::default())
+        }
+        Ok("flex") | Err(_) => {
+            quill_cli::main::<Autodiff<Flex>>(runner("flex"), Default::default())
+        }
         Ok(other) => {
-            eprintln!("error: QUILL_CPU_BACKEND={other} is not a CPU backend (use flex or ndarray)");
+            eprintln!(
+                "error: QUILL_CPU_BACKEND={other} is not a CPU backend (use flex or ndarray)"
+            );
             ExitCode::FAILURE
         }
     }

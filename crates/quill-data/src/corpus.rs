@@ -118,7 +118,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope.txt");
         let err = read_text(&missing).unwrap_err().to_string();
-        assert!(err.contains("does not exist") && err.contains("nope.txt"), "{err}");
+        assert!(
+            err.contains("does not exist") && err.contains("nope.txt"),
+            "{err}"
+        );
 
         let empty = write(&dir, b"");
         let err = read_text(&empty).unwrap_err().to_string();
@@ -126,7 +129,10 @@ mod tests {
 
         let bad = write(&dir, b"abc\xff\xfe");
         let err = read_text(&bad).unwrap_err().to_string();
-        assert!(err.contains("not valid UTF-8") && err.contains("offset 3"), "{err}");
+        assert!(
+            err.contains("not valid UTF-8") && err.contains("offset 3"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -141,6 +147,9 @@ mod tests {
         assert_eq!(corpus.split.val.len(), 11);
         corpus.check_block_size(10).unwrap();
         let err = corpus.check_block_size(11).unwrap_err().to_string();
-        assert!(err.contains("val split has 11") && err.contains("needs at least 12"), "{err}");
+        assert!(
+            err.contains("val split has 11") && err.contains("needs at least 12"),
+            "{err}"
+        );
     }
 }

@@ -3,7 +3,9 @@ use std::path::PathBuf;
 /// Every way the data pipeline can refuse its input. Messages are one line and name the file.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    #[error("corpus file {path} does not exist (run `just data` to download Tiny Shakespeare, or set data.path)")]
+    #[error(
+        "corpus file {path} does not exist (run `just data` to download Tiny Shakespeare, or set data.path)"
+    )]
     CorpusMissing { path: PathBuf },
     #[error("cannot read corpus file {path}: {source}")]
     CorpusRead {

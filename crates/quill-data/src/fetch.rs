@@ -76,11 +76,7 @@ pub fn copy_from(from: &Path, out: &Path, expected: Expected) -> Result<(), Fetc
 
 fn verify(bytes: &[u8], expected: Expected) -> Result<(), String> {
     if bytes.len() as u64 != expected.len {
-        return Err(format!(
-            "{} bytes, expected {}",
-            bytes.len(),
-            expected.len
-        ));
+        return Err(format!("{} bytes, expected {}", bytes.len(), expected.len));
     }
     let digest = format!("{:x}", Sha256::digest(bytes));
     if digest != expected.sha256 {
@@ -90,7 +86,12 @@ fn verify(bytes: &[u8], expected: Expected) -> Result<(), String> {
 }
 
 /// Verifies then writes through a temporary file and a rename, so `out` is never half written.
-fn store(bytes: &[u8], source_name: &str, out: &Path, expected: Expected) -> Result<(), FetchError> {
+fn store(
+    bytes: &[u8],
+    source_name: &str,
+    out: &Path,
+    expected: Expected,
+) -> Result<(), FetchError> {
     verify(bytes, expected).map_err(|reason| FetchError::Verify {
         source_name: source_name.to_owned(),
         reason,
@@ -161,10 +162,17 @@ mod tests {
     fn a_corrupted_download_is_rejected_and_not_kept() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("input.txt");
-        let err = download(&serve_once(b"To be, or not to be, that is the questioN.\n"), &out, real_expected())
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("failed verification") && err.contains("sha256"), "{err}");
+        let err = download(
+            &serve_once(b"To be, or not to be, that is the questioN.\n"),
+            &out,
+            real_expected(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("failed verification") && err.contains("sha256"),
+            "{err}"
+        );
         assert!(!out.exists());
         assert!(!is_present(&out, real_expected()));
     }
@@ -172,12 +180,19 @@ mod tests {
     #[test]
     fn an_unreachable_server_says_how_to_place_the_file() {
         let dir = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let url = format!("http://127.0.0.1:{port}/input.txt");
         let err = download(&url, &dir.path().join("x.txt"), real_expected())
             .unwrap_err()
             .to_string();
-        assert!(err.contains("download of") && err.contains("--from"), "{err}");
+        assert!(
+            err.contains("download of") && err.contains("--from"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -191,7 +206,9 @@ mod tests {
 
         std::fs::write(&good, &BODY[1..]).unwrap();
         let out2 = dir.path().join("out2.txt");
-        let err = copy_from(&good, &out2, real_expected()).unwrap_err().to_string();
+        let err = copy_from(&good, &out2, real_expected())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("bytes, expected"), "{err}");
         assert!(!out2.exists());
     }

@@ -46,8 +46,16 @@ impl Vocab {
     }
 
     fn from_chars(chars: Vec<char>) -> Self {
-        let chars: Vec<char> = chars.into_iter().collect::<BTreeSet<_>>().into_iter().collect();
-        let ids = chars.iter().enumerate().map(|(i, &c)| (c, i as u32)).collect();
+        let chars: Vec<char> = chars
+            .into_iter()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let ids = chars
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| (c, i as u32))
+            .collect();
         Self { chars, ids }
     }
 
@@ -122,7 +130,10 @@ mod tests {
     #[test]
     fn ids_follow_sorted_distinct_characters() {
         let vocab = Vocab::from_text("hello world\n");
-        assert_eq!(vocab.chars(), &['\n', ' ', 'd', 'e', 'h', 'l', 'o', 'r', 'w']);
+        assert_eq!(
+            vocab.chars(),
+            &['\n', ' ', 'd', 'e', 'h', 'l', 'o', 'r', 'w']
+        );
         assert_eq!(vocab.encode("hold").unwrap(), vec![4, 6, 5, 2]);
     }
 

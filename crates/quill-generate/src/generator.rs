@@ -29,7 +29,8 @@ pub fn generate<B: Backend>(
     for _ in 0..options.max_new_tokens {
         let window = &context[context.len().saturating_sub(block_size)..];
         let ids: Vec<i32> = window.iter().map(|&t| t as i32).collect();
-        let input = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [1, window.len()]), &device);
+        let input =
+            Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [1, window.len()]), &device);
         let logits = run.model.forward(input);
         let [_, seq, vocab] = logits.dims();
         let last = logits
@@ -57,15 +58,17 @@ mod tests {
 
     fn run() -> LoadedRun<NdArray> {
         let device = Default::default();
-        NdArray::seed(&device, 3);
-        let mut config = RunConfig::default();
-        config.model = ModelConfig {
-            n_layer: 1,
-            n_head: 2,
-            n_embd: 8,
-            block_size: 4,
-            dropout: 0.0,
-            ..ModelConfig::default()
+        <NdArray as Backend>::seed(&device, 3);
+        let config = RunConfig {
+            model: ModelConfig {
+                n_layer: 1,
+                n_head: 2,
+                n_embd: 8,
+                block_size: 4,
+                dropout: 0.0,
+                ..ModelConfig::default()
+            },
+            ..RunConfig::default()
         };
         let vocab = Vocab::from_text("abcdefgh \n");
         let model = Gpt::new(&config.model, vocab.len(), &device);
@@ -107,6 +110,9 @@ mod tests {
     fn prompt_outside_the_vocabulary_is_named() {
         let run = run();
         let err = generate(&run, "abz!", &SampleOptions::default(), |_| {}).unwrap_err();
-        assert_eq!(err.to_string(), "characters not in the vocabulary: '!', 'z'");
+        assert_eq!(
+            err.to_string(),
+            "characters not in the vocabulary: '!', 'z'"
+        );
     }
 }

@@ -10,7 +10,9 @@ use quill_train::{RunConfig, RunDir, Weights};
 pub enum LoadError {
     #[error("{0} is not a run directory (it has no config.toml)")]
     NotARun(PathBuf),
-    #[error("{dir} has no {weights} weights ({file} is missing); train it first, or pick --weights {other}")]
+    #[error(
+        "{dir} has no {weights} weights ({file} is missing); train it first, or pick --weights {other}"
+    )]
     NoWeights {
         dir: PathBuf,
         weights: &'static str,

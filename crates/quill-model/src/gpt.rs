@@ -1,6 +1,8 @@
 use burn::module::{Initializer, Param};
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, Linear, LinearConfig};
+use burn::nn::{
+    Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, Linear, LinearConfig,
+};
 use burn::prelude::*;
 use burn::tensor::module::linear;
 
@@ -151,8 +153,16 @@ mod tests {
     }
 
     fn tokens(ids: &[i32], batch: usize) -> Tensor<B, 2, Int> {
-        let data: Vec<i32> = ids.iter().copied().cycle().take(ids.len() * batch).collect();
-        Tensor::from_data(TensorData::new(data, [batch, ids.len()]), &Default::default())
+        let data: Vec<i32> = ids
+            .iter()
+            .copied()
+            .cycle()
+            .take(ids.len() * batch)
+            .collect();
+        Tensor::from_data(
+            TensorData::new(data, [batch, ids.len()]),
+            &Default::default(),
+        )
     }
 
     #[test]
@@ -202,6 +212,7 @@ mod tests {
     fn dropout_path_matches_fused_attention_when_disabled() {
         // The explicit attention (used for attention dropout in training) and burn's fused op
         // must compute the same function; with p = 0 in the autodiff backend both are compared.
+        use burn::module::AutodiffModule;
         type A = burn::backend::Autodiff<NdArray>;
         let mut config = small(Positional::Learned, true);
         config.dropout = 1e-9;

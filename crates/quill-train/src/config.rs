@@ -213,11 +213,18 @@ impl RunConfig {
             (m.n_head >= 1, "model.n_head", "must be at least 1".into()),
             (m.n_embd >= 1, "model.n_embd", "must be at least 1".into()),
             (
-                m.n_head == 0 || m.n_embd % m.n_head == 0,
+                m.n_head == 0 || m.n_embd.is_multiple_of(m.n_head),
                 "model.n_embd",
-                format!("{} is not divisible by model.n_head = {}", m.n_embd, m.n_head),
+                format!(
+                    "{} is not divisible by model.n_head = {}",
+                    m.n_embd, m.n_head
+                ),
             ),
-            (m.block_size >= 1, "model.block_size", "must be at least 1".into()),
+            (
+                m.block_size >= 1,
+                "model.block_size",
+                "must be at least 1".into(),
+            ),
             (
                 (0.0..1.0).contains(&m.dropout),
                 "model.dropout",
@@ -228,20 +235,44 @@ impl RunConfig {
                 "data.val_fraction",
                 format!("{} is outside (0, 1)", self.data.val_fraction),
             ),
-            (t.max_steps >= 1, "train.max_steps", "must be at least 1".into()),
-            (t.eval_interval >= 1, "train.eval_interval", "must be at least 1".into()),
             (
-                t.eval_interval == 0 || t.max_steps % t.eval_interval == 0,
+                t.max_steps >= 1,
+                "train.max_steps",
+                "must be at least 1".into(),
+            ),
+            (
+                t.eval_interval >= 1,
+                "train.eval_interval",
+                "must be at least 1".into(),
+            ),
+            (
+                t.eval_interval == 0 || t.max_steps.is_multiple_of(t.eval_interval),
                 "train.max_steps",
                 format!(
                     "{} is not a multiple of train.eval_interval = {}",
                     t.max_steps, t.eval_interval
                 ),
             ),
-            (t.eval_batches >= 1, "train.eval_batches", "must be at least 1".into()),
-            (t.batch_size >= 1, "train.batch_size", "must be at least 1".into()),
-            (t.grad_accum >= 1, "train.grad_accum", "must be at least 1".into()),
-            (o.lr > 0.0, "optimizer.lr", format!("{} must be greater than 0", o.lr)),
+            (
+                t.eval_batches >= 1,
+                "train.eval_batches",
+                "must be at least 1".into(),
+            ),
+            (
+                t.batch_size >= 1,
+                "train.batch_size",
+                "must be at least 1".into(),
+            ),
+            (
+                t.grad_accum >= 1,
+                "train.grad_accum",
+                "must be at least 1".into(),
+            ),
+            (
+                o.lr > 0.0,
+                "optimizer.lr",
+                format!("{} must be greater than 0", o.lr),
+            ),
             (
                 (0.0..1.0).contains(&o.beta1) && (0.0..1.0).contains(&o.beta2),
                 "optimizer.beta1/beta2",
@@ -255,7 +286,10 @@ impl RunConfig {
             (
                 o.grad_clip >= 0.0,
                 "optimizer.grad_clip",
-                format!("{} must not be negative (0 turns clipping off)", o.grad_clip),
+                format!(
+                    "{} must not be negative (0 turns clipping off)",
+                    o.grad_clip
+                ),
             ),
             (
                 s.min_lr >= 0.0 && s.min_lr <= o.lr,
@@ -270,7 +304,11 @@ impl RunConfig {
                     s.decay_steps, s.warmup_steps
                 ),
             ),
-            (self.checkpoint.keep >= 1, "checkpoint.keep", "must be at least 1".into()),
+            (
+                self.checkpoint.keep >= 1,
+                "checkpoint.keep",
+                "must be at least 1".into(),
+            ),
         ];
         match rules.into_iter().find(|(ok, _, _)| !ok) {
             Some((_, key, problem)) => Err(format!("invalid value for `{key}`: {problem}")),
@@ -280,7 +318,11 @@ impl RunConfig {
 }
 
 /// Where a config file or a `--set` refers to a key that does not exist or has the wrong type.
-fn check_against_schema(table: &mut Table, schema: &Table, origin: &str) -> Result<(), ConfigError> {
+fn check_against_schema(
+    table: &mut Table,
+    schema: &Table,
+    origin: &str,
+) -> Result<(), ConfigError> {
     for (section, value) in table.iter_mut() {
         let Some(Value::Table(known)) = schema.get(section) else {
             return Err(ConfigError::new(
@@ -303,7 +345,8 @@ fn check_against_schema(table: &mut Table, schema: &Table, origin: &str) -> Resu
                     unknown_key(&dotted, all.iter().map(String::as_str)),
                 ));
             };
-            coerce(value, default).map_err(|m| ConfigError::new(origin, format!("`{dotted}` {m}")))?;
+            coerce(value, default)
+                .map_err(|m| ConfigError::new(origin, format!("`{dotted}` {m}")))?;
         }
     }
     Ok(())
@@ -364,7 +407,8 @@ fn apply_override(table: &mut Table, schema: &Table, assignment: &str) -> Result
         .ok()
         .and_then(|mut t| t.remove("v"))
         .unwrap_or_else(|| Value::String(raw.to_owned()));
-    coerce(&mut value, default).map_err(|m| ConfigError::new(&origin, format!("`{dotted}` {m}")))?;
+    coerce(&mut value, default)
+        .map_err(|m| ConfigError::new(&origin, format!("`{dotted}` {m}")))?;
     table
         .entry(section)
         .or_insert_with(|| Value::Table(Table::new()))
@@ -435,7 +479,11 @@ mod tests {
 
     #[test]
     fn resolved_config_round_trips() {
-        let config = parse("[optimizer]\nlr = 3e-4\n[model]\npositional = \"sinusoidal\"\n", &[]).unwrap();
+        let config = parse(
+            "[optimizer]\nlr = 3e-4\n[model]\npositional = \"sinusoidal\"\n",
+            &[],
+        )
+        .unwrap();
         assert_eq!(parse(&config.to_toml(), &[]).unwrap(), config);
     }
 
@@ -443,7 +491,12 @@ mod tests {
     fn overrides_apply_with_type_checks() {
         let config = parse(
             "[optimizer]\nlr = 1e-3\n",
-            &["optimizer.lr=3e-4", "model.positional=sinusoidal", "train.batch_size = 8", "model.bias=true"],
+            &[
+                "optimizer.lr=3e-4",
+                "model.positional=sinusoidal",
+                "train.batch_size = 8",
+                "model.bias=true",
+            ],
         )
         .unwrap();
         assert_eq!(config.optimizer.lr, 3e-4);
@@ -456,23 +509,91 @@ mod tests {
     #[test]
     fn errors_name_the_file_key_and_value() {
         let cases: &[(&str, &[&str], &str)] = &[
-            ("[model]\nn_layer = \n", &[], "test.toml: invalid TOML at line 2, column 11"),
-            ("[optimizer]\nlrr = 1e-3\n", &[], "test.toml: unknown key `optimizer.lrr` (did you mean `optimizer.lr`?)"),
-            ("[optimiser]\nlr = 1e-3\n", &[], "unknown key `optimiser` (did you mean `optimizer`?)"),
-            ("[model]\nn_layer = \"six\"\n", &[], "`model.n_layer` must be an integer, got string \"six\""),
-            ("[model]\npositional = \"rotary\"\n", &[], "[model]: unknown variant `rotary`, expected `learned` or `sinusoidal`"),
-            ("[model]\nn_layer = -2\n", &[], "[model]: invalid value: integer `-2`"),
-            ("[optimizer]\nlr = 0.0\n", &[], "invalid value for `optimizer.lr`: 0 must be greater than 0"),
-            ("[optimizer]\nlr = -1e-3\n", &[], "invalid value for `optimizer.lr`"),
-            ("[model]\ndropout = 1.0\n", &[], "invalid value for `model.dropout`: 1 is outside [0, 1)"),
-            ("[model]\ndropout = -0.1\n", &[], "invalid value for `model.dropout`"),
-            ("[model]\nn_embd = 100\nn_head = 6\n", &[], "invalid value for `model.n_embd`: 100 is not divisible by model.n_head = 6"),
-            ("[train]\nbatch_size = 0\n", &[], "invalid value for `train.batch_size`: must be at least 1"),
-            ("[train]\nmax_steps = 1000\neval_interval = 300\n", &[], "invalid value for `train.max_steps`"),
-            ("", &["optimizer.lr=abc"], "--set optimizer.lr=abc: `optimizer.lr` must be a float, got string \"abc\""),
-            ("", &["optimizer.lrate=1"], "--set optimizer.lrate=1: unknown key `optimizer.lrate` (did you mean `optimizer.lr`?)"),
-            ("", &["optimizer.lr"], "--set optimizer.lr: expected section.key=value"),
-            ("", &["lr=1"], "--set lr=1: `lr` is not of the form section.key"),
+            (
+                "[model]\nn_layer = \n",
+                &[],
+                "test.toml: invalid TOML at line 2, column 11",
+            ),
+            (
+                "[optimizer]\nlrr = 1e-3\n",
+                &[],
+                "test.toml: unknown key `optimizer.lrr` (did you mean `optimizer.lr`?)",
+            ),
+            (
+                "[optimiser]\nlr = 1e-3\n",
+                &[],
+                "unknown key `optimiser` (did you mean `optimizer`?)",
+            ),
+            (
+                "[model]\nn_layer = \"six\"\n",
+                &[],
+                "`model.n_layer` must be an integer, got string \"six\"",
+            ),
+            (
+                "[model]\npositional = \"rotary\"\n",
+                &[],
+                "[model]: unknown variant `rotary`, expected `learned` or `sinusoidal`",
+            ),
+            (
+                "[model]\nn_layer = -2\n",
+                &[],
+                "[model]: invalid value: integer `-2`",
+            ),
+            (
+                "[optimizer]\nlr = 0.0\n",
+                &[],
+                "invalid value for `optimizer.lr`: 0 must be greater than 0",
+            ),
+            (
+                "[optimizer]\nlr = -1e-3\n",
+                &[],
+                "invalid value for `optimizer.lr`",
+            ),
+            (
+                "[model]\ndropout = 1.0\n",
+                &[],
+                "invalid value for `model.dropout`: 1 is outside [0, 1)",
+            ),
+            (
+                "[model]\ndropout = -0.1\n",
+                &[],
+                "invalid value for `model.dropout`",
+            ),
+            (
+                "[model]\nn_embd = 100\nn_head = 6\n",
+                &[],
+                "invalid value for `model.n_embd`: 100 is not divisible by model.n_head = 6",
+            ),
+            (
+                "[train]\nbatch_size = 0\n",
+                &[],
+                "invalid value for `train.batch_size`: must be at least 1",
+            ),
+            (
+                "[train]\nmax_steps = 1000\neval_interval = 300\n",
+                &[],
+                "invalid value for `train.max_steps`",
+            ),
+            (
+                "",
+                &["optimizer.lr=abc"],
+                "--set optimizer.lr=abc: `optimizer.lr` must be a float, got string \"abc\"",
+            ),
+            (
+                "",
+                &["optimizer.lrate=1"],
+                "--set optimizer.lrate=1: unknown key `optimizer.lrate` (did you mean `optimizer.lr`?)",
+            ),
+            (
+                "",
+                &["optimizer.lr"],
+                "--set optimizer.lr: expected section.key=value",
+            ),
+            (
+                "",
+                &["lr=1"],
+                "--set lr=1: `lr` is not of the form section.key",
+            ),
         ];
         for (text, overrides, expected) in cases {
             let err = parse(text, overrides).expect_err(expected);

@@ -5,12 +5,12 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+use burn::train::LearnerSummary;
 use burn::train::metric::{MetricDefinition, MetricId};
 use burn::train::renderer::{
     EvaluationName, EvaluationProgress, MetricState, MetricsRenderer, MetricsRendererEvaluation,
     MetricsRendererTraining, ProgressType, TrainingProgress,
 };
-use burn::train::LearnerSummary;
 
 /// How often a training line is printed at most (validation lines are always printed).
 const LINE_INTERVAL: Duration = Duration::from_secs(5);
@@ -49,7 +49,12 @@ impl Mean {
 
 impl ProgressLines {
     /// `first_step` is where this session starts (non-zero on resume), for the ETA.
-    pub fn new(steps_per_epoch: usize, total_steps: usize, grad_accum: usize, first_step: usize) -> Self {
+    pub fn new(
+        steps_per_epoch: usize,
+        total_steps: usize,
+        grad_accum: usize,
+        first_step: usize,
+    ) -> Self {
         Self {
             names: HashMap::new(),
             steps_per_epoch,

@@ -109,7 +109,13 @@ mod tests {
         let run = RunDir::new(dir.path());
         assert_eq!(run.latest_checkpoint(), None);
         std::fs::create_dir_all(run.checkpoints()).unwrap();
-        for (part, epoch) in [("model", 1), ("optim", 1), ("scheduler", 1), ("model", 2), ("optim", 2)] {
+        for (part, epoch) in [
+            ("model", 1),
+            ("optim", 1),
+            ("scheduler", 1),
+            ("model", 2),
+            ("optim", 2),
+        ] {
             std::fs::write(run.checkpoint_file(part, epoch), b"x").unwrap();
         }
         assert_eq!(run.latest_checkpoint(), Some(1));

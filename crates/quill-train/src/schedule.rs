@@ -4,8 +4,8 @@
 //! combines schedulers at the same step (sum/product/average), it cannot run one after another,
 //! and its cosine restarts instead of holding `min_lr`.
 
-use burn::optim::LearningRate;
 use burn::lr_scheduler::LrScheduler;
+use burn::optim::LearningRate;
 use burn::tensor::backend::Backend;
 
 /// The learning rate as a function of the optimizer step, with the step as its only state.
@@ -89,7 +89,10 @@ mod tests {
     fn stepping_follows_lr_at_and_resumes_from_its_record() {
         let mut s = schedule();
         let first: Vec<f64> = (0..20).map(|_| s.step()).collect();
-        assert_eq!(first, (0..20).map(|i| schedule().lr_at(i)).collect::<Vec<_>>());
+        assert_eq!(
+            first,
+            (0..20).map(|i| schedule().lr_at(i)).collect::<Vec<_>>()
+        );
         type B = burn::backend::NdArray;
         let mut resumed = schedule().load_record::<B>(s.to_record::<B>());
         assert_eq!(resumed.step(), s.step());

@@ -72,9 +72,12 @@ pub fn train<B: AutodiffBackend>(
 ) -> Result<RunSummary, TrainError> {
     let TrainOptions { run, config, .. } = &options;
     let resume_epoch = if options.resume {
-        Some(run.latest_checkpoint().ok_or_else(|| TrainError::NoCheckpoint {
-            dir: run.path.clone(),
-        })?)
+        Some(
+            run.latest_checkpoint()
+                .ok_or_else(|| TrainError::NoCheckpoint {
+                    dir: run.path.clone(),
+                })?,
+        )
     } else {
         None
     };
@@ -151,24 +154,21 @@ pub fn train<B: AutodiffBackend>(
         Direction::Lowest,
         Split::Valid,
     );
-    let mut training = SupervisedTraining::new(
-        &run.path,
-        Arc::new(train_loader),
-        Arc::new(valid_loader),
-    )
-    .metrics((LossMetric::<B::InnerBackend>::new(), Perplexity::default()))
-    .metric_train_numeric(LearningRateMetric::new())
-    .metric_train_numeric(TokensPerSecond::default())
-    .with_metric_logger(FileMetricLogger::new(&run.path))
-    .with_metric_logger(csv)
-    .with_file_checkpointer(DefaultRecorder::new())
-    .with_checkpointing_strategy(
-        ComposedCheckpointingStrategy::builder()
-            .add(KeepLastNCheckpoints::new(config.checkpoint.keep))
-            .add(keep_best)
-            .build(),
-    )
-    .num_epochs(epochs);
+    let mut training =
+        SupervisedTraining::new(&run.path, Arc::new(train_loader), Arc::new(valid_loader))
+            .metrics((LossMetric::<B::InnerBackend>::new(), Perplexity::default()))
+            .metric_train_numeric(LearningRateMetric::new())
+            .metric_train_numeric(TokensPerSecond::default())
+            .with_metric_logger(FileMetricLogger::new(&run.path))
+            .with_metric_logger(csv)
+            .with_file_checkpointer(DefaultRecorder::new())
+            .with_checkpointing_strategy(
+                ComposedCheckpointingStrategy::builder()
+                    .add(KeepLastNCheckpoints::new(config.checkpoint.keep))
+                    .add(keep_best)
+                    .build(),
+            )
+            .num_epochs(epochs);
     if t.grad_accum > 1 {
         training = training.grads_accumulation(t.grad_accum);
     }
@@ -199,7 +199,11 @@ pub fn train<B: AutodiffBackend>(
 }
 
 /// Saves `gpt` as the run's `weights` file, through a temporary file and a rename.
-fn save_weights<B: Backend>(gpt: &Gpt<B>, run: &RunDir, weights: Weights) -> Result<(), TrainError> {
+fn save_weights<B: Backend>(
+    gpt: &Gpt<B>,
+    run: &RunDir,
+    weights: Weights,
+) -> Result<(), TrainError> {
     let partial = run.path.join(format!("{}-partial", weights.name()));
     gpt.clone()
         .save_file(&partial, &DefaultRecorder::new())
@@ -231,7 +235,11 @@ fn save_best_weights<B: Backend>(
         grad_clip: 0.0,
         grad_accum: 1,
     }
-    .load_file(checkpoint.with_extension(""), &DefaultRecorder::new(), device)
+    .load_file(
+        checkpoint.with_extension(""),
+        &DefaultRecorder::new(),
+        device,
+    )
     .map_err(|e| file_error(&checkpoint, e))?;
     save_weights(&trainee.gpt, run, Weights::Best)
 }

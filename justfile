@@ -1,0 +1,60 @@
+# quill's tasks. `just` lists them; `just --show RECIPE` shows what one runs.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# Tests and binaries share the release profile, so burn is compiled once for both.
+cargo_run := "cargo run --release --quiet -p"
+
+# List the recipes.
+default:
+    @just --list --unsorted
+
+# Download Tiny Shakespeare to data/ and verify it (copies a verified local copy when there is one).
+data runner="quill-cpu":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    local_copy=../shared/data/tinyshakespeare.txt
+    if [ -f "$local_copy" ]; then
+        {{cargo_run}} {{runner}} -- data fetch --from "$local_copy"
+    else
+        {{cargo_run}} {{runner}} -- data fetch
+    fi
+
+# Train on the CPU (burn-flex; QUILL_CPU_BACKEND=ndarray for burn-ndarray). Extra args: --set KEY=VALUE, --name, --resume.
+train-cpu config="configs/cpu-small.toml" *args:
+    just data quill-cpu
+    {{cargo_run}} quill-cpu -- train --config {{config}} {{args}}
+
+# Train on a GPU through wgpu (Vulkan, Metal, DirectX).
+train-wgpu config="configs/shakespeare-char.toml" *args:
+    just data quill-wgpu
+    {{cargo_run}} quill-wgpu -- train --config {{config}} {{args}}
+
+# Train on an NVIDIA GPU through CUDA.
+train-cuda config="configs/shakespeare-char.toml" *args:
+    just data quill-cuda
+    {{cargo_run}} quill-cuda -- train --config {{config}} {{args}}
+
+# Sample from a run (default: the newest run in artifacts/), e.g. just generate "" --prompt "O Romeo".
+generate run="" *args:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    run="{{run}}"
+    if [ -z "$run" ]; then
+        run=$(ls -td artifacts/*/ 2>/dev/null | head -n 1)
+        [ -n "$run" ] || { echo "error: no run in artifacts/; train one with just train-cpu" >&2; exit 1; }
+    fi
+    {{cargo_run}} quill-cpu -- generate --run "$run" {{args}}
+
+# Print a config with defaults and overrides resolved.
+config config="configs/cpu-small.toml" *args:
+    {{cargo_run}} quill-cpu -- config show --config {{config}} {{args}}
+
+# Run every test (unit, end-to-end) of the workspace.
+test:
+    cargo test --release --workspace
+
+# Formatting and lints, as CI wants them.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --release --workspace --all-targets -- -D warnings

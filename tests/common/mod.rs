@@ -1,0 +1,124 @@
+//! Shared helpers of the end-to-end tests: run the `quill-cpu` binary in a scratch directory.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository root (tests run with the crate directory as working directory).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// Tiny Shakespeare from `../shared/data` beside the checkout when present; otherwise a text
+/// written into `dir` (tests never use the network).
+pub fn corpus(dir: &Path) -> PathBuf {
+    let shared = repo_root().join("../shared/data/tinyshakespeare.txt");
+    if shared.exists() {
+        return shared;
+    }
+    let path = dir.join("corpus.txt");
+    let verses = [
+        "First Citizen:\nBefore we proceed any further, hear me speak.\n\n",
+        "All:\nSpeak, speak.\n\n",
+        "First Citizen:\nYou are all resolved rather to die than to famish?\n\n",
+        "ROMEO:\nBut, soft! what light through yonder window breaks?\n\n",
+        "JULIET:\nO Romeo, Romeo! wherefore art thou Romeo?\n\n",
+    ];
+    let text: String = (0..3000)
+        .map(|i| verses[(i * 7 + i / 5) % verses.len()])
+        .collect();
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+pub struct Quill {
+    pub dir: tempfile::TempDir,
+    pub corpus: PathBuf,
+}
+
+impl Quill {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let corpus = corpus(dir.path());
+        Self { dir, corpus }
+    }
+
+    pub fn artifacts(&self) -> PathBuf {
+        self.dir.path().join("artifacts")
+    }
+
+    pub fn config(name: &str) -> PathBuf {
+        repo_root().join("configs").join(name)
+    }
+
+    /// Runs `quill-cpu ARGS` in the scratch directory.
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_quill-cpu"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .output()
+            .unwrap()
+    }
+
+    /// `train --config CONFIG --name NAME` into the scratch artifacts, on this test's corpus.
+    pub fn train(&self, config: &str, name: &str, extra: &[&str]) -> Output {
+        let config = Self::config(config);
+        let data = format!("data.path={}", self.corpus.display());
+        let artifacts = self.artifacts();
+        let mut args = vec![
+            "train",
+            "--config",
+            config.to_str().unwrap(),
+            "--name",
+            name,
+            "--artifacts",
+            artifacts.to_str().unwrap(),
+            "--set",
+            &data,
+        ];
+        args.extend_from_slice(extra);
+        self.run(&args)
+    }
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Asserts success and returns stdout, showing both streams on failure.
+pub fn ok(output: Output) -> String {
+    assert!(
+        output.status.success(),
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        stdout(&output),
+        stderr(&output)
+    );
+    stdout(&output)
+}
+
+/// Asserts a clean failure: non-zero exit, one `error:` line naming `expected`, no panic.
+pub fn fails_with(output: Output, expected: &str) {
+    let err = stderr(&output);
+    assert!(
+        !output.status.success(),
+        "expected failure, got success: {err}"
+    );
+    assert_eq!(output.status.code(), Some(1), "stderr: {err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "not one line: {err:?}");
+    assert!(lines[0].starts_with("error: "), "{err:?}");
+    assert!(
+        !err.contains("panicked") && !err.contains("internal error"),
+        "{err:?}"
+    );
+    assert!(err.contains(expected), "expected {expected:?} in {err:?}");
+}
