@@ -5,7 +5,7 @@
 //! keys, values of the wrong type and out-of-range values are refused with a one-line error
 //! naming the file (or `--set`), the key and the value.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use quill_data::DataConfig;
 use quill_model::ModelConfig;
@@ -453,11 +453,6 @@ fn describe_toml_error(error: &toml::de::Error, text: &str) -> String {
         }
         None => format!("invalid TOML: {message}"),
     }
-}
-
-/// The directory a run writes to: `artifacts/NAME`.
-pub fn run_dir(artifacts: &Path, name: &str) -> PathBuf {
-    artifacts.join(name)
 }
 
 #[cfg(test)]
