@@ -1,6 +1,8 @@
 # quill's tasks. `just` lists them; `just --show RECIPE` shows what one runs.
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
+# Recipe arguments reach commands as "$@", so quoted prompts and values survive.
+set positional-arguments := true
 
 # Tests and binaries share the release profile, so burn is compiled once for both.
 cargo_run := "cargo run --release --quiet -p"
@@ -22,33 +24,34 @@ data runner="quill-cpu":
 
 # Train on the CPU (burn-flex; QUILL_CPU_BACKEND=ndarray for burn-ndarray). Extra args: --set KEY=VALUE, --name, --resume.
 train-cpu config="configs/cpu-small.toml" *args:
-    just data quill-cpu
-    {{cargo_run}} quill-cpu -- train --config {{config}} {{args}}
+    @just data quill-cpu
+    @{{cargo_run}} quill-cpu -- train --config "$@"
 
 # Train on a GPU through wgpu (Vulkan, Metal, DirectX).
 train-wgpu config="configs/shakespeare-char.toml" *args:
-    just data quill-wgpu
-    {{cargo_run}} quill-wgpu -- train --config {{config}} {{args}}
+    @just data quill-wgpu
+    @{{cargo_run}} quill-wgpu -- train --config "$@"
 
 # Train on an NVIDIA GPU through CUDA.
 train-cuda config="configs/shakespeare-char.toml" *args:
-    just data quill-cuda
-    {{cargo_run}} quill-cuda -- train --config {{config}} {{args}}
+    @just data quill-cuda
+    @{{cargo_run}} quill-cuda -- train --config "$@"
 
 # Sample from a run (default: the newest run in artifacts/), e.g. just generate "" --prompt "O Romeo".
 generate run="" *args:
     #!/usr/bin/env bash
     set -euo pipefail
-    run="{{run}}"
+    run="$1"
+    shift
     if [ -z "$run" ]; then
         run=$(ls -td artifacts/*/ 2>/dev/null | head -n 1)
         [ -n "$run" ] || { echo "error: no run in artifacts/; train one with just train-cpu" >&2; exit 1; }
     fi
-    {{cargo_run}} quill-cpu -- generate --run "$run" {{args}}
+    @{{cargo_run}} quill-cpu -- generate --run "$run" "$@"
 
 # Print a config with defaults and overrides resolved.
 config config="configs/cpu-small.toml" *args:
-    {{cargo_run}} quill-cpu -- config show --config {{config}} {{args}}
+    @{{cargo_run}} quill-cpu -- config show --config "$@"
 
 # Run every test (unit, end-to-end) of the workspace.
 test:
