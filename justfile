@@ -49,6 +49,23 @@ generate run="" *args:
     fi
     @{{cargo_run}} quill-cpu -- generate --run "$run" "$@"
 
+# Type prompts and read continuations (default: the newest run), until end of input (Ctrl-D).
+chat run="" *args:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    run="$1"
+    shift
+    if [ -z "$run" ]; then
+        run=$(ls -td artifacts/*/ 2>/dev/null | head -n 1)
+        [ -n "$run" ] || { echo "error: no run in artifacts/; train one with just train-cpu" >&2; exit 1; }
+    fi
+    {{cargo_run}} quill-cpu -- generate --run "$run" --interactive "$@"
+
+# Training and sampling speed at a config's shapes, one JSON line (BACKEND: cpu, wgpu or cuda).
+bench config="configs/cpu-small.toml" backend="cpu" *args:
+    @just data quill-{{backend}}
+    @{{cargo_run}} quill-{{backend}} -- bench --config "$1" "${@:3}"
+
 # Print a config with defaults and overrides resolved.
 config config="configs/cpu-small.toml" *args:
     @{{cargo_run}} quill-cpu -- config show --config "$@"

@@ -1,15 +1,16 @@
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use burn::tensor::backend::AutodiffBackend;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use quill_data::fetch;
-use quill_generate::{LoadedRun, SampleOptions, generate};
+use quill_generate::{LoadedRun, SampleOptions};
 use quill_train::training::TrainOptions;
 use quill_train::{RunConfig, RunDir, Weights, train};
 
 use crate::Runner;
+use crate::bench::{BenchOptions, bench};
+use crate::generate::{interactive, print_samples};
 
 /// Train and sample character-level GPT models.
 #[derive(Debug, Parser)]
@@ -25,6 +26,8 @@ enum Command {
     Train(TrainArgs),
     /// Continue a prompt with a trained run.
     Generate(GenerateArgs),
+    /// Measure training and sampling speed at a config's shapes; prints one JSON line.
+    Bench(BenchArgs),
     /// Get the training text.
     Data {
         #[command(subcommand)]
@@ -91,11 +94,48 @@ struct GenerateArgs {
     /// Sample only among the K most likely characters.
     #[arg(long)]
     top_k: Option<usize>,
+    /// Sample only among the most likely characters whose probabilities add up to P.
+    #[arg(long)]
+    top_p: Option<f64>,
+    /// Seed of the first sample; sample i uses SEED + i.
     #[arg(long, default_value_t = 1337)]
     seed: u64,
+    /// How many samples, separated by a line of dashes.
+    #[arg(long, default_value_t = 1)]
+    num_samples: usize,
+    /// Re-run the whole context for every character instead of using the key/value cache.
+    #[arg(long)]
+    no_cache: bool,
+    /// Read prompts from stdin, one per line, and continue each, until end of input.
+    #[arg(long, conflicts_with_all = ["prompt", "num_samples"])]
+    interactive: bool,
     /// Which weights to load.
     #[arg(long, value_enum, default_value = "best")]
     weights: WeightsArg,
+}
+
+#[derive(Debug, Args)]
+struct BenchArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Timed training steps (forward, backward, optimizer); the median is reported.
+    #[arg(long, default_value_t = 20)]
+    steps: usize,
+    /// Untimed steps first (allocation, kernel compilation, autotuning).
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    /// Size of the CPU thread pool (rayon) for CPU backends.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Peak FLOP/s of the device, for the model FLOPs utilization (`mfu`), e.g. 989e12.
+    #[arg(long)]
+    peak_flops: Option<f64>,
+    /// Only measure sampling.
+    #[arg(long)]
+    generate_only: bool,
+    /// Characters sampled for the generation figures.
+    #[arg(long, default_value_t = 500)]
+    generate_tokens: usize,
 }
 
 #[derive(Debug, Subcommand)]
@@ -123,6 +163,21 @@ pub fn run<B: AutodiffBackend>(cli: Cli, runner: &Runner, device: B::Device) -> 
     match cli.command {
         Command::Train(args) => train_command::<B>(args, runner, device),
         Command::Generate(args) => generate_command::<B>(args, device),
+        Command::Bench(args) => {
+            let config = RunConfig::load(&args.config.config, &args.config.overrides)?;
+            let options = BenchOptions {
+                steps: args.steps.max(1),
+                warmup: args.warmup,
+                threads: args.threads,
+                peak_flops: args.peak_flops,
+                generate_only: args.generate_only,
+                generate_tokens: args.generate_tokens,
+            };
+            let name = args.config.config.display().to_string();
+            let report = bench::<B>(&config, &name, &options, runner, device)?;
+            println!("{report}");
+            Ok(())
+        }
         Command::Data {
             command: DataCommand::Fetch { from, out, url },
         } => fetch_command(from.as_deref(), &out, &url),
@@ -257,29 +312,34 @@ fn generate_command<B: AutodiffBackend>(
         WeightsArg::Best => Weights::Best,
         WeightsArg::Final => Weights::Final,
     };
-    let run = LoadedRun::<B::InnerBackend>::load(&RunDir::new(&args.run), weights, &device)?;
-    let options = SampleOptions {
-        max_new_tokens: args.max_new_tokens,
-        temperature: args.temperature,
-        top_k: args.top_k,
-        seed: args.seed,
-    };
-    if options.temperature < 0.0 || !options.temperature.is_finite() {
+    if !args.temperature.is_finite() || args.temperature < 0.0 {
         bail!(
             "--temperature {} must be 0 (greedy) or positive",
             args.temperature
         );
     }
-    // Check the prompt before printing anything.
-    run.vocab.encode(&args.prompt)?;
-    let mut out = std::io::stdout().lock();
-    write!(out, "{}", args.prompt)?;
-    generate(&run, &args.prompt, &options, |c| {
-        let _ = write!(out, "{c}");
-        let _ = out.flush();
-    })?;
-    writeln!(out)?;
-    Ok(())
+    if let Some(p) = args.top_p
+        && !(p > 0.0 && p <= 1.0)
+    {
+        bail!("--top-p {p} must be in (0, 1]");
+    }
+    if args.top_k == Some(0) {
+        bail!("--top-k 0 would keep no character; use 1 or more");
+    }
+    let run = LoadedRun::<B::InnerBackend>::load(&RunDir::new(&args.run), weights, &device)?;
+    let options = SampleOptions {
+        max_new_tokens: args.max_new_tokens,
+        temperature: args.temperature,
+        top_k: args.top_k,
+        top_p: args.top_p,
+        seed: args.seed,
+        use_cache: !args.no_cache,
+    };
+    if args.interactive {
+        interactive(&run, &options)
+    } else {
+        print_samples(&run, &args.prompt, &options, args.num_samples)
+    }
 }
 
 fn fetch_command(from: Option<&Path>, out: &Path, url: &str) -> anyhow::Result<()> {

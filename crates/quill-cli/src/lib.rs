@@ -1,8 +1,10 @@
 //! `quill-<backend>`: the command line every runner shares. A runner picks a backend and a
 //! device and calls [`main`]; everything else is here, written once for any backend.
 
+mod bench;
 mod commands;
 mod errors;
+mod generate;
 
 use std::process::ExitCode;
 

@@ -5,6 +5,6 @@ pub mod generator;
 pub mod loaded;
 pub mod sampling;
 
-pub use generator::generate;
+pub use generator::{Decoder, generate};
 pub use loaded::{LoadError, LoadedRun};
 pub use sampling::SampleOptions;

@@ -8,7 +8,13 @@ pub struct SampleOptions {
     pub temperature: f64,
     /// Keep only the `k` most likely characters; `None` keeps all.
     pub top_k: Option<usize>,
+    /// Nucleus sampling: keep the smallest set of most likely characters whose probabilities
+    /// add up to at least `p` (after temperature and top-k); `None` keeps all.
+    pub top_p: Option<f64>,
     pub seed: u64,
+    /// Decode with the key/value cache (the default); `false` re-runs the whole window for
+    /// every character, the reference the cache is tested against.
+    pub use_cache: bool,
 }
 
 impl Default for SampleOptions {
@@ -17,7 +23,9 @@ impl Default for SampleOptions {
             max_new_tokens: 500,
             temperature: 0.8,
             top_k: None,
+            top_p: None,
             seed: 1337,
+            use_cache: true,
         }
     }
 }
@@ -37,7 +45,19 @@ pub fn sample(logits: &[f32], options: &SampleOptions, rng: &mut impl Rng) -> us
         .map(|&i| logits[i] as f64 / options.temperature)
         .collect();
     let max = scaled.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let weights: Vec<f64> = scaled.iter().map(|s| (s - max).exp()).collect();
+    let mut weights: Vec<f64> = scaled.iter().map(|s| (s - max).exp()).collect();
+    if let Some(p) = options.top_p {
+        let total: f64 = weights.iter().sum();
+        let mut cumulative = 0.0;
+        let keep = weights
+            .iter()
+            .position(|w| {
+                cumulative += w / total;
+                cumulative >= p
+            })
+            .map_or(weights.len(), |i| i + 1);
+        weights.truncate(keep);
+    }
     let total: f64 = weights.iter().sum();
     let mut draw = rng.random::<f64>() * total;
     for (&index, weight) in order.iter().zip(&weights) {
@@ -93,6 +113,32 @@ mod tests {
             .collect();
         assert!(picks.iter().all(|&p| p == 1 || p == 3));
         assert!(picks.contains(&1) && picks.contains(&3));
+    }
+
+    #[test]
+    fn top_p_keeps_the_smallest_set_reaching_p() {
+        // Probabilities 0.5, 0.3, 0.15, 0.05 (logits are their logs).
+        let logits = [0.5f32, 0.3, 0.15, 0.05].map(f32::ln);
+        let draws = |p: f64| {
+            let mut rng = StdRng::seed_from_u64(3);
+            let options = SampleOptions {
+                top_p: Some(p),
+                ..options(1.0, None)
+            };
+            let mut seen: Vec<usize> = (0..2000)
+                .map(|_| sample(&logits, &options, &mut rng))
+                .collect();
+            seen.sort();
+            seen.dedup();
+            seen
+        };
+        assert_eq!(draws(0.5), [0]);
+        assert_eq!(draws(0.51), [0, 1]);
+        assert_eq!(draws(0.8), [0, 1]);
+        assert_eq!(draws(0.81), [0, 1, 2]);
+        assert_eq!(draws(1.0), [0, 1, 2, 3]);
+        // A tiny p is greedy.
+        assert_eq!(draws(1e-9), [0]);
     }
 
     #[test]

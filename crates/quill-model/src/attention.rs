@@ -6,6 +6,7 @@ use burn::tensor::ops::AttentionModuleOptions;
 
 use crate::config::ModelConfig;
 use crate::gpt::{normal_init, residual_init};
+use crate::kv_cache::LayerCache;
 
 /// Multi-head self-attention where position `t` only sees positions `<= t`.
 ///
@@ -40,17 +41,34 @@ impl<B: Backend> CausalSelfAttention<B> {
         }
     }
 
-    /// `x: [batch, seq, n_embd]` to `[batch, seq, n_embd]`.
-    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    /// Queries, keys and values of `x: [batch, seq, n_embd]`, each `[batch, head, seq, head_dim]`.
+    fn project_qkv(&self, x: Tensor<B, 3>) -> [Tensor<B, 4>; 3] {
         let [batch, seq, n_embd] = x.dims();
         let head_dim = n_embd / self.n_head;
-        let heads = |t: Tensor<B, 3>| {
-            t.reshape([batch, seq, self.n_head, head_dim])
-                .swap_dims(1, 2)
-        };
         let qkv = self.qkv.forward(x).chunk(3, 2);
-        let [q, k, v]: [Tensor<B, 3>; 3] = qkv.try_into().expect("three chunks");
-        let (q, k, v) = (heads(q), heads(k), heads(v));
+        qkv.try_into()
+            .map(|[q, k, v]: [Tensor<B, 3>; 3]| {
+                [q, k, v].map(|t| {
+                    t.reshape([batch, seq, self.n_head, head_dim])
+                        .swap_dims(1, 2)
+                })
+            })
+            .expect("three chunks")
+    }
+
+    /// Merges the heads of `y: [batch, head, seq, head_dim]` and projects back to the stream.
+    fn merge_heads(&self, y: Tensor<B, 4>) -> Tensor<B, 3> {
+        let [batch, _, seq, _] = y.dims();
+        let n_embd = self.project.weight.dims()[1];
+        let y = y.swap_dims(1, 2).reshape([batch, seq, n_embd]);
+        self.resid_dropout.forward(self.project.forward(y))
+    }
+
+    /// `x: [batch, seq, n_embd]` to `[batch, seq, n_embd]`.
+    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let [_, seq, n_embd] = x.dims();
+        let head_dim = n_embd / self.n_head;
+        let [q, k, v] = self.project_qkv(x);
 
         let y = if self.attn_dropout.prob > 0.0 && B::ad_enabled(&q.device()) {
             // Dropout on the attention weights needs them materialized; burn's fused op has none.
@@ -66,8 +84,27 @@ impl<B: Backend> CausalSelfAttention<B> {
             };
             attention(q, k, v, None, None, options)
         };
+        self.merge_heads(y)
+    }
 
-        let y = y.swap_dims(1, 2).reshape([batch, seq, n_embd]);
-        self.resid_dropout.forward(self.project.forward(y))
+    /// Like [`forward`](Self::forward) for `x` holding the positions that follow those in
+    /// `cache`: their keys and values are appended to the cache, and each new position attends
+    /// to every cached position and to the new ones up to itself. Inference only (no dropout).
+    pub fn forward_cached(&self, x: Tensor<B, 3>, cache: &mut LayerCache<B>) -> Tensor<B, 3> {
+        let [q, k, v] = self.project_qkv(x);
+        let past = cache.len();
+        let (k, v) = cache.append(k, v);
+        let [batch, heads, seq, _] = q.dims();
+        let total = past + seq;
+        // Query i sits at position past + i and may see keys j <= past + i.
+        let future = Tensor::<B, 2, Bool>::tril_mask([seq, total], past as i64, &q.device())
+            .unsqueeze::<4>()
+            .expand([batch, heads, seq, total]);
+        let options = AttentionModuleOptions {
+            scale: None,
+            softcap: None,
+            is_causal: false,
+        };
+        self.merge_heads(attention(q, k, v, Some(future), None, options))
     }
 }

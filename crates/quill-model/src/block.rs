@@ -3,6 +3,7 @@ use burn::prelude::*;
 
 use crate::attention::CausalSelfAttention;
 use crate::config::ModelConfig;
+use crate::kv_cache::LayerCache;
 use crate::mlp::Mlp;
 
 /// One pre-norm Transformer block: `x + attn(ln(x))`, then `x + mlp(ln(x))`.
@@ -26,6 +27,12 @@ impl<B: Backend> Block<B> {
 
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let x = x.clone() + self.attn.forward(self.ln_attn.forward(x));
+        x.clone() + self.mlp.forward(self.ln_mlp.forward(x))
+    }
+
+    /// [`forward`](Self::forward) for new positions after those held in `cache`.
+    pub fn forward_cached(&self, x: Tensor<B, 3>, cache: &mut LayerCache<B>) -> Tensor<B, 3> {
+        let x = x.clone() + self.attn.forward_cached(self.ln_attn.forward(x), cache);
         x.clone() + self.mlp.forward(self.ln_mlp.forward(x))
     }
 }

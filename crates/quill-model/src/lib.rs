@@ -2,7 +2,8 @@
 //!
 //! Read it top-down: [`gpt`] (embeddings, the stack of blocks, the head), [`block`] (pre-norm
 //! residual block), [`attention`] (causal multi-head self-attention), [`mlp`] (the feed-forward
-//! part), [`positional`] (learned or sinusoidal positions), [`config`] (the `[model]` table).
+//! part), [`positional`] (learned or sinusoidal positions), [`config`] (the `[model]` table),
+//! [`kv_cache`] (keys and values kept between decoding steps).
 //!
 //! [`Backend`]: burn::tensor::backend::Backend
 
@@ -10,8 +11,10 @@ pub mod attention;
 pub mod block;
 pub mod config;
 pub mod gpt;
+pub mod kv_cache;
 pub mod mlp;
 pub mod positional;
 
 pub use config::{ModelConfig, Positional};
 pub use gpt::Gpt;
+pub use kv_cache::KvCache;

@@ -33,14 +33,17 @@ impl<B: Backend> PositionalEncoding<B> {
         }
     }
 
-    /// Encodings for positions `0..seq_len`, shape `[1, seq_len, n_embd]`.
-    pub fn forward(&self, seq_len: usize, device: &B::Device) -> Tensor<B, 3> {
+    /// Encodings for positions `start..start + len`, shape `[1, len, n_embd]`.
+    pub fn forward(&self, start: usize, len: usize, device: &B::Device) -> Tensor<B, 3> {
+        let end = start + len;
         match &self.learned {
             Some(embedding) => {
-                let positions = Tensor::<B, 1, Int>::arange(0..seq_len as i64, device);
+                let positions = Tensor::<B, 1, Int>::arange(start as i64..end as i64, device);
                 embedding.forward(positions.unsqueeze::<2>())
             }
-            None => sinusoidal_table(seq_len, self.n_embd, device).unsqueeze::<3>(),
+            None => sinusoidal_table(end, self.n_embd, device)
+                .slice([start..end, 0..self.n_embd])
+                .unsqueeze::<3>(),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! matrices, global-norm clipping), the [`schedule`] (warmup then cosine), [`metrics`], the
 //! [`metrics_csv`] log and [`progress`] lines, all written into a [`run_dir`].
 
+pub mod bench;
 pub mod config;
 pub mod metrics;
 pub mod metrics_csv;

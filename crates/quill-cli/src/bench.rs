@@ -1,0 +1,115 @@
+//! `bench`: training and sampling speed at a config's shapes, as one JSON line.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use burn::tensor::backend::AutodiffBackend;
+use quill_data::Corpus;
+use quill_generate::{LoadedRun, SampleOptions, generate};
+use quill_model::Gpt;
+use quill_train::RunConfig;
+use quill_train::bench::{flops_per_token, median, time_train_steps};
+use serde_json::{Value, json};
+
+use crate::Runner;
+
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    pub steps: usize,
+    pub warmup: usize,
+    pub threads: Option<usize>,
+    pub peak_flops: Option<f64>,
+    pub generate_only: bool,
+    pub generate_tokens: usize,
+}
+
+pub fn bench<B: AutodiffBackend>(
+    config: &RunConfig,
+    config_name: &str,
+    options: &BenchOptions,
+    runner: &Runner,
+    device: B::Device,
+) -> anyhow::Result<Value> {
+    if let Some(threads) = options.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global()
+            .context("--threads: cannot size the thread pool")?;
+    }
+    let corpus = Corpus::load(&config.data)?;
+    corpus.check_block_size(config.model.block_size)?;
+    let vocab_size = corpus.vocab.len();
+    let params = burn::module::Module::num_params(&Gpt::<B::InnerBackend>::new(
+        &config.model,
+        vocab_size,
+        &device,
+    ));
+
+    let mut report = json!({
+        "runner": runner.name,
+        "backend": runner.backend,
+        "config": config_name,
+        "params": params,
+        "batch_size": config.train.batch_size,
+        "block_size": config.model.block_size,
+        "grad_accum": config.train.grad_accum,
+        "threads": options.threads.map_or_else(rayon::current_num_threads, |t| t),
+    });
+    if !options.generate_only {
+        let train: Arc<[u32]> = corpus.split.train.clone().into();
+        let mut times = time_train_steps::<B>(
+            config,
+            train,
+            vocab_size,
+            options.warmup,
+            options.steps,
+            &device,
+        );
+        let ms_per_step = median(&mut times);
+        let tokens_per_step =
+            (config.train.batch_size * config.model.block_size * config.train.grad_accum) as f64;
+        let tokens_per_s = tokens_per_step / (ms_per_step / 1e3);
+        let flops_per_token = flops_per_token(config, params);
+        let flops_per_s = flops_per_token * tokens_per_s;
+        report["steps"] = json!(options.steps);
+        report["warmup"] = json!(options.warmup);
+        report["ms_per_step"] = json!(ms_per_step);
+        report["tokens_per_s"] = json!(tokens_per_s);
+        report["flops_per_token"] = json!(flops_per_token);
+        report["flops_per_s"] = json!(flops_per_s);
+        report["mfu"] = json!(options.peak_flops.map(|peak| flops_per_s / peak));
+    }
+
+    B::seed(&device, config.train.seed);
+    let run = LoadedRun {
+        model: Gpt::<B::InnerBackend>::new(&config.model, vocab_size, &device),
+        vocab: corpus.vocab.clone(),
+        config: config.clone(),
+    };
+    for (key, use_cache) in [
+        ("generate_tokens_per_s", true),
+        ("generate_tokens_per_s_uncached", false),
+    ] {
+        let sample = SampleOptions {
+            max_new_tokens: options.generate_tokens,
+            temperature: 1.0,
+            use_cache,
+            ..SampleOptions::default()
+        };
+        let started = Instant::now();
+        generate(&run, "", &sample, |_| {})?;
+        report[key] = json!(options.generate_tokens as f64 / started.elapsed().as_secs_f64());
+    }
+    report["generate_tokens"] = json!(options.generate_tokens);
+    report["peak_rss_mb"] = json!(peak_rss_mb());
+    Ok(report)
+}
+
+/// The process's peak resident memory (Linux `VmHWM`), in MiB; `None` elsewhere.
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
