@@ -54,7 +54,7 @@ pub fn bench<B: AutodiffBackend>(
         "batch_size": config.train.batch_size,
         "block_size": config.model.block_size,
         "grad_accum": config.train.grad_accum,
-        "threads": options.threads.map_or_else(rayon::current_num_threads, |t| t),
+        "threads": options.threads.unwrap_or_else(rayon::current_num_threads),
     });
     if !options.generate_only {
         let train: Arc<[u32]> = corpus.split.train.clone().into();
