@@ -51,20 +51,21 @@ generate run="" *args:
 
 # Type prompts and read continuations (default: the newest run), until end of input (Ctrl-D).
 chat run="" *args:
-    #!/usr/bin/env bash
-    set -euo pipefail
-    run="$1"
-    shift
-    if [ -z "$run" ]; then
-        run=$(ls -td artifacts/*/ 2>/dev/null | head -n 1)
-        [ -n "$run" ] || { echo "error: no run in artifacts/; train one with just train-cpu" >&2; exit 1; }
-    fi
-    {{cargo_run}} quill-cpu -- generate --run "$run" --interactive "$@"
+    @just generate "$1" --interactive "${@:2}"
 
 # Training and sampling speed at a config's shapes, one JSON line (BACKEND: cpu, wgpu or cuda).
 bench config="configs/cpu-small.toml" backend="cpu" *args:
     @just data quill-{{backend}}
     @{{cargo_run}} quill-{{backend}} -- bench --config "$1" "${@:3}"
+
+# Train every run of a sweep file on the CPU into artifacts/NAME/RUN/, then write its report.
+sweep file *args:
+    @just data quill-cpu
+    @{{cargo_run}} quill-cpu -- sweep --config "$@"
+
+# summary.md, summary.csv and loss plots for a sweep (artifacts/NAME) or a run directory.
+report dir *args:
+    @{{cargo_run}} quill-cpu -- report "$@"
 
 # Print a config with defaults and overrides resolved.
 config config="configs/cpu-small.toml" *args:

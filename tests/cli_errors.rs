@@ -103,12 +103,7 @@ fn corpus_errors_are_reported_before_training() {
 #[test]
 fn existing_runs_are_never_overwritten_by_accident() {
     let quill = Quill::new();
-    let fast = [
-        "--set",
-        "train.max_steps=50",
-        "--set",
-        "train.eval_interval=50",
-    ];
+    let fast = common::QUICK;
     ok(quill.train("tiny.toml", "mine", &fast));
     let summary = quill.artifacts().join("mine/summary.json");
     let before = std::fs::read(&summary).unwrap();
@@ -148,12 +143,7 @@ fn existing_runs_are_never_overwritten_by_accident() {
 #[test]
 fn generate_errors_name_the_problem() {
     let quill = Quill::new();
-    let fast = [
-        "--set",
-        "train.max_steps=50",
-        "--set",
-        "train.eval_interval=50",
-    ];
+    let fast = common::QUICK;
     ok(quill.train("tiny.toml", "run", &fast));
     let run = quill.artifacts().join("run");
     let run_arg = run.to_str().unwrap();

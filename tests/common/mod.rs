@@ -35,6 +35,14 @@ pub fn corpus(dir: &Path) -> PathBuf {
     path
 }
 
+/// `--set` arguments for a one-epoch, 50-step run of configs/tiny.toml.
+pub const QUICK: [&str; 4] = [
+    "--set",
+    "train.max_steps=50",
+    "--set",
+    "train.eval_interval=50",
+];
+
 pub struct Quill {
     pub dir: tempfile::TempDir,
     pub corpus: PathBuf,

@@ -8,6 +8,9 @@ use quill_generate::{LoadedRun, SampleOptions};
 use quill_train::training::TrainOptions;
 use quill_train::{RunConfig, RunDir, Weights, train};
 
+use quill_sweep::runner::{Outcome, resolve};
+use quill_sweep::{SweepFile, SweepOptions, run_sweep};
+
 use crate::Runner;
 use crate::bench::{BenchOptions, bench};
 use crate::generate::{interactive, print_samples};
@@ -28,6 +31,10 @@ enum Command {
     Generate(GenerateArgs),
     /// Measure training and sampling speed at a config's shapes; prints one JSON line.
     Bench(BenchArgs),
+    /// Train every run of a sweep file into artifacts/NAME/RUN/, then write the report.
+    Sweep(SweepArgs),
+    /// Write summary.md, summary.csv and loss plots for a sweep or run directory.
+    Report(ReportArgs),
     /// Get the training text.
     Data {
         #[command(subcommand)]
@@ -115,6 +122,36 @@ struct GenerateArgs {
 }
 
 #[derive(Debug, Args)]
+struct SweepArgs {
+    /// A sweep file, e.g. configs/sweeps/lr-dropout.toml.
+    #[arg(long)]
+    config: PathBuf,
+    /// Override a key in every run (after the sweep file's [set]).
+    #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+    overrides: Vec<String>,
+    /// Sweep name; runs go to ARTIFACTS/NAME/RUN. Default: the sweep file's stem.
+    #[arg(long)]
+    name: Option<String>,
+    /// List the runs and their resolved values without training.
+    #[arg(long)]
+    dry_run: bool,
+    #[arg(long, default_value = "artifacts")]
+    artifacts: PathBuf,
+    /// Plot losses on a logarithmic axis.
+    #[arg(long)]
+    log_y: bool,
+}
+
+#[derive(Debug, Args)]
+struct ReportArgs {
+    /// A sweep directory (artifacts/NAME) or a run directory.
+    dir: PathBuf,
+    /// Plot losses on a logarithmic axis.
+    #[arg(long)]
+    log_y: bool,
+}
+
+#[derive(Debug, Args)]
 struct BenchArgs {
     #[command(flatten)]
     config: ConfigArgs,
@@ -163,6 +200,16 @@ pub fn run<B: AutodiffBackend>(cli: Cli, runner: &Runner, device: B::Device) -> 
     match cli.command {
         Command::Train(args) => train_command::<B>(args, runner, device),
         Command::Generate(args) => generate_command::<B>(args, device),
+        Command::Sweep(args) => sweep_command::<B>(args, device),
+        Command::Report(args) => {
+            let runs = quill_report::report(&args.dir, args.log_y)?;
+            print!("{}", quill_report::table::markdown(&runs));
+            println!(
+                "wrote {}/summary.md, summary.csv and loss plots",
+                args.dir.display()
+            );
+            Ok(())
+        }
         Command::Bench(args) => {
             let config = RunConfig::load(&args.config.config, &args.config.overrides)?;
             let options = BenchOptions {
@@ -250,6 +297,7 @@ fn train_command<B: AutodiffBackend>(
         progress_lines: args.progress_lines,
     };
     let summary = train::<B>(options, device)?;
+    quill_report::report(&run.path, false)?;
     println!(
         "done: best val loss {:.4} (epoch {}), final {:.4}, {} steps in {:.1}s, {:.0} tokens/s, {} parameters",
         summary.best_val_loss,
@@ -265,6 +313,53 @@ fn train_command<B: AutodiffBackend>(
         runner.name,
         run.path.display()
     );
+    Ok(())
+}
+
+fn sweep_command<B: AutodiffBackend>(args: SweepArgs, device: B::Device) -> anyhow::Result<()> {
+    let sweep = SweepFile::load(&args.config)?;
+    let name = args.name.clone().unwrap_or_else(|| {
+        args.config
+            .file_stem()
+            .map_or_else(|| "sweep".into(), |s| s.to_string_lossy().into_owned())
+    });
+    let options = SweepOptions {
+        dir: args.artifacts.join(name),
+        overrides: args.overrides,
+        log_y: args.log_y,
+    };
+    if args.dry_run {
+        let runs = sweep.runs();
+        println!("{} runs into {}:", runs.len(), options.dir.display());
+        for run in &runs {
+            let values: Vec<String> = run.overrides();
+            let status = match resolve(&sweep, &options, run) {
+                Ok(config) => format!("{} steps", config.train.max_steps),
+                Err(e) => format!("invalid: {e}"),
+            };
+            println!("  {}  {}  ({status})", run.name, values.join(" "));
+        }
+        return Ok(());
+    }
+    let outcomes = run_sweep::<B>(&sweep, &options, device, |line| println!("{line}"))
+        .map_err(anyhow::Error::msg)?;
+    let failed = outcomes
+        .iter()
+        .filter(|(_, o)| matches!(o, Outcome::Failed(_)))
+        .count();
+    let runs = quill_report::collect(&options.dir)?;
+    print!("{}", quill_report::table::markdown(&runs));
+    println!(
+        "{} runs ({failed} failed); report in {}/summary.md",
+        outcomes.len(),
+        options.dir.display()
+    );
+    if failed > 0 {
+        bail!(
+            "{failed} of {} runs failed (see summary.md)",
+            outcomes.len()
+        );
+    }
     Ok(())
 }
 

@@ -120,6 +120,19 @@ impl<B: Backend> WindowLoader<B> {
         }
     }
 
+    /// The same loader (sharing its epoch counter) with `batches` batches on `device`.
+    fn resized(&self, batches: usize, device: B::Device) -> Self {
+        Self {
+            tokens: self.tokens.clone(),
+            block_size: self.block_size,
+            batch_size: self.batch_size,
+            batches,
+            seed: self.seed,
+            sampling: self.sampling.clone(),
+            device,
+        }
+    }
+
     fn offsets_for_pass(&self) -> Vec<usize> {
         let stream = match self.sampling.as_ref() {
             Sampling::Fixed => u64::MAX,
@@ -158,29 +171,13 @@ impl<B: Backend> DataLoader<B, TokenBatch<B>> for WindowLoader<B> {
     }
 
     fn to_device(&self, device: &B::Device) -> Arc<dyn DataLoader<B, TokenBatch<B>>> {
-        Arc::new(Self {
-            tokens: self.tokens.clone(),
-            block_size: self.block_size,
-            batch_size: self.batch_size,
-            batches: self.batches,
-            seed: self.seed,
-            sampling: self.sampling.clone(),
-            device: device.clone(),
-        })
+        Arc::new(self.resized(self.batches, device.clone()))
     }
 
     fn slice(&self, start: usize, end: usize) -> Arc<dyn DataLoader<B, TokenBatch<B>>> {
         // Items are whole batches here: a slice keeps the batches that `start..end` covers.
         let batches = end.div_ceil(self.batch_size) - start / self.batch_size;
-        Arc::new(Self {
-            tokens: self.tokens.clone(),
-            block_size: self.block_size,
-            batch_size: self.batch_size,
-            batches,
-            seed: self.seed,
-            sampling: self.sampling.clone(),
-            device: self.device.clone(),
-        })
+        Arc::new(self.resized(batches, self.device.clone()))
     }
 }
 
