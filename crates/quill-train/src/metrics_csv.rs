@@ -69,7 +69,8 @@ pub fn truncate_after(path: &Path, epoch: usize) -> Result<Vec<MetricsRow>, Stri
     for row in &rows {
         text.push_str(&format_row(row));
     }
-    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    crate::run_dir::write_atomic(path, text.as_bytes())
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(rows)
 }
 
