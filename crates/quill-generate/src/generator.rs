@@ -24,6 +24,7 @@ pub struct Decoder<'a, B: Backend> {
     context: Vec<u32>,
     window_start: usize,
     cache: Option<KvCache<B>>,
+    device: B::Device,
 }
 
 impl<'a, B: Backend> Decoder<'a, B> {
@@ -34,18 +35,20 @@ impl<'a, B: Backend> Decoder<'a, B> {
             context: prompt,
             run,
             cache: use_cache.then(KvCache::new),
+            device: run.model.devices()[0].clone(),
         }
     }
 
     /// The model's logits for the character after the context.
     pub fn next_logits(&mut self) -> Vec<f32> {
         let window = &self.context[self.window_start..];
-        let device = self.run.model.devices()[0].clone();
         let logits = match &mut self.cache {
-            None => self.run.model.forward(tokens(window, &device)),
+            None => self.run.model.forward(tokens(window, &self.device)),
             Some(cache) => {
                 let new = &window[cache.len()..];
-                self.run.model.forward_cached(tokens(new, &device), cache)
+                self.run
+                    .model
+                    .forward_cached(tokens(new, &self.device), cache)
             }
         };
         let [_, seq, vocab] = logits.dims();

@@ -169,7 +169,6 @@ impl RunConfig {
             let fail = |e: toml::de::Error| {
                 ConfigError::new(origin, format!("[{section}]: {}", e.message().trim()))
             };
-            let value = value.clone();
             match section.as_str() {
                 "model" => config.model = value.try_into().map_err(fail)?,
                 "data" => config.data = value.try_into().map_err(fail)?,
