@@ -167,3 +167,70 @@ fn generate_errors_name_the_problem() {
         "cannot load weights",
     );
 }
+
+#[test]
+fn checkpoints_and_weights_that_do_not_fit_are_named() {
+    let quill = Quill::new();
+    ok(quill.train("tiny.toml", "run", &common::QUICK));
+    let run = quill.artifacts().join("run");
+    let config_before = std::fs::read(run.join("config.toml")).unwrap();
+    let metrics_before = std::fs::read(run.join("metrics.csv")).unwrap();
+    let resume = |extra: &[&str]| {
+        let mut args = vec!["--resume", "--set", "train.max_steps=100"];
+        args.extend_from_slice(extra);
+        quill.train("tiny.toml", "run", &args)
+    };
+
+    // A model of another shape than the checkpoint's.
+    fails_with(
+        resume(&["--set", "model.n_layer=3"]),
+        "model-1.mpk: the weights have 2 layers, the config has model.n_layer = 3",
+    );
+    fails_with(
+        resume(&["--set", "model.n_embd=32"]),
+        "`token_embedding.weight` is",
+    );
+
+    // Truncated or corrupted checkpoint files.
+    let optim = run.join("checkpoint/optim-1.mpk");
+    let bytes = std::fs::read(&optim).unwrap();
+    std::fs::write(&optim, &bytes[..bytes.len() / 2]).unwrap();
+    fails_with(resume(&[]), "optim-1.mpk: it is truncated or corrupted");
+    std::fs::write(run.join("checkpoint/model-1.mpk"), b"\x93garbage").unwrap();
+    fails_with(resume(&[]), "model-1.mpk: it is truncated or corrupted");
+
+    // None of those attempts changed the run.
+    assert_eq!(
+        std::fs::read(run.join("config.toml")).unwrap(),
+        config_before
+    );
+    assert_eq!(
+        std::fs::read(run.join("metrics.csv")).unwrap(),
+        metrics_before
+    );
+
+    // Weights that do not match the run's vocabulary, and truncated weights.
+    let run_arg = run.to_str().unwrap();
+    let vocab_file = run.join("vocab.json");
+    let vocab: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&vocab_file).unwrap()).unwrap();
+    let mut chars = vocab["chars"].as_array().unwrap().clone();
+    chars.pop();
+    std::fs::write(
+        &vocab_file,
+        serde_json::json!({ "chars": chars }).to_string(),
+    )
+    .unwrap();
+    fails_with(
+        quill.run(&["generate", "--run", run_arg, "--prompt", "O"]),
+        "`token_embedding.weight` is",
+    );
+    std::fs::write(&vocab_file, vocab.to_string()).unwrap();
+    let best = run.join("best.mpk");
+    let bytes = std::fs::read(&best).unwrap();
+    std::fs::write(&best, &bytes[..bytes.len() - 100]).unwrap();
+    fails_with(
+        quill.run(&["generate", "--run", run_arg, "--prompt", "O"]),
+        "best.mpk: it is truncated or corrupted",
+    );
+}

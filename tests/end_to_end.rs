@@ -10,18 +10,6 @@ fn summary(quill: &Quill, run: &str) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-fn metrics(quill: &Quill, run: &str) -> Vec<Vec<f64>> {
-    let text = std::fs::read_to_string(quill.artifacts().join(run).join("metrics.csv")).unwrap();
-    let mut lines = text.lines();
-    assert_eq!(
-        lines.next(),
-        Some("step,epoch,train_loss,val_loss,lr,tokens_per_s,elapsed_s")
-    );
-    lines
-        .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
-        .collect()
-}
-
 #[test]
 fn tiny_config_trains_learns_and_generates() {
     let quill = Quill::new();
@@ -52,7 +40,7 @@ fn tiny_config_trains_learns_and_generates() {
     assert!(summary["params"].as_u64().unwrap() > 50_000);
     assert!(summary["tokens_per_s"].as_f64().unwrap() > 0.0);
 
-    let rows = metrics(&quill, "tiny");
+    let rows = quill.metrics("tiny");
     assert_eq!(rows.len(), 4);
     assert_eq!(
         rows.iter().map(|r| r[0]).collect::<Vec<_>>(),
@@ -130,7 +118,7 @@ fn resumed_run_matches_an_uninterrupted_one() {
             "train.max_steps=100",
         ],
     ));
-    assert_eq!(metrics(&quill, "halves").len(), 2);
+    assert_eq!(quill.metrics("halves").len(), 2);
     let out = ok(quill.train(
         "tiny.toml",
         "halves",
@@ -138,8 +126,8 @@ fn resumed_run_matches_an_uninterrupted_one() {
     ));
     assert!(out.contains("resuming"), "{out}");
 
-    let straight = metrics(&quill, "straight");
-    let halves = metrics(&quill, "halves");
+    let straight = quill.metrics("straight");
+    let halves = quill.metrics("halves");
     assert_eq!(straight.len(), 4);
     assert_eq!(halves.len(), 4);
     for (a, b) in straight.iter().zip(&halves) {

@@ -65,15 +65,18 @@ impl Quill {
 
     /// Runs `quill-cpu ARGS` in the scratch directory.
     pub fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_quill-cpu"))
-            .args(args)
-            .current_dir(self.dir.path())
-            .output()
-            .unwrap()
+        self.command(args).output().unwrap()
+    }
+
+    /// `quill-cpu ARGS`, to run in the scratch directory.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_quill-cpu"));
+        command.args(args).current_dir(self.dir.path());
+        command
     }
 
     /// `train --config CONFIG --name NAME` into the scratch artifacts, on this test's corpus.
-    pub fn train(&self, config: &str, name: &str, extra: &[&str]) -> Output {
+    pub fn train_command(&self, config: &str, name: &str, extra: &[&str]) -> Command {
         let config = Self::config(config);
         let data = format!("data.path={}", self.corpus.display());
         let artifacts = self.artifacts();
@@ -89,7 +92,28 @@ impl Quill {
             &data,
         ];
         args.extend_from_slice(extra);
-        self.run(&args)
+        self.command(&args)
+    }
+
+    pub fn train(&self, config: &str, name: &str, extra: &[&str]) -> Output {
+        self.train_command(config, name, extra).output().unwrap()
+    }
+
+    /// The rows of a run's metrics.csv as numbers (step, epoch, train loss, val loss, lr,
+    /// tokens/s, elapsed s).
+    pub fn metrics(&self, run: &str) -> Vec<Vec<f64>> {
+        let path = self.artifacts().join(run).join("metrics.csv");
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let mut lines = text.lines();
+        if let Some(header) = lines.next() {
+            assert_eq!(
+                header,
+                "step,epoch,train_loss,val_loss,lr,tokens_per_s,elapsed_s"
+            );
+        }
+        lines
+            .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
+            .collect()
     }
 }
 

@@ -6,13 +6,14 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use quill_data::fetch;
 use quill_generate::{LoadedRun, SampleOptions};
 use quill_train::training::TrainOptions;
-use quill_train::{RunConfig, RunDir, Weights, train};
+use quill_train::{RunConfig, RunDir, TrainError, Weights, interrupt, train};
 
 use quill_sweep::runner::{Outcome, resolve};
 use quill_sweep::{SweepFile, SweepOptions, run_sweep};
 
 use crate::Runner;
 use crate::bench::{BenchOptions, bench};
+use crate::errors::Interrupted;
 use crate::generate::{interactive, print_samples};
 
 /// Train and sample character-level GPT models.
@@ -74,9 +75,10 @@ struct TrainArgs {
     /// Where run directories go.
     #[arg(long, default_value = "artifacts")]
     artifacts: PathBuf,
-    /// Print progress lines even in a terminal, instead of the dashboard.
+    /// Show burn-train's dashboard instead of progress lines (in a terminal only). The
+    /// dashboard takes the keyboard: stop the run there with `q`, not Ctrl-C.
     #[arg(long)]
-    progress_lines: bool,
+    dashboard: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -294,9 +296,56 @@ fn train_command<B: AutodiffBackend>(
         run: run.clone(),
         config,
         resume: args.resume,
-        progress_lines: args.progress_lines,
+        dashboard: args.dashboard,
     };
-    let summary = train::<B>(options, device)?;
+    interrupt::install_handlers().context("cannot install the Ctrl-C handler")?;
+    let lr = options.config.optimizer.lr;
+    let run_name = run.path.file_name().map_or_else(
+        || run.path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let summary = train::<B>(options, device).map_err(|error| {
+        // The command that goes on from the newest checkpoint, or that starts over without one.
+        let next = |has_checkpoint: bool| {
+            let (config, how) = match has_checkpoint {
+                true => (run.config(), "--resume"),
+                false => (args.config.config.clone(), "--force"),
+            };
+            format!(
+                "{} train --config {} --artifacts {} --name {run_name} {how}",
+                runner.name,
+                config.display(),
+                args.artifacts.display(),
+            )
+        };
+        match error {
+            TrainError::Interrupted {
+                saved, resume_step, ..
+            } => {
+                let message = match saved || resume_step.is_some() {
+                    true => format!("{error}; resume with: {}", next(true)),
+                    false => format!("{error}; start again with: {}", next(false)),
+                };
+                anyhow::Error::new(Interrupted(message))
+            }
+            TrainError::Diverged {
+                checkpoint_step, ..
+            } => {
+                let lower = format!("--set optimizer.lr={:.1e}", lr / 3.0);
+                match checkpoint_step {
+                    Some(_) => anyhow::anyhow!(
+                        "{error}; resume from it with a lower learning rate: {} {lower}",
+                        next(true)
+                    ),
+                    None => anyhow::anyhow!(
+                        "{error}; start again with a lower learning rate: {} {lower}",
+                        next(false)
+                    ),
+                }
+            }
+            other => other.into(),
+        }
+    })?;
     quill_report::report(&run.path, false)?;
     println!(
         "done: best val loss {:.4} (epoch {}), final {:.4}, {} steps in {:.1}s, {:.0} tokens/s, {} parameters",
@@ -341,8 +390,14 @@ fn sweep_command<B: AutodiffBackend>(args: SweepArgs, device: B::Device) -> anyh
         }
         return Ok(());
     }
-    let outcomes = run_sweep::<B>(&sweep, &options, device, |line| println!("{line}"))
-        .map_err(anyhow::Error::msg)?;
+    interrupt::install_handlers().context("cannot install the Ctrl-C handler")?;
+    let outcomes =
+        run_sweep::<B>(&sweep, &options, device, |line| println!("{line}")).map_err(|message| {
+            match interrupt::requested() {
+                true => anyhow::Error::new(Interrupted(message)),
+                false => anyhow::Error::msg(message),
+            }
+        })?;
     let failed = outcomes
         .iter()
         .filter(|(_, o)| matches!(o, Outcome::Failed(_)))

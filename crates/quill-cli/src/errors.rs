@@ -23,3 +23,17 @@ pub fn install_panic_hook() {
         );
     }));
 }
+
+/// A run stopped by Ctrl-C: reported like any error, but with exit status 130 as shells expect.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Interrupted(pub String);
+
+/// The exit status for `error`.
+pub fn exit_status(error: &anyhow::Error) -> std::process::ExitCode {
+    if error.downcast_ref::<Interrupted>().is_some() {
+        std::process::ExitCode::from(quill_train::interrupt::EXIT_INTERRUPTED)
+    } else {
+        std::process::ExitCode::FAILURE
+    }
+}

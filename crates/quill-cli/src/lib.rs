@@ -31,7 +31,7 @@ pub fn main<B: AutodiffBackend>(runner: Runner, device: B::Device) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {}", errors::one_line(&error));
-            ExitCode::FAILURE
+            errors::exit_status(&error)
         }
     }
 }

@@ -15,6 +15,6 @@ pub mod windows;
 
 pub use corpus::{Corpus, DataConfig};
 pub use error::DataError;
-pub use loader::{TokenBatch, WindowLoader};
+pub use loader::{TokenBatch, TrainingPosition, WindowLoader};
 pub use split::Split;
 pub use vocab::Vocab;

@@ -5,7 +5,7 @@
 //! seeded set of windows so that val losses are comparable between evaluations and runs.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use burn::data::dataloader::{DataLoader, DataLoaderIterator, Progress};
 use burn::prelude::*;
@@ -46,16 +46,25 @@ impl<B: Backend> TokenBatch<B> {
     }
 }
 
+/// Where a training loader starts: `epoch` passes are complete and the next pass has already
+/// trained on its first `batches` batches (non-zero after a run stopped mid-epoch).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TrainingPosition {
+    pub epoch: u64,
+    pub batches: usize,
+}
+
 /// How a [`WindowLoader`] picks its windows.
 #[derive(Debug)]
 enum Sampling {
     /// The same windows on every pass (validation).
     Fixed,
     /// New windows on every pass; `next_epoch` counts passes so that pass `e` of a resumed run
-    /// draws exactly what pass `e` of an uninterrupted run drew.
+    /// draws exactly what pass `e` of an uninterrupted run drew. The first pass skips
+    /// `skip_first` batches, taken by the time `next_epoch` has moved on.
     PerEpoch {
         next_epoch: AtomicU64,
-        reseed_backend: bool,
+        skip_first: AtomicUsize,
     },
 }
 
@@ -72,18 +81,19 @@ pub struct WindowLoader<B: Backend> {
 }
 
 impl<B: Backend> WindowLoader<B> {
-    /// Training windows: every pass (epoch) draws new ones. `first_epoch` is the number of
-    /// epochs already trained (non-zero on resume).
+    /// Training windows: every pass (epoch) draws new ones, starting at `start` (the default
+    /// position for a fresh run).
     ///
-    /// Each pass also reseeds the backend's generator from `(seed, epoch)`: dropout masks are
-    /// then a function of the epoch too, so a resumed run repeats the uninterrupted one exactly.
+    /// Each batch also reseeds the backend's generator from `(seed, epoch, batch)`: dropout
+    /// masks are then a function of the position too, so a run resumed at any batch repeats
+    /// the uninterrupted one exactly.
     pub fn training(
         tokens: Arc<[u32]>,
         block_size: usize,
         batch_size: usize,
         batches_per_epoch: usize,
         seed: u64,
-        first_epoch: u64,
+        start: TrainingPosition,
         device: B::Device,
     ) -> Self {
         Self {
@@ -93,8 +103,8 @@ impl<B: Backend> WindowLoader<B> {
             batches: batches_per_epoch,
             seed,
             sampling: Arc::new(Sampling::PerEpoch {
-                next_epoch: AtomicU64::new(first_epoch),
-                reseed_backend: true,
+                next_epoch: AtomicU64::new(start.epoch),
+                skip_first: AtomicUsize::new(start.batches),
             }),
             device,
         }
@@ -133,36 +143,39 @@ impl<B: Backend> WindowLoader<B> {
         }
     }
 
-    fn offsets_for_pass(&self) -> Vec<usize> {
-        let stream = match self.sampling.as_ref() {
-            Sampling::Fixed => u64::MAX,
+    /// The windows of the next pass, the batches of it to skip, and its epoch when the pass
+    /// trains (and so reseeds the backend per batch).
+    fn next_pass(&self) -> (Vec<usize>, usize, Option<u64>) {
+        let (stream, skip, epoch) = match self.sampling.as_ref() {
+            Sampling::Fixed => (u64::MAX, 0, None),
             Sampling::PerEpoch {
                 next_epoch,
-                reseed_backend,
+                skip_first,
             } => {
                 let epoch = next_epoch.fetch_add(1, Ordering::SeqCst);
-                if *reseed_backend {
-                    B::seed(&self.device, mix(self.seed, epoch ^ 0xD20F_0A7E));
-                }
-                epoch
+                let skip = skip_first.swap(0, Ordering::SeqCst).min(self.batches);
+                (epoch, skip, Some(epoch))
             }
         };
-        random_offsets(
+        let offsets = random_offsets(
             self.seed,
             stream,
             self.batches * self.batch_size,
             self.tokens.len(),
             self.block_size,
-        )
+        );
+        (offsets, skip, epoch)
     }
 }
 
 impl<B: Backend> DataLoader<B, TokenBatch<B>> for WindowLoader<B> {
     fn iter<'a>(&'a self) -> Box<dyn DataLoaderIterator<TokenBatch<B>> + 'a> {
+        let (offsets, skip, epoch) = self.next_pass();
         Box::new(WindowIter {
             loader: self,
-            offsets: self.offsets_for_pass(),
-            next: 0,
+            offsets,
+            next: skip * self.batch_size,
+            epoch,
         })
     }
 
@@ -184,7 +197,10 @@ impl<B: Backend> DataLoader<B, TokenBatch<B>> for WindowLoader<B> {
 struct WindowIter<'a, B: Backend> {
     loader: &'a WindowLoader<B>,
     offsets: Vec<usize>,
+    /// Index of the next window in `offsets`.
     next: usize,
+    /// The training epoch this pass draws for; `None` for validation.
+    epoch: Option<u64>,
 }
 
 impl<B: Backend> Iterator for WindowIter<'_, B> {
@@ -193,6 +209,11 @@ impl<B: Backend> Iterator for WindowIter<'_, B> {
     fn next(&mut self) -> Option<Self::Item> {
         let size = self.loader.batch_size;
         let offsets = self.offsets.get(self.next..self.next + size)?;
+        if let Some(epoch) = self.epoch {
+            let batch = (self.next / size) as u64;
+            let stream = mix(epoch ^ 0xD20F_0A7E, batch);
+            B::seed(&self.loader.device, mix(self.loader.seed, stream));
+        }
         self.next += size;
         Some(TokenBatch::from_offsets(
             &self.loader.tokens,
@@ -244,14 +265,69 @@ mod tests {
         let second: Vec<_> = fixed.iter().map(|b| rows(&b)).collect();
         assert_eq!(first, second);
 
-        let train = WindowLoader::<B>::training(tokens.clone(), 8, 4, 2, 1, 0, Default::default());
+        let start = |epoch, batches| TrainingPosition { epoch, batches };
+        let train = WindowLoader::<B>::training(
+            tokens.clone(),
+            8,
+            4,
+            2,
+            1,
+            start(0, 0),
+            Default::default(),
+        );
         let epoch0: Vec<_> = train.iter().map(|b| rows(&b)).collect();
         let epoch1: Vec<_> = train.iter().map(|b| rows(&b)).collect();
         assert_ne!(epoch0, epoch1);
 
         // A loader resumed after one epoch draws what the uninterrupted one drew second.
-        let resumed = WindowLoader::<B>::training(tokens, 8, 4, 2, 1, 1, Default::default());
+        let resumed = WindowLoader::<B>::training(
+            tokens.clone(),
+            8,
+            4,
+            2,
+            1,
+            start(1, 0),
+            Default::default(),
+        );
         let resumed1: Vec<_> = resumed.iter().map(|b| rows(&b)).collect();
         assert_eq!(resumed1, epoch1);
+
+        // One resumed mid-epoch draws the rest of that epoch, then whole epochs again.
+        let mid = WindowLoader::<B>::training(tokens, 8, 4, 2, 1, start(0, 1), Default::default());
+        let rest: Vec<_> = mid.iter().map(|b| rows(&b)).collect();
+        assert_eq!(rest, epoch0[1..]);
+        let next: Vec<_> = mid.iter().map(|b| rows(&b)).collect();
+        assert_eq!(next, epoch1);
+    }
+
+    #[test]
+    fn dropout_randomness_is_a_function_of_the_batch_position() {
+        let tokens: Arc<[u32]> = (0..500).collect::<Vec<u32>>().into();
+        let draw_after = |start: TrainingPosition, skip_batches: usize| {
+            let loader =
+                WindowLoader::<B>::training(tokens.clone(), 8, 4, 3, 9, start, Default::default());
+            let mut batches = loader.iter();
+            for _ in 0..=skip_batches {
+                batches.next().unwrap();
+            }
+            Tensor::<B, 1>::random(
+                [4],
+                burn::tensor::Distribution::Default,
+                &Default::default(),
+            )
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap()
+        };
+        let uninterrupted = draw_after(TrainingPosition::default(), 2);
+        let resumed = draw_after(
+            TrainingPosition {
+                epoch: 0,
+                batches: 2,
+            },
+            0,
+        );
+        assert_eq!(uninterrupted, resumed);
+        assert_ne!(uninterrupted, draw_after(TrainingPosition::default(), 1));
     }
 }

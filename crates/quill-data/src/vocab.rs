@@ -100,9 +100,17 @@ impl Vocab {
         }
     }
 
-    /// The text of `ids`. Ids come from the model, whose output width is the vocabulary size.
+    /// The text of `ids`. Ids come from the model, whose output width is the vocabulary size;
+    /// any other id (a bug, or weights paired with the wrong vocab.json) decodes as U+FFFD.
     pub fn decode(&self, ids: &[u32]) -> String {
-        ids.iter().map(|&id| self.chars[id as usize]).collect()
+        ids.iter()
+            .map(|&id| {
+                self.chars
+                    .get(id as usize)
+                    .copied()
+                    .unwrap_or(char::REPLACEMENT_CHARACTER)
+            })
+            .collect()
     }
 
     pub fn save(&self, path: &Path) -> Result<(), DataError> {
@@ -162,5 +170,46 @@ mod tests {
         std::fs::write(&path, r#"{"chars": ["b", "a"]}"#).unwrap();
         let err = Vocab::load(&path).unwrap_err().to_string();
         assert!(err.contains("sorted and distinct"), "{err}");
+    }
+
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            #[test]
+            fn text_round_trips_through_its_own_vocabulary(text in "\\PC*") {
+                let vocab = Vocab::from_text(&text);
+                let ids = vocab.encode(&text).unwrap();
+                prop_assert!(ids.iter().all(|&id| (id as usize) < vocab.len()));
+                prop_assert_eq!(vocab.decode(&ids), text);
+            }
+
+            #[test]
+            fn any_text_and_any_ids_are_handled_without_panicking(
+                corpus in "\\PC{0,40}",
+                text in any::<String>(),
+                ids in proptest::collection::vec(any::<u32>(), 0..50),
+            ) {
+                let vocab = Vocab::from_text(&corpus);
+                match vocab.encode(&text) {
+                    Ok(encoded) => prop_assert_eq!(vocab.decode(&encoded), text),
+                    Err(error) => prop_assert!(error.to_string().contains("not in the vocabulary")),
+                }
+                prop_assert_eq!(vocab.decode(&ids).chars().count(), ids.len());
+            }
+
+            #[test]
+            fn any_vocab_file_loads_or_is_refused(json in any::<String>(), chars in "\\PC{0,20}") {
+                let _ = serde_json::from_str::<Vocab>(&json);
+                let listed: Vec<String> = chars.chars().map(String::from).collect();
+                let file = serde_json::json!({ "chars": listed }).to_string();
+                if let Ok(vocab) = serde_json::from_str::<Vocab>(&file) {
+                    prop_assert_eq!(vocab, Vocab::from_text(&chars));
+                }
+            }
+        }
     }
 }

@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 
 use burn::prelude::*;
-use burn::record::DefaultRecorder;
+use burn::record::{DefaultRecorder, Recorder};
 use quill_data::{DataError, Vocab};
 use quill_model::Gpt;
 use quill_train::{RunConfig, RunDir, Weights};
@@ -54,11 +54,19 @@ impl<B: Backend> LoadedRun<B> {
                 },
             });
         }
+        let weights_error = |reason: String| LoadError::Weights {
+            file: file.clone(),
+            reason: reason.replace('\n', " "),
+        };
+        let record =
+            Recorder::<B>::load(&DefaultRecorder::new(), run.weights_stem(weights), device)
+                .map_err(|e| weights_error(format!("it is truncated or corrupted ({e})")))?;
         let model = Gpt::new(&config.model, vocab.len(), device)
-            .load_file(run.weights_stem(weights), &DefaultRecorder::new(), device)
-            .map_err(|e| LoadError::Weights {
-                file: file.clone(),
-                reason: e.to_string().replace('\n', " "),
+            .load_checked(record)
+            .map_err(|reason| {
+                weights_error(format!(
+                    "{reason}; they do not match the run's config.toml and vocab.json"
+                ))
             })?;
         Ok(Self {
             config,

@@ -49,6 +49,10 @@ impl<B: Backend> Gpt<B> {
         }
     }
 
+    pub fn num_layers(&self) -> usize {
+        self.blocks.len()
+    }
+
     /// Next-character logits for every position: `tokens: [batch, seq]` to
     /// `[batch, seq, vocab]`. `seq` must not exceed the configured `block_size`.
     pub fn forward(&self, tokens: Tensor<B, 2, Int>) -> Tensor<B, 3> {

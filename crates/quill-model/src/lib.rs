@@ -3,12 +3,14 @@
 //! Read it top-down: [`gpt`] (embeddings, the stack of blocks, the head), [`block`] (pre-norm
 //! residual block), [`attention`] (causal multi-head self-attention), [`mlp`] (the feed-forward
 //! part), [`positional`] (learned or sinusoidal positions), [`config`] (the `[model]` table),
-//! [`kv_cache`] (keys and values kept between decoding steps).
+//! [`kv_cache`] (keys and values kept between decoding steps), [`checked_load`] (weights that
+//! must fit the config).
 //!
 //! [`Backend`]: burn::tensor::backend::Backend
 
 pub mod attention;
 pub mod block;
+pub mod checked_load;
 pub mod config;
 pub mod gpt;
 pub mod kv_cache;

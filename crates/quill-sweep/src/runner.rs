@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use burn::tensor::backend::AutodiffBackend;
 use quill_report::collect::SweepEntry;
 use quill_report::{SWEEP_FILE, SweepIndex, write_failure};
+use quill_train::checkpoint::MidEpoch;
 use quill_train::training::TrainOptions;
-use quill_train::{RunConfig, RunDir, train};
+use quill_train::{RunConfig, RunDir, interrupt, train};
 
 use crate::plan::{PlannedRun, SweepFile};
 
@@ -67,6 +68,9 @@ pub fn run_sweep<B: AutodiffBackend>(
         } else {
             match train_one::<B>(sweep, options, &run, &dir, &device, &tag, &mut log) {
                 Ok(()) => Outcome::Trained,
+                Err(error) if interrupt::requested() => {
+                    return Err(format!("{tag}: {error}; run the sweep again to resume it"));
+                }
                 Err(error) => {
                     log(&format!("{tag}: failed: {error}"));
                     write_failure(&dir.path, &error)
@@ -91,7 +95,7 @@ fn train_one<B: AutodiffBackend>(
     log: &mut impl FnMut(&str),
 ) -> Result<(), String> {
     let config = resolve(sweep, options, run)?;
-    let resume = dir.latest_checkpoint().is_some();
+    let resume = dir.latest_checkpoint().is_some() || MidEpoch::latest(dir).is_some();
     if !resume && dir.path.exists() {
         // A run that failed or died before its first checkpoint starts over.
         std::fs::remove_dir_all(&dir.path).map_err(|e| format!("{}: {e}", dir.path.display()))?;
@@ -105,7 +109,7 @@ fn train_one<B: AutodiffBackend>(
         run: dir.clone(),
         config,
         resume,
-        progress_lines: true,
+        dashboard: false,
     };
     let device = device.clone();
     let summary = catch_unwind(AssertUnwindSafe(|| train::<B>(train_options, device)))

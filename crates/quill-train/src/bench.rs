@@ -9,7 +9,7 @@ use burn::data::dataloader::DataLoader;
 use burn::optim::GradientsAccumulator;
 use burn::tensor::backend::AutodiffBackend;
 use burn::train::TrainStep;
-use quill_data::WindowLoader;
+use quill_data::{TrainingPosition, WindowLoader};
 use quill_model::Gpt;
 
 use crate::config::RunConfig;
@@ -27,11 +27,11 @@ pub fn time_train_steps<B: AutodiffBackend>(
 ) -> Vec<f64> {
     let t = &config.train;
     B::seed(device, t.seed);
-    let mut trainee = Trainee {
-        gpt: Gpt::<B>::new(&config.model, vocab_size, device),
-        grad_clip: config.optimizer.grad_clip,
-        grad_accum: t.grad_accum,
-    };
+    let mut trainee = Trainee::detached(
+        Gpt::<B>::new(&config.model, vocab_size, device),
+        config.optimizer.grad_clip,
+        t.grad_accum,
+    );
     let mut optimizer = MatrixDecayAdamW::init::<B, Trainee<B>>(&config.optimizer);
     let loader = WindowLoader::<B>::training(
         train_tokens,
@@ -39,7 +39,7 @@ pub fn time_train_steps<B: AutodiffBackend>(
         t.batch_size,
         (warmup + steps) * t.grad_accum,
         t.seed,
-        0,
+        TrainingPosition::default(),
         device.clone(),
     );
     let mut batches = loader.iter();

@@ -3,10 +3,13 @@
 //! [`config`] is the whole run configuration; [`training::train`] runs it: data loaders from
 //! quill-data, the [`step`]s the learner calls, the [`optimizer`] (AdamW with decay on
 //! matrices, global-norm clipping), the [`schedule`] (warmup then cosine), [`metrics`], the
-//! [`metrics_csv`] log and [`progress`] lines, all written into a [`run_dir`].
+//! [`metrics_csv`] log and [`progress`] lines, all written into a [`run_dir`]. [`checkpoint`]s
+//! survive kills, and [`interrupt`] turns Ctrl-C into a clean stop that can be resumed.
 
 pub mod bench;
+pub mod checkpoint;
 pub mod config;
+pub mod interrupt;
 pub mod metrics;
 pub mod metrics_csv;
 pub mod optimizer;

@@ -69,7 +69,7 @@ pub fn truncate_after(path: &Path, epoch: usize) -> Result<Vec<MetricsRow>, Stri
     for row in &rows {
         text.push_str(&format_row(row));
     }
-    crate::run_dir::write_atomic(path, text.as_bytes())
+    crate::checkpoint::write_atomic(path, text.as_bytes())
         .map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(rows)
 }

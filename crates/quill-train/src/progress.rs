@@ -20,7 +20,6 @@ pub struct ProgressLines {
     names: HashMap<MetricId, String>,
     steps_per_epoch: usize,
     total_steps: usize,
-    grad_accum: usize,
     first_step: usize,
     started: Instant,
     last_line: Option<Instant>,
@@ -49,17 +48,11 @@ impl Mean {
 
 impl ProgressLines {
     /// `first_step` is where this session starts (non-zero on resume), for the ETA.
-    pub fn new(
-        steps_per_epoch: usize,
-        total_steps: usize,
-        grad_accum: usize,
-        first_step: usize,
-    ) -> Self {
+    pub fn new(steps_per_epoch: usize, total_steps: usize, first_step: usize) -> Self {
         Self {
             names: HashMap::new(),
             steps_per_epoch,
             total_steps,
-            grad_accum,
             first_step,
             started: Instant::now(),
             last_line: None,
@@ -82,8 +75,11 @@ impl ProgressLines {
 
     fn step(&self, progress: &TrainingProgress) -> usize {
         let epoch = progress.global_progress.items_processed;
-        let iteration = progress.iteration.unwrap_or(0);
-        (epoch.saturating_sub(1)) * self.steps_per_epoch + iteration / self.grad_accum
+        // From the windows drawn this epoch, which count those a mid-epoch resume skipped.
+        let in_epoch = progress.progress.as_ref().map_or(0, |p| {
+            p.items_processed * self.steps_per_epoch / p.items_total.max(1)
+        });
+        epoch.saturating_sub(1) * self.steps_per_epoch + in_epoch
     }
 
     fn eta(&self, step: usize) -> String {

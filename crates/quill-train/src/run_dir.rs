@@ -5,11 +5,12 @@
 //! metrics.csv      one row per evaluation       summary.json   written when the run ends
 //! best.mpk         weights with the best val loss
 //! final.mpk        weights after the last step
-//! checkpoint/      burn-train's model-E / optim-E / scheduler-E records, per epoch E
+//! checkpoint/      burn-train's model-E / optim-E / scheduler-E records, per epoch E, and
+//!                  step-S/ when the run stopped mid-epoch (see `checkpoint`)
 //! train/ valid/    burn-train's per-batch metric logs
 //! ```
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Which weights of a run to load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,14 +90,6 @@ impl RunDir {
             })
             .max()
     }
-}
-
-/// Writes `contents` to `path` through a temporary file and a rename, so a reader never sees a
-/// half-written file.
-pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, contents)?;
-    std::fs::rename(&tmp, path)
 }
 
 #[cfg(test)]

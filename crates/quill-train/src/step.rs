@@ -1,19 +1,27 @@
 //! What burn-train's learner calls for each batch: a training step (forward, backward) with the
 //! optimizer step it triggers, and a validation step (forward only).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
 use burn::module::AutodiffModule;
 use burn::optim::{GradientsParams, Optimizer};
 use burn::prelude::*;
+use burn::record::Recorder;
 use burn::tensor::backend::AutodiffBackend;
+use burn::train::Interrupter;
 use burn::train::metric::{Adaptor, ItemLazy, LossInput};
 use burn::train::{InferenceStep, TrainOutput, TrainStep};
 use quill_data::TokenBatch;
 use quill_model::Gpt;
 
+use crate::checkpoint::{AtomicRecorder, MidEpoch};
+use crate::interrupt;
 use crate::metrics::{LossValueInput, TokensInput};
 use crate::optimizer::clip_global_norm;
+use crate::run_dir::RunDir;
 
-/// The GPT as the learner trains it, with the two settings its steps need.
+/// The GPT as the learner trains it, with the settings its steps need.
 #[derive(Module, Debug)]
 pub struct Trainee<B: Backend> {
     pub gpt: Gpt<B>,
@@ -22,6 +30,163 @@ pub struct Trainee<B: Backend> {
     /// Micro-batches per optimizer step: each micro-batch's loss is divided by it so the
     /// learner's summed gradients are the mean over the step's batches.
     pub grad_accum: usize,
+    /// The run this trainee belongs to, when the steps should watch for a stop.
+    #[module(skip)]
+    pub control: Option<Arc<RunControl>>,
+}
+
+impl<B: Backend> Trainee<B> {
+    /// A trainee outside any run (benchmarks, tests, loading weights).
+    pub fn detached(gpt: Gpt<B>, grad_clip: f64, grad_accum: usize) -> Self {
+        Self {
+            gpt,
+            grad_clip,
+            grad_accum,
+            control: None,
+        }
+    }
+}
+
+/// Why a run stopped before its last step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Stop {
+    /// The user pressed Ctrl-C after `step` steps; `saved` tells whether the mid-epoch
+    /// checkpoint of that step is on disk (else the newest epoch checkpoint is the one to use).
+    Interrupted { step: usize, saved: bool },
+    /// Optimizer step `step` (1-based) saw a non-finite loss; that update was not applied.
+    Diverged { step: usize, lr: f64, loss: f64 },
+}
+
+/// What the steps of one run share with [`crate::train`]: the learner's interrupter, the step
+/// count, and why the run stopped early, if it did.
+pub struct RunControl {
+    interrupter: Interrupter,
+    run: RunDir,
+    steps_per_epoch: usize,
+    grad_accum: usize,
+    steps_done: AtomicUsize,
+    /// A non-finite loss seen by a micro-batch of the step in progress.
+    non_finite_loss: Mutex<Option<f64>>,
+    stop: Mutex<Option<Stop>>,
+}
+
+impl std::fmt::Debug for RunControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunControl")
+            .field("run", &self.run)
+            .field("steps_done", &self.steps_done)
+            .field("stop", &self.stop)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunControl {
+    /// Control of `run`, whose first `steps_done` optimizer steps are already trained.
+    pub fn new(
+        interrupter: Interrupter,
+        run: RunDir,
+        steps_per_epoch: usize,
+        grad_accum: usize,
+        steps_done: usize,
+    ) -> Self {
+        Self {
+            interrupter,
+            run,
+            steps_per_epoch,
+            grad_accum,
+            steps_done: AtomicUsize::new(steps_done),
+            non_finite_loss: Mutex::new(None),
+            stop: Mutex::new(None),
+        }
+    }
+
+    /// Optimizer steps done, counting those of earlier sessions.
+    pub fn steps_done(&self) -> usize {
+        self.steps_done.load(Ordering::SeqCst)
+    }
+
+    pub fn stop(&self) -> Option<Stop> {
+        *self.stop.lock().expect("stop lock")
+    }
+
+    fn saw_loss(&self, loss: f64) {
+        if !loss.is_finite() {
+            self.non_finite_loss
+                .lock()
+                .expect("loss lock")
+                .get_or_insert(loss);
+        }
+    }
+
+    /// Ends the run before the update of a step whose loss was not finite.
+    fn diverged(&self, lr: f64) -> bool {
+        let Some(loss) = self.non_finite_loss.lock().expect("loss lock").take() else {
+            return false;
+        };
+        let step = self.steps_done.load(Ordering::SeqCst) + 1;
+        self.end(Stop::Diverged { step, lr, loss });
+        true
+    }
+
+    /// Counts a finished step; on Ctrl-C saves it as a mid-epoch checkpoint and ends the run.
+    /// At an epoch's last step the stop waits one step, so the epoch's validation and its full
+    /// checkpoint happen first.
+    fn stepped<AB, M, O>(&self, trainee: &M, optim: &O)
+    where
+        AB: AutodiffBackend,
+        M: AutodiffModule<AB>,
+        O: Optimizer<M, AB>,
+    {
+        let step = self.steps_done.fetch_add(1, Ordering::SeqCst) + 1;
+        if !interrupt::requested() || step.is_multiple_of(self.steps_per_epoch) {
+            return;
+        }
+        let saved = self.save_mid_epoch::<AB, M, O>(step, trainee, optim);
+        if let Err(error) = &saved {
+            eprintln!("warning: {error}");
+        }
+        self.end(Stop::Interrupted {
+            step,
+            saved: saved.is_ok(),
+        });
+    }
+
+    fn save_mid_epoch<AB, M, O>(&self, step: usize, trainee: &M, optim: &O) -> Result<(), String>
+    where
+        AB: AutodiffBackend,
+        M: AutodiffModule<AB>,
+        O: Optimizer<M, AB>,
+    {
+        let dir = MidEpoch::dir(&self.run, step);
+        let recorder = AtomicRecorder::new();
+        let save = |what: &str, result: Result<(), burn::record::RecorderError>| {
+            result.map_err(|e| format!("cannot save {}: {e}", dir.join(what).display()))
+        };
+        save(
+            "model",
+            Recorder::<AB>::record(&recorder, trainee.clone().into_record(), dir.join("model")),
+        )?;
+        save(
+            "optim",
+            Recorder::<AB>::record(&recorder, optim.to_record(), dir.join("optim")),
+        )?;
+        // The scheduler's state is the micro-batch count (see `schedule`).
+        save(
+            "scheduler",
+            Recorder::<AB>::record(&recorder, step * self.grad_accum, dir.join("scheduler")),
+        )?;
+        MidEpoch { step }
+            .commit(&self.run)
+            .map_err(|e| format!("cannot save {}: {e}", dir.display()))
+    }
+
+    fn end(&self, stop: Stop) {
+        *self.stop.lock().expect("stop lock") = Some(stop);
+        self.interrupter.stop(Some(match stop {
+            Stop::Interrupted { .. } => "interrupted",
+            Stop::Diverged { .. } => "non-finite loss",
+        }));
+    }
 }
 
 /// What one batch reports to the metrics: its mean loss and how many tokens it held.
@@ -68,6 +233,10 @@ impl<B: AutodiffBackend> TrainStep for Trainee<B> {
         let tokens = batch.num_tokens();
         let (loss, _) = self.gpt.forward_loss(batch.inputs, batch.targets);
         let grads = (loss.clone() / self.grad_accum as f64).backward();
+        if let Some(control) = &self.control {
+            // Read after queueing the backward pass, so the device is not idle meanwhile.
+            control.saw_loss(loss.clone().into_scalar().elem::<f64>());
+        }
         TrainOutput::new(
             self,
             grads,
@@ -84,12 +253,21 @@ impl<B: AutodiffBackend> TrainStep for Trainee<B> {
         O: Optimizer<Self, AB>,
         Self: AutodiffModule<AB>,
     {
+        let control = self.control.clone();
+        if control.as_ref().is_some_and(|c| c.diverged(lr)) {
+            // Keep the last good weights: the run ends here without this update.
+            return self;
+        }
         let grads = if self.grad_clip > 0.0 {
             clip_global_norm::<AB, Self>(&self, grads, self.grad_clip)
         } else {
             grads
         };
-        optim.step(lr, self, grads)
+        let stepped = optim.step(lr, self, grads);
+        if let Some(control) = control {
+            control.stepped::<AB, Self, O>(&stepped, optim);
+        }
+        stepped
     }
 }
 

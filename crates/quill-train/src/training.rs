@@ -4,8 +4,10 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use burn::optim::Optimizer;
+use burn::optim::adaptor::OptimizerAdaptor;
 use burn::prelude::*;
-use burn::record::DefaultRecorder;
+use burn::record::{DefaultRecorder, Recorder};
 use burn::tensor::backend::AutodiffBackend;
 use burn::train::checkpoint::{
     ComposedCheckpointingStrategy, KeepLastNCheckpoints, MetricCheckpointingStrategy,
@@ -14,17 +16,20 @@ use burn::train::logger::FileMetricLogger;
 use burn::train::metric::store::{Aggregate, Direction, Split};
 use burn::train::metric::{LearningRateMetric, LossMetric};
 use burn::train::{Learner, SupervisedTraining};
-use quill_data::{Corpus, DataError, Vocab, WindowLoader};
+use quill_data::{Corpus, DataError, TrainingPosition, Vocab, WindowLoader};
 use quill_model::Gpt;
 
+use crate::checkpoint::{
+    AtomicRecorder, MidEpoch, SafeRetention, StandIn, remove_partial_files, write_atomic,
+};
 use crate::config::RunConfig;
 use crate::metrics::{Perplexity, TokensPerSecond};
 use crate::metrics_csv::{self, CsvMetricLogger};
 use crate::optimizer::MatrixDecayAdamW;
 use crate::progress::ProgressLines;
-use crate::run_dir::{RunDir, Weights, write_atomic};
+use crate::run_dir::{RunDir, Weights};
 use crate::schedule::WarmupCosine;
-use crate::step::Trainee;
+use crate::step::{RunControl, Stop, Trainee, TraineeRecord};
 use crate::summary::RunSummary;
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +50,35 @@ pub enum TrainError {
         steps: usize,
         more: usize,
     },
+    #[error("--resume: cannot use checkpoint {file}: {reason}")]
+    BadCheckpoint { file: PathBuf, reason: String },
+    /// Ctrl-C (or the dashboard's stop).
+    #[error("interrupted {}", match (saved, resume_step) {
+        (true, _) => format!("after step {step}; its checkpoint is saved"),
+        (false, Some(from)) => format!("at step {step}; the run resumes from its newest checkpoint, step {from}"),
+        (false, None) => format!("at step {step}, before its first checkpoint"),
+    })]
+    Interrupted {
+        dir: PathBuf,
+        step: usize,
+        saved: bool,
+        resume_step: Option<usize>,
+    },
+    #[error(
+        "the loss became {loss} at step {step} (learning rate {lr:.3e}); training stopped before applying that update{}",
+        match checkpoint_step {
+            Some(s) => format!(" and kept the checkpoint of step {s}"),
+            None => " (there is no checkpoint yet)".into(),
+        }
+    )]
+    Diverged {
+        dir: PathBuf,
+        step: usize,
+        lr: f64,
+        loss: f64,
+        /// The step of the newest checkpoint, which a resumed run starts from.
+        checkpoint_step: Option<usize>,
+    },
 }
 
 fn file_error(path: impl Into<PathBuf>, message: impl ToString) -> TrainError {
@@ -61,8 +95,50 @@ pub struct TrainOptions {
     pub config: RunConfig,
     /// Continue from the newest complete checkpoint in `run` instead of starting fresh.
     pub resume: bool,
-    /// Print progress lines even in a terminal (they are always used when stdout is not one).
-    pub progress_lines: bool,
+    /// Show burn-train's dashboard when stdout is a terminal, instead of progress lines. It
+    /// puts the terminal in raw mode, where Ctrl-C is a key press the dashboard ignores.
+    pub dashboard: bool,
+}
+
+/// Where a session starts: the optimizer steps already done, and when they end mid-epoch the
+/// checkpoint that holds them.
+#[derive(Debug, Clone, Default)]
+struct Start {
+    steps_done: usize,
+    mid_epoch: Option<StandIn>,
+}
+
+impl Start {
+    fn resume(run: &RunDir, config: &RunConfig) -> Result<Self, TrainError> {
+        remove_partial_files(run);
+        let per_epoch = config.train.eval_interval;
+        let epoch = run.latest_checkpoint();
+        let mid = MidEpoch::latest(run).filter(|m| m.step > epoch.unwrap_or(0) * per_epoch);
+        match (epoch, mid) {
+            (_, Some(mid)) => Ok(Self {
+                steps_done: mid.step,
+                mid_epoch: Some(StandIn {
+                    epoch: mid.step / per_epoch,
+                    dir: MidEpoch::dir(run, mid.step),
+                }),
+            }),
+            (Some(epoch), None) => {
+                MidEpoch::remove_older_than(run, usize::MAX);
+                Ok(Self {
+                    steps_done: epoch * per_epoch,
+                    mid_epoch: None,
+                })
+            }
+            (None, None) => Err(TrainError::NoCheckpoint {
+                dir: run.path.clone(),
+            }),
+        }
+    }
+
+    /// Epochs complete (burn-train's checkpoint number to resume from).
+    fn epochs_done(&self, per_epoch: usize) -> usize {
+        self.steps_done / per_epoch
+    }
 }
 
 /// Trains the run described by `options` on `device` and returns its summary.
@@ -71,22 +147,18 @@ pub fn train<B: AutodiffBackend>(
     device: B::Device,
 ) -> Result<RunSummary, TrainError> {
     let TrainOptions { run, config, .. } = &options;
-    let resume_epoch = if options.resume {
-        Some(
-            run.latest_checkpoint()
-                .ok_or_else(|| TrainError::NoCheckpoint {
-                    dir: run.path.clone(),
-                })?,
-        )
+    let t = &config.train;
+    let start = if options.resume {
+        Start::resume(run, config)?
     } else {
-        None
+        Start::default()
     };
-    let first_epoch = resume_epoch.unwrap_or(0);
+    let first_epoch = start.epochs_done(t.eval_interval);
     let epochs = config.epochs();
     if first_epoch >= epochs {
         return Err(TrainError::AlreadyComplete {
             dir: run.path.clone(),
-            steps: first_epoch * config.train.eval_interval,
+            steps: start.steps_done,
             more: 2 * config.train.max_steps,
         });
     }
@@ -98,6 +170,14 @@ pub fn train<B: AutodiffBackend>(
     };
     corpus.check_block_size(config.model.block_size)?;
 
+    B::seed(&device, config.train.seed);
+    let gpt = Gpt::<B>::new(&config.model, corpus.vocab.len(), &device);
+    let params = gpt.num_params();
+    let recorder = AtomicRecorder::with_stand_in(start.mid_epoch.clone());
+    if options.resume {
+        check_checkpoint(&recorder, run, first_epoch, &gpt, &device)?;
+    }
+
     std::fs::create_dir_all(&run.path).map_err(|e| file_error(&run.path, e))?;
     write_atomic(&run.config(), config.to_toml().as_bytes())
         .map_err(|e| file_error(run.config(), e))?;
@@ -108,23 +188,16 @@ pub fn train<B: AutodiffBackend>(
         .map_err(|e| file_error(run.metrics(), e))?;
     let elapsed_before = earlier_rows.last().map_or(0.0, |r| r.elapsed_s);
 
-    B::seed(&device, config.train.seed);
-    let gpt = Gpt::<B>::new(&config.model, corpus.vocab.len(), &device);
-    let params = gpt.num_params();
-    let trainee = Trainee {
-        gpt,
-        grad_clip: config.optimizer.grad_clip,
-        grad_accum: config.train.grad_accum,
-    };
-
-    let t = &config.train;
     let train_loader = WindowLoader::<B>::training(
         corpus.split.train.into(),
         config.model.block_size,
         t.batch_size,
         t.eval_interval * t.grad_accum,
         t.seed,
-        first_epoch as u64,
+        TrainingPosition {
+            epoch: first_epoch as u64,
+            batches: (start.steps_done - first_epoch * t.eval_interval) * t.grad_accum,
+        },
         device.clone(),
     );
     let valid_loader = WindowLoader::<B::InnerBackend>::fixed(
@@ -154,6 +227,10 @@ pub fn train<B: AutodiffBackend>(
         Direction::Lowest,
         Split::Valid,
     );
+    let retention = ComposedCheckpointingStrategy::builder()
+        .add(KeepLastNCheckpoints::new(config.checkpoint.keep))
+        .add(keep_best)
+        .build();
     let mut training =
         SupervisedTraining::new(&run.path, Arc::new(train_loader), Arc::new(valid_loader))
             .metrics((LossMetric::<B::InnerBackend>::new(), Perplexity::default()))
@@ -161,34 +238,52 @@ pub fn train<B: AutodiffBackend>(
             .metric_train_numeric(TokensPerSecond::default())
             .with_metric_logger(FileMetricLogger::new(&run.path))
             .with_metric_logger(csv)
-            .with_file_checkpointer(DefaultRecorder::new())
-            .with_checkpointing_strategy(
-                ComposedCheckpointingStrategy::builder()
-                    .add(KeepLastNCheckpoints::new(config.checkpoint.keep))
-                    .add(keep_best)
-                    .build(),
-            )
+            .with_file_checkpointer(recorder)
+            .with_checkpointing_strategy(SafeRetention::new(retention, run.clone()))
             .num_epochs(epochs);
     if t.grad_accum > 1 {
         training = training.grads_accumulation(t.grad_accum);
     }
-    if let Some(epoch) = resume_epoch {
-        training = training.checkpoint(epoch);
+    if options.resume {
+        training = training.checkpoint(first_epoch);
     }
-    if options.progress_lines || !std::io::stdout().is_terminal() {
+    if !(options.dashboard && std::io::stdout().is_terminal()) {
         training = training.renderer(ProgressLines::new(
             t.eval_interval,
             t.max_steps,
-            t.grad_accum,
-            first_epoch * t.eval_interval,
+            start.steps_done,
         ));
     }
 
+    let control = Arc::new(RunControl::new(
+        training.interrupter(),
+        run.clone(),
+        t.eval_interval,
+        t.grad_accum,
+        start.steps_done,
+    ));
+    let trainee = Trainee {
+        control: Some(control.clone()),
+        ..Trainee::detached(gpt, config.optimizer.grad_clip, t.grad_accum)
+    };
     let result = training.launch(Learner::new(trainee, optimizer, schedule));
     let trained = result.model;
     drop(result.renderer);
+    if let Some(stop) = control.stop() {
+        return Err(stopped_early(stop, run, t.eval_interval));
+    }
+    let steps_done = control.steps_done();
+    if steps_done < epochs * t.eval_interval {
+        // Stopped from the dashboard, which saves nothing mid-epoch.
+        let stop = Stop::Interrupted {
+            step: steps_done,
+            saved: false,
+        };
+        return Err(stopped_early(stop, run, t.eval_interval));
+    }
 
     save_weights(&trained.gpt, run, Weights::Final)?;
+    MidEpoch::remove_older_than(run, usize::MAX);
     let rows = metrics_csv::read_rows(&run.metrics()).map_err(|e| file_error(run.metrics(), e))?;
     let summary = RunSummary::from_rows(&rows, params)
         .ok_or_else(|| file_error(run.metrics(), "no evaluation was recorded"))?;
@@ -196,6 +291,64 @@ pub fn train<B: AutodiffBackend>(
     let json = serde_json::to_string_pretty(&summary).expect("a summary serializes");
     write_atomic(&run.summary(), json.as_bytes()).map_err(|e| file_error(run.summary(), e))?;
     Ok(summary)
+}
+
+fn stopped_early(stop: Stop, run: &RunDir, per_epoch: usize) -> TrainError {
+    match stop {
+        Stop::Interrupted { step, saved } => TrainError::Interrupted {
+            dir: run.path.clone(),
+            step,
+            saved,
+            resume_step: newest_checkpoint_step(run, per_epoch),
+        },
+        Stop::Diverged { step, lr, loss } => TrainError::Diverged {
+            dir: run.path.clone(),
+            step,
+            lr,
+            loss,
+            checkpoint_step: newest_checkpoint_step(run, per_epoch),
+        },
+    }
+}
+
+/// The step a resumed run would start from, if it has a checkpoint at all.
+fn newest_checkpoint_step(run: &RunDir, per_epoch: usize) -> Option<usize> {
+    let epoch_step = run.latest_checkpoint().map(|e| e * per_epoch);
+    let mid_step = MidEpoch::latest(run).map(|m| m.step);
+    epoch_step.max(mid_step)
+}
+
+/// Loads the model, optimizer and scheduler records a resume would use, so that a truncated,
+/// corrupted or mismatched checkpoint is a clear error before training starts.
+fn check_checkpoint<B: AutodiffBackend>(
+    recorder: &AtomicRecorder,
+    run: &RunDir,
+    epoch: usize,
+    gpt: &Gpt<B>,
+    device: &B::Device,
+) -> Result<(), TrainError> {
+    let stem = |part: &str| run.checkpoints().join(format!("{part}-{epoch}"));
+    let bad = |part: &str, reason: String| TrainError::BadCheckpoint {
+        file: recorder.source(&stem(part)).with_extension("mpk"),
+        reason: reason.replace('\n', " "),
+    };
+    let model: TraineeRecord<B> = Recorder::<B>::load(recorder, stem("model"), device)
+        .map_err(|e| bad("model", format!("it is truncated or corrupted ({e})")))?;
+    gpt.clone().load_checked(model.gpt).map_err(|reason| {
+        bad(
+            "model",
+            format!(
+                "{reason}; the run's config.toml and the checkpoint must describe the same model"
+            ),
+        )
+    })?;
+    type OptimRecord<B> =
+        <OptimizerAdaptor<MatrixDecayAdamW, Trainee<B>, B> as Optimizer<Trainee<B>, B>>::Record;
+    Recorder::<B>::load::<OptimRecord<B>>(recorder, stem("optim"), device)
+        .map_err(|e| bad("optim", format!("it is truncated or corrupted ({e})")))?;
+    Recorder::<B>::load::<usize>(recorder, stem("scheduler"), device)
+        .map_err(|e| bad("scheduler", format!("it is truncated or corrupted ({e})")))?;
+    Ok(())
 }
 
 /// Saves `gpt` as the run's `weights` file, through a temporary file and a rename.
@@ -230,16 +383,12 @@ fn save_best_weights<B: Backend>(
         // An earlier session already wrote best.mpk for an epoch whose checkpoint is gone.
         return Ok(());
     }
-    let trainee = Trainee {
-        gpt: final_gpt,
-        grad_clip: 0.0,
-        grad_accum: 1,
-    }
-    .load_file(
-        checkpoint.with_extension(""),
-        &DefaultRecorder::new(),
-        device,
-    )
-    .map_err(|e| file_error(&checkpoint, e))?;
+    let trainee = Trainee::detached(final_gpt, 0.0, 1)
+        .load_file(
+            checkpoint.with_extension(""),
+            &DefaultRecorder::new(),
+            device,
+        )
+        .map_err(|e| file_error(&checkpoint, e))?;
     save_weights(&trainee.gpt, run, Weights::Best)
 }

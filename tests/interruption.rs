@@ -1,0 +1,240 @@
+//! Runs stopped by Ctrl-C, killed, or crashed halfway through writing a checkpoint resume and
+//! end exactly where an uninterrupted run of the same seed ends; a diverging run stops at its
+//! first non-finite loss and keeps its last good checkpoint.
+
+#![cfg(unix)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use common::{Quill, fails_with, ok};
+
+/// Val losses of an uninterrupted tiny run (4 epochs of 50 steps), computed once.
+fn reference() -> &'static [f64] {
+    static VAL_LOSSES: OnceLock<Vec<f64>> = OnceLock::new();
+    VAL_LOSSES.get_or_init(|| {
+        let quill = Quill::new();
+        ok(quill.train("tiny.toml", "straight", &[]));
+        val_losses(&quill, "straight")
+    })
+}
+
+fn val_losses(quill: &Quill, run: &str) -> Vec<f64> {
+    quill.metrics(run).iter().map(|row| row[3]).collect()
+}
+
+fn assert_matches_reference(quill: &Quill, run: &str) {
+    let got = val_losses(quill, run);
+    let expected = reference();
+    assert_eq!(got.len(), expected.len(), "{got:?} vs {expected:?}");
+    for (a, b) in got.iter().zip(expected) {
+        assert!((a - b).abs() <= 1e-5, "{got:?} vs {expected:?}");
+    }
+    let summary =
+        std::fs::read_to_string(quill.artifacts().join(run).join("summary.json")).unwrap();
+    assert!(summary.contains("\"steps\": 200"), "{summary}");
+    let leftovers: Vec<_> = std::fs::read_dir(quill.artifacts().join(run).join("checkpoint"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.starts_with("step-") || name.starts_with("partial-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// A training process, started and watched until it printed its evaluation of `epoch`.
+struct Running {
+    child: Child,
+}
+
+impl Running {
+    fn start(mut command: Command, epoch: usize) -> Self {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let marker = format!("epoch {epoch}/");
+        for line in lines.by_ref() {
+            if line.unwrap().starts_with(&marker) {
+                break;
+            }
+        }
+        // Keep draining, so the run never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Self { child }
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the exit; returns the status and stderr.
+    fn finish(mut self) -> (ExitStatus, String) {
+        let status = self.child.wait().unwrap();
+        let mut err = String::new();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        (status, err)
+    }
+}
+
+/// An epoch of configs/tiny.toml takes about a second on two cores: this lands mid-epoch.
+fn into_the_next_epoch() {
+    std::thread::sleep(Duration::from_millis(250));
+}
+
+#[test]
+fn ctrl_c_saves_the_step_and_the_printed_command_resumes_it() {
+    let quill = Quill::new();
+    let run = Running::start(quill.train_command("tiny.toml", "stopped", &[]), 1);
+    into_the_next_epoch();
+    run.signal("-INT");
+    let (status, err) = run.finish();
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("error: interrupted after step "), "{err}");
+    let step: usize = err["error: interrupted after step ".len()..]
+        .split(';')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(step > 50 && step < 200, "{err}");
+    let checkpoints = quill.artifacts().join("stopped/checkpoint");
+    if !step.is_multiple_of(50) {
+        assert!(
+            checkpoints
+                .join(format!("step-{step}/position.json"))
+                .is_file()
+        );
+    }
+
+    let command = err.split("resume with: quill-cpu ").nth(1).expect(&err);
+    let args: Vec<&str> = command.split_whitespace().collect();
+    let out = ok(quill.run(&args));
+    assert!(out.contains("resuming"), "{out}");
+    assert_matches_reference(&quill, "stopped");
+}
+
+#[test]
+fn a_second_ctrl_c_exits_at_once_and_loses_nothing_complete() {
+    let quill = Quill::new();
+    let run = Running::start(quill.train_command("tiny.toml", "twice", &[]), 1);
+    into_the_next_epoch();
+    run.signal("-INT");
+    run.signal("-INT");
+    let (status, err) = run.finish();
+    assert_eq!(status.code(), Some(130), "{err}");
+
+    ok(quill.train("tiny.toml", "twice", &["--resume"]));
+    assert_matches_reference(&quill, "twice");
+}
+
+#[test]
+fn kills_and_crashes_mid_write_resume_from_the_last_complete_checkpoint() {
+    let quill = Quill::new();
+    let resume = || quill.train_command("tiny.toml", "killed", &["--resume"]);
+
+    // SIGKILL in the middle of epoch 2.
+    let run = Running::start(quill.train_command("tiny.toml", "killed", &[]), 1);
+    into_the_next_epoch();
+    run.signal("-KILL");
+    let (status, _) = run.finish();
+    assert!(!status.success());
+
+    // Killed while writing the optimizer state of epoch 3: that file never appears whole.
+    let crashed = resume()
+        .env("QUILL_CRASH_WRITING", "optim-3")
+        .output()
+        .unwrap();
+    assert!(!crashed.status.success());
+    let checkpoints = quill.artifacts().join("killed/checkpoint");
+    assert!(!checkpoints.join("optim-3.mpk").exists());
+    assert!(checkpoints.join("partial-optim-3.mpk").exists());
+
+    // Ctrl-C in epoch 4, killed while writing that step's checkpoint: it is never used.
+    let mut command = resume();
+    command.env("QUILL_CRASH_WRITING", "model");
+    let run = Running::start(command, 3);
+    into_the_next_epoch();
+    run.signal("-INT");
+    let (status, _) = run.finish();
+    assert!(!status.success());
+    let unfinished: Vec<_> = std::fs::read_dir(&checkpoints)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("step-")
+        })
+        .collect();
+    assert_eq!(unfinished.len(), 1, "{unfinished:?}");
+    assert!(!unfinished[0].join("position.json").exists());
+
+    let out = ok(resume().output().unwrap());
+    assert!(out.contains("resuming"), "{out}");
+    assert_matches_reference(&quill, "killed");
+}
+
+#[test]
+fn a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
+    let quill = Quill::new();
+    ok(quill.train("tiny.toml", "nan", &["--set", "train.max_steps=100"]));
+    let checkpoint = quill.artifacts().join("nan/checkpoint/model-2.mpk");
+    let good = std::fs::read(&checkpoint).unwrap();
+    let blow_up = [
+        "--resume",
+        "--set",
+        "train.max_steps=200",
+        "--set",
+        "optimizer.lr=1e30",
+        "--set",
+        "optimizer.grad_clip=0",
+    ];
+    let out = quill.train("tiny.toml", "nan", &blow_up);
+    fails_with(out.clone(), "the loss became");
+    let err = common::stderr(&out);
+    assert!(err.contains("at step 10"), "{err}");
+    assert!(err.contains("kept the checkpoint of step 100"), "{err}");
+    assert!(
+        err.contains("resume from it with a lower learning rate: quill-cpu train")
+            && err.contains("--resume --set optimizer.lr="),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&checkpoint).unwrap(), good);
+    assert!(!checkpoint.with_file_name("model-3.mpk").exists());
+
+    // From the start, with no checkpoint yet: start over, with a lower rate.
+    let fresh = quill.train("tiny.toml", "nan-fresh", &blow_up[3..]);
+    fails_with(fresh.clone(), "(there is no checkpoint yet)");
+    assert!(common::stderr(&fresh).contains("--force --set optimizer.lr="));
+
+    ok(quill.train(
+        "tiny.toml",
+        "nan",
+        &[
+            "--resume",
+            "--set",
+            "optimizer.lr=3e-3",
+            "--set",
+            "optimizer.grad_clip=1",
+        ],
+    ));
+    assert_eq!(quill.metrics("nan").len(), 4);
+}
