@@ -47,7 +47,7 @@ generate run="" *args:
         run=$(ls -td artifacts/*/ 2>/dev/null | head -n 1)
         [ -n "$run" ] || { echo "error: no run in artifacts/; train one with just train-cpu" >&2; exit 1; }
     fi
-    @{{cargo_run}} quill-cpu -- generate --run "$run" "$@"
+    {{cargo_run}} quill-cpu -- generate --run "$run" "$@"
 
 # Type prompts and read continuations (default: the newest run), until end of input (Ctrl-D).
 chat run="" *args:

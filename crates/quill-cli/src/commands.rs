@@ -15,6 +15,9 @@ use crate::Runner;
 use crate::bench::{BenchOptions, bench};
 use crate::errors::Interrupted;
 use crate::generate::{interactive, print_samples};
+use crate::interop::{
+    EvalArgs, ExportArgs, ImportArgs, eval_command, export_command, import_command,
+};
 
 /// Train and sample character-level GPT models.
 #[derive(Debug, Parser)]
@@ -36,6 +39,12 @@ enum Command {
     Sweep(SweepArgs),
     /// Write summary.md, summary.csv and loss plots for a sweep or run directory.
     Report(ReportArgs),
+    /// Mean cross-entropy of a run's weights over fixed, seeded windows of a split.
+    Eval(EvalArgs),
+    /// Write a run's weights, model config and vocabulary to a safetensors file.
+    Export(ExportArgs),
+    /// Make a run directory from a nanoGPT checkpoint or an exported safetensors file.
+    Import(ImportArgs),
     /// Get the training text.
     Data {
         #[command(subcommand)]
@@ -75,6 +84,12 @@ struct TrainArgs {
     /// Where run directories go.
     #[arg(long, default_value = "artifacts")]
     artifacts: PathBuf,
+    /// Start from another run's weights (fine-tuning); optimizer and schedule start fresh.
+    #[arg(long, value_name = "RUN_DIR", conflicts_with = "resume")]
+    init_from: Option<PathBuf>,
+    /// Which weights of the --init-from run.
+    #[arg(long, value_enum, requires = "init_from")]
+    weights: Option<WeightsArg>,
     /// Show burn-train's dashboard instead of progress lines (in a terminal only). The
     /// dashboard takes the keyboard: stop the run there with `q`, not Ctrl-C.
     #[arg(long)]
@@ -82,9 +97,18 @@ struct TrainArgs {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-enum WeightsArg {
+pub(crate) enum WeightsArg {
     Best,
     Final,
+}
+
+impl From<WeightsArg> for Weights {
+    fn from(weights: WeightsArg) -> Self {
+        match weights {
+            WeightsArg::Best => Weights::Best,
+            WeightsArg::Final => Weights::Final,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -203,6 +227,9 @@ pub fn run<B: AutodiffBackend>(cli: Cli, runner: &Runner, device: B::Device) -> 
         Command::Train(args) => train_command::<B>(args, runner, device),
         Command::Generate(args) => generate_command::<B>(args, device),
         Command::Sweep(args) => sweep_command::<B>(args, device),
+        Command::Eval(args) => eval_command::<B::InnerBackend>(args, &device),
+        Command::Export(args) => export_command::<B::InnerBackend>(args, &device),
+        Command::Import(args) => import_command::<B::InnerBackend>(args, &device),
         Command::Report(args) => {
             let runs = quill_report::report(&args.dir, args.log_y)?;
             print!("{}", quill_report::table::markdown(&runs));
@@ -265,7 +292,13 @@ fn train_command<B: AutodiffBackend>(
         let config = RunConfig::load(&run.config(), &args.config.overrides)?;
         (run, config)
     } else {
-        let config = RunConfig::load(&args.config.config, &args.config.overrides)?;
+        let mut config = RunConfig::load(&args.config.config, &args.config.overrides)?;
+        if let Some(source) = &args.init_from {
+            config.init.from = source.display().to_string();
+        }
+        if let Some(weights) = args.weights {
+            config.init.weights = weights.into();
+        }
         let name = args
             .name
             .clone()
@@ -458,10 +491,7 @@ fn generate_command<B: AutodiffBackend>(
     args: GenerateArgs,
     device: B::Device,
 ) -> anyhow::Result<()> {
-    let weights = match args.weights {
-        WeightsArg::Best => Weights::Best,
-        WeightsArg::Final => Weights::Final,
-    };
+    let weights = args.weights.into();
     if !args.temperature.is_finite() || args.temperature < 0.0 {
         bail!(
             "--temperature {} must be 0 (greedy) or positive",

@@ -5,6 +5,7 @@ mod bench;
 mod commands;
 mod errors;
 mod generate;
+mod interop;
 
 use std::process::ExitCode;
 

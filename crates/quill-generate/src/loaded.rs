@@ -1,7 +1,6 @@
 use std::path::PathBuf;
 
 use burn::prelude::*;
-use burn::record::{DefaultRecorder, Recorder};
 use quill_data::{DataError, Vocab};
 use quill_model::Gpt;
 use quill_train::{RunConfig, RunDir, Weights};
@@ -54,20 +53,13 @@ impl<B: Backend> LoadedRun<B> {
                 },
             });
         }
-        let weights_error = |reason: String| LoadError::Weights {
-            file: file.clone(),
-            reason: reason.replace('\n', " "),
-        };
-        let record =
-            Recorder::<B>::load(&DefaultRecorder::new(), run.weights_stem(weights), device)
-                .map_err(|e| weights_error(format!("it is truncated or corrupted ({e})")))?;
-        let model = Gpt::new(&config.model, vocab.len(), device)
-            .load_checked(record)
-            .map_err(|reason| {
-                weights_error(format!(
-                    "{reason}; they do not match the run's config.toml and vocab.json"
-                ))
-            })?;
+        let model = run
+            .load_weights(
+                Gpt::new(&config.model, vocab.len(), device),
+                weights,
+                device,
+            )
+            .map_err(|reason| LoadError::Weights { file, reason })?;
         Ok(Self {
             config,
             vocab,

@@ -9,6 +9,8 @@ use std::path::Path;
 
 use quill_data::DataConfig;
 use quill_model::ModelConfig;
+
+use crate::run_dir::Weights;
 use serde::{Deserialize, Serialize};
 use toml::{Table, Value};
 
@@ -22,6 +24,7 @@ pub struct RunConfig {
     pub optimizer: OptimizerConfig,
     pub schedule: ScheduleConfig,
     pub checkpoint: CheckpointConfig,
+    pub init: InitConfig,
 }
 
 /// `[train]`: how long, how big, how often.
@@ -120,6 +123,27 @@ impl Default for CheckpointConfig {
     }
 }
 
+/// `[init]`: where the weights start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InitConfig {
+    /// A run directory whose weights this run starts from (fine-tuning; `train --init-from`).
+    /// Its model must have the same shape, and every character of this run's corpus must be
+    /// in its vocabulary, which this run then uses. Empty: GPT-2's random initialization.
+    pub from: String,
+    /// Which of its weights: `"best"` or `"final"`.
+    pub weights: Weights,
+}
+
+impl Default for InitConfig {
+    fn default() -> Self {
+        Self {
+            from: String::new(),
+            weights: Weights::Best,
+        }
+    }
+}
+
 /// A config that cannot be used, with where the problem is.
 #[derive(Debug, thiserror::Error)]
 #[error("{origin}: {message}")]
@@ -176,6 +200,7 @@ impl RunConfig {
                 "optimizer" => config.optimizer = value.try_into().map_err(fail)?,
                 "schedule" => config.schedule = value.try_into().map_err(fail)?,
                 "checkpoint" => config.checkpoint = value.try_into().map_err(fail)?,
+                "init" => config.init = value.try_into().map_err(fail)?,
                 _ => unreachable!("sections were checked against the schema"),
             }
         }

@@ -9,6 +9,7 @@
 pub mod bench;
 pub mod checkpoint;
 pub mod config;
+pub mod evaluate;
 pub mod interrupt;
 pub mod metrics;
 pub mod metrics_csv;

@@ -12,8 +12,13 @@
 
 use std::path::PathBuf;
 
+use burn::prelude::*;
+use burn::record::{DefaultRecorder, Recorder};
+use quill_model::Gpt;
+
 /// Which weights of a run to load.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Weights {
     Best,
     Final,
@@ -70,6 +75,33 @@ impl RunDir {
     /// The checkpoint of epoch `epoch` for `part` (`model`, `optim`, `scheduler`).
     pub fn checkpoint_file(&self, part: &str, epoch: usize) -> PathBuf {
         self.checkpoints().join(format!("{part}-{epoch}.mpk"))
+    }
+
+    /// Saves `gpt` as the run's `weights` file, through a temporary file and a rename.
+    pub fn save_weights<B: Backend>(&self, gpt: &Gpt<B>, weights: Weights) -> Result<(), String> {
+        let target = self.weights_file(weights);
+        let partial = self.path.join(format!("{}-partial", weights.name()));
+        let describe = |e: &dyn std::fmt::Display| format!("{}: {e}", target.display());
+        gpt.clone()
+            .save_file(&partial, &DefaultRecorder::new())
+            .map_err(|e| describe(&e))?;
+        std::fs::rename(partial.with_extension("mpk"), &target).map_err(|e| describe(&e))
+    }
+
+    /// Loads the run's `weights` file into `template` (a model built from the run's config),
+    /// checking that every parameter fits.
+    pub fn load_weights<B: Backend>(
+        &self,
+        template: Gpt<B>,
+        weights: Weights,
+        device: &B::Device,
+    ) -> Result<Gpt<B>, String> {
+        let record =
+            Recorder::<B>::load(&DefaultRecorder::new(), self.weights_stem(weights), device)
+                .map_err(|e| format!("it is truncated or corrupted ({e})").replace('\n', " "))?;
+        template.load_checked(record).map_err(|reason| {
+            format!("{reason}; they do not match the run's config.toml and vocab.json")
+        })
     }
 
     /// The newest epoch whose model, optimizer and scheduler checkpoints are all on disk.

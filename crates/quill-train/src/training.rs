@@ -17,7 +17,7 @@ use burn::train::metric::store::{Aggregate, Direction, Split};
 use burn::train::metric::{LearningRateMetric, LossMetric};
 use burn::train::{Learner, SupervisedTraining};
 use quill_data::{Corpus, DataError, TrainingPosition, Vocab, WindowLoader};
-use quill_model::Gpt;
+use quill_model::{Gpt, ModelConfig};
 
 use crate::checkpoint::{
     AtomicRecorder, MidEpoch, SafeRetention, StandIn, remove_partial_files, write_atomic,
@@ -50,6 +50,8 @@ pub enum TrainError {
         steps: usize,
         more: usize,
     },
+    #[error("--init-from {dir}: {message}")]
+    InitFrom { dir: PathBuf, message: String },
     #[error("--resume: cannot use checkpoint {file}: {reason}")]
     BadCheckpoint { file: PathBuf, reason: String },
     /// Ctrl-C (or the dashboard's stop).
@@ -163,15 +165,29 @@ pub fn train<B: AutodiffBackend>(
         });
     }
 
-    let corpus = if options.resume {
-        Corpus::load_with_vocab(&config.data, Vocab::load(&run.vocab())?)?
-    } else {
-        Corpus::load(&config.data)?
+    // A fine-tuning run starts from another run's weights, in that run's vocabulary.
+    let source =
+        (!options.resume && !config.init.from.is_empty()).then(|| RunDir::new(&config.init.from));
+    let corpus = match &source {
+        _ if options.resume => Corpus::load_with_vocab(&config.data, Vocab::load(&run.vocab())?)?,
+        Some(source) => init_corpus(source, config)?,
+        None => Corpus::load(&config.data)?,
     };
     corpus.check_block_size(config.model.block_size)?;
 
     B::seed(&device, config.train.seed);
-    let gpt = Gpt::<B>::new(&config.model, corpus.vocab.len(), &device);
+    let mut gpt = Gpt::<B>::new(&config.model, corpus.vocab.len(), &device);
+    if let Some(source) = &source {
+        gpt = source
+            .load_weights(gpt, config.init.weights, &device)
+            .map_err(|reason| TrainError::InitFrom {
+                dir: source.path.clone(),
+                message: format!(
+                    "{}: {reason}",
+                    source.weights_file(config.init.weights).display()
+                ),
+            })?;
+    }
     let params = gpt.num_params();
     let recorder = AtomicRecorder::with_stand_in(start.mid_epoch.clone());
     if options.resume {
@@ -311,6 +327,53 @@ fn stopped_early(stop: Stop, run: &RunDir, per_epoch: usize) -> TrainError {
     }
 }
 
+/// The corpus of a run initialized from `source`, encoded with `source`'s vocabulary, once
+/// `source` is known to hold a model of this config's shape.
+fn init_corpus(source: &RunDir, config: &RunConfig) -> Result<Corpus, TrainError> {
+    let fail = |message: String| TrainError::InitFrom {
+        dir: source.path.clone(),
+        message,
+    };
+    if !source.config().exists() {
+        return Err(fail("not a run directory (it has no config.toml)".into()));
+    }
+    let theirs = RunConfig::load(&source.config(), &[]).map_err(|e| fail(e.to_string()))?;
+    if let Some(difference) = shape_difference(&theirs.model, &config.model) {
+        return Err(fail(format!(
+            "{difference}; a run starting from its weights must keep its model's shape"
+        )));
+    }
+    let vocab = Vocab::load(&source.vocab()).map_err(|e| fail(e.to_string()))?;
+    Corpus::load_with_vocab(&config.data, vocab).map_err(|e| match e {
+        DataError::UnknownChars { chars } => fail(format!(
+            "{} has characters its vocabulary lacks: {chars}",
+            config.data.path.display()
+        )),
+        other => TrainError::Data(other),
+    })
+}
+
+/// The first setting that makes two models' parameters differ in shape, if any.
+fn shape_difference(theirs: &ModelConfig, ours: &ModelConfig) -> Option<String> {
+    let describe = |m: &ModelConfig| {
+        [
+            ("n_layer", m.n_layer.to_string()),
+            ("n_head", m.n_head.to_string()),
+            ("n_embd", m.n_embd.to_string()),
+            ("block_size", m.block_size.to_string()),
+            ("positional", format!("{:?}", m.positional).to_lowercase()),
+            ("ff_width", m.ff_hidden().to_string()),
+            ("bias", m.bias.to_string()),
+            ("tie_weights", m.tie_weights.to_string()),
+        ]
+    };
+    describe(theirs)
+        .into_iter()
+        .zip(describe(ours))
+        .find(|(a, b)| a.1 != b.1)
+        .map(|((key, a), (_, b))| format!("model.{key} is {a} there but {b} here"))
+}
+
 /// The step a resumed run would start from, if it has a checkpoint at all.
 fn newest_checkpoint_step(run: &RunDir, per_epoch: usize) -> Option<usize> {
     let epoch_step = run.latest_checkpoint().map(|e| e * per_epoch);
@@ -351,18 +414,13 @@ fn check_checkpoint<B: AutodiffBackend>(
     Ok(())
 }
 
-/// Saves `gpt` as the run's `weights` file, through a temporary file and a rename.
 fn save_weights<B: Backend>(
     gpt: &Gpt<B>,
     run: &RunDir,
     weights: Weights,
 ) -> Result<(), TrainError> {
-    let partial = run.path.join(format!("{}-partial", weights.name()));
-    gpt.clone()
-        .save_file(&partial, &DefaultRecorder::new())
-        .map_err(|e| file_error(&partial, e))?;
-    std::fs::rename(partial.with_extension("mpk"), run.weights_file(weights))
-        .map_err(|e| file_error(run.weights_file(weights), e))
+    run.save_weights(gpt, weights)
+        .map_err(|message| file_error(run.weights_file(weights), message))
 }
 
 /// `best.mpk` holds the weights of the epoch with the lowest val loss: the final weights when

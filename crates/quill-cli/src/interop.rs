@@ -1,0 +1,172 @@
+//! `eval`, `export` and `import`: scoring a run, and moving its weights in and out.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use burn::prelude::*;
+use clap::{Args, ValueEnum};
+use quill_data::corpus::read_text;
+use quill_data::{Corpus, DataConfig, Vocab};
+use quill_generate::LoadedRun;
+use quill_interop::write_run::write_run;
+use quill_interop::{nanogpt, safetensors};
+use quill_train::evaluate::{EvalWindows, evaluate};
+use quill_train::{RunConfig, RunDir};
+
+use crate::commands::WeightsArg;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum SplitArg {
+    Train,
+    Val,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct EvalArgs {
+    /// The run directory.
+    #[arg(long)]
+    run: PathBuf,
+    #[arg(long, value_enum, default_value = "val")]
+    split: SplitArg,
+    /// Batches of windows to score; default: the run's train.eval_batches, which makes the
+    /// `val` figure the val loss the run logged for these weights.
+    #[arg(long)]
+    batches: Option<usize>,
+    #[arg(long, value_enum, default_value = "best")]
+    weights: WeightsArg,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum FormatArg {
+    Safetensors,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ExportArgs {
+    /// The run directory.
+    #[arg(long)]
+    run: PathBuf,
+    #[arg(long, value_enum, default_value = "safetensors")]
+    format: FormatArg,
+    /// The file to write; it must not exist.
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, value_enum, default_value = "best")]
+    weights: WeightsArg,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ImportArgs {
+    /// A nanoGPT checkpoint (ckpt.pt); its vocabulary comes from --data.
+    #[arg(
+        long,
+        value_name = "CKPT",
+        required_unless_present = "safetensors",
+        requires = "data"
+    )]
+    nanogpt: Option<PathBuf>,
+    /// A safetensors file written by `export` (it carries its config and vocabulary).
+    #[arg(long, value_name = "FILE", conflicts_with = "nanogpt")]
+    safetensors: Option<PathBuf>,
+    /// The corpus the model was trained on; recorded as the run's data.path.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// The run directory to create; it must not exist.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub(crate) fn eval_command<B: Backend>(args: EvalArgs, device: &B::Device) -> anyhow::Result<()> {
+    let run = LoadedRun::<B>::load(&RunDir::new(&args.run), args.weights.into(), device)?;
+    let corpus = Corpus::load_with_vocab(&run.config.data, run.vocab.clone())?;
+    corpus.check_block_size(run.config.model.block_size)?;
+    let (name, tokens) = match args.split {
+        SplitArg::Train => ("train", corpus.split.train),
+        SplitArg::Val => ("val", corpus.split.val),
+    };
+    let t = &run.config.train;
+    let batches = args.batches.unwrap_or(t.eval_batches);
+    if batches == 0 {
+        anyhow::bail!("--batches 0 would score nothing; use 1 or more");
+    }
+    let windows = EvalWindows {
+        block_size: run.config.model.block_size,
+        batch_size: t.batch_size,
+        batches,
+        seed: t.seed,
+    };
+    let result = evaluate(&run.model, tokens.into(), windows, device);
+    println!(
+        "{name} loss {:.4} nats/char, {:.4} bits/char ({} windows of {} characters, seed {}, {} weights)",
+        result.loss,
+        result.bits_per_char(),
+        result.windows,
+        windows.block_size,
+        windows.seed,
+        quill_train::Weights::from(args.weights).name(),
+    );
+    Ok(())
+}
+
+pub(crate) fn export_command<B: Backend>(
+    args: ExportArgs,
+    device: &B::Device,
+) -> anyhow::Result<()> {
+    let FormatArg::Safetensors = args.format;
+    let run = LoadedRun::<B>::load(&RunDir::new(&args.run), args.weights.into(), device)?;
+    safetensors::export(&run.model, &run.config.model, &run.vocab, &args.out)?;
+    println!(
+        "wrote {} (nanoGPT tensor names, PyTorch layout; model config and vocabulary in its metadata)",
+        args.out.display()
+    );
+    Ok(())
+}
+
+pub(crate) fn import_command<B: Backend>(
+    args: ImportArgs,
+    device: &B::Device,
+) -> anyhow::Result<()> {
+    let data_path = match &args.data {
+        Some(path) => Some(
+            path.canonicalize()
+                .with_context(|| format!("--data {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let mut config = RunConfig::default();
+    if let Some(path) = &data_path {
+        config.data = DataConfig {
+            path: path.clone(),
+            ..config.data
+        };
+    }
+    let run = RunDir::new(&args.out);
+    let (source, vocab, model, gpt) = match (&args.nanogpt, &args.safetensors) {
+        (Some(ckpt), _) => {
+            let path = data_path
+                .as_ref()
+                .expect("clap requires --data with --nanogpt");
+            let vocab = Vocab::from_text(&read_text(path)?);
+            let (model, gpt) = nanogpt::import::<B>(ckpt, &vocab, device)?;
+            (ckpt, vocab, model, gpt)
+        }
+        (None, Some(file)) => {
+            let (model, vocab, gpt) = safetensors::import::<B>(file, device)?;
+            (file, vocab, model, gpt)
+        }
+        (None, None) => unreachable!("clap requires --nanogpt or --safetensors"),
+    };
+    config.model = model;
+    write_run(&run, &config, &vocab, &gpt)?;
+    println!(
+        "imported {} into {}: {} layers, {} heads, {} wide, block {}, {} characters",
+        source.display(),
+        run.path.display(),
+        config.model.n_layer,
+        config.model.n_head,
+        config.model.n_embd,
+        config.model.block_size,
+        vocab.len()
+    );
+    Ok(())
+}

@@ -1,0 +1,75 @@
+//! nanoGPT checkpoints (`ckpt.pt`, as its train.py saves them): `model` holds the state dict,
+//! `model_args` the shape. Read with burn-store's PyTorch reader; no Python needed.
+
+use std::path::Path;
+
+use burn::prelude::*;
+use burn_store::PytorchStore;
+use burn_store::pytorch::PytorchReader;
+use quill_data::Vocab;
+use quill_model::{Gpt, ModelConfig, Positional};
+use serde::Deserialize;
+
+use crate::{InteropError, apply, names};
+
+/// nanoGPT's `model_args`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ModelArgs {
+    pub n_layer: usize,
+    pub n_head: usize,
+    pub n_embd: usize,
+    pub block_size: usize,
+    pub bias: bool,
+    pub vocab_size: usize,
+    pub dropout: f64,
+}
+
+impl ModelArgs {
+    /// The quill model that computes nanoGPT's function: learned positions, 4x MLP, tied head.
+    pub fn model_config(&self) -> ModelConfig {
+        ModelConfig {
+            n_layer: self.n_layer,
+            n_head: self.n_head,
+            n_embd: self.n_embd,
+            block_size: self.block_size,
+            dropout: self.dropout,
+            positional: Positional::Learned,
+            ff_width: 0,
+            bias: self.bias,
+            tie_weights: true,
+        }
+    }
+}
+
+/// Reads `ckpt` into a model for `vocab`, which must have the checkpoint's vocabulary size
+/// (nanoGPT's shakespeare_char vocabulary is the sorted distinct characters of the corpus,
+/// as quill's).
+pub fn import<B: Backend>(
+    ckpt: &Path,
+    vocab: &Vocab,
+    device: &B::Device,
+) -> Result<(ModelConfig, Gpt<B>), InteropError> {
+    let fail = |e: &dyn std::fmt::Display| InteropError::new(ckpt, e);
+    let args: ModelArgs = PytorchReader::load_config(ckpt, Some("model_args")).map_err(|e| {
+        fail(&format!(
+            "cannot read `model_args` of a nanoGPT checkpoint ({e})"
+        ))
+    })?;
+    if args.vocab_size != vocab.len() {
+        return Err(fail(&format!(
+            "the model has a vocabulary of {} tokens, the corpus has {} distinct characters; \
+             give --data the text it was trained on",
+            args.vocab_size,
+            vocab.len()
+        )));
+    }
+    let model = args.model_config();
+    let mut gpt = Gpt::new(&model, vocab.len(), device);
+    let mut store = PytorchStore::from_file(ckpt)
+        .with_top_level_key("model")
+        .remap(names::from_nanogpt())
+        .validate(false)
+        .allow_partial(true);
+    apply::load_all(&mut gpt, &mut store).map_err(|e| fail(&e))?;
+    Ok((model, gpt))
+}

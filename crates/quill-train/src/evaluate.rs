@@ -1,0 +1,97 @@
+//! The mean next-character loss of a model over a fixed, seeded set of windows of a split: the
+//! same windows, for the same config, as the val loss measured during training.
+
+use std::sync::Arc;
+
+use burn::data::dataloader::DataLoader;
+use burn::prelude::*;
+use quill_data::WindowLoader;
+use quill_model::Gpt;
+
+/// What [`evaluate`] measured.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Evaluation {
+    /// Mean cross-entropy in nats per character.
+    pub loss: f64,
+    pub batches: usize,
+    pub windows: usize,
+}
+
+impl Evaluation {
+    pub fn bits_per_char(&self) -> f64 {
+        self.loss / std::f64::consts::LN_2
+    }
+}
+
+/// Which windows to score: `batches` batches of `batch_size` windows of `block_size`
+/// characters, drawn from `seed`.
+#[derive(Debug, Clone, Copy)]
+pub struct EvalWindows {
+    pub block_size: usize,
+    pub batch_size: usize,
+    pub batches: usize,
+    pub seed: u64,
+}
+
+/// Scores `gpt` on `tokens` (one split of a corpus). On a backend without autodiff, dropout is
+/// off, as inference wants.
+pub fn evaluate<B: Backend>(
+    gpt: &Gpt<B>,
+    tokens: Arc<[u32]>,
+    windows: EvalWindows,
+    device: &B::Device,
+) -> Evaluation {
+    let loader = WindowLoader::<B>::fixed(
+        tokens,
+        windows.block_size,
+        windows.batch_size,
+        windows.batches,
+        windows.seed,
+        device.clone(),
+    );
+    let mut sum = 0.0;
+    let mut batches = 0;
+    for batch in loader.iter() {
+        let (loss, _) = gpt.forward_loss(batch.inputs, batch.targets);
+        sum += loss.into_scalar().elem::<f64>();
+        batches += 1;
+    }
+    Evaluation {
+        loss: sum / batches.max(1) as f64,
+        batches,
+        windows: batches * windows.batch_size,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::NdArray;
+    use quill_model::ModelConfig;
+
+    #[test]
+    fn an_untrained_model_scores_about_log_vocab_and_repeats_itself() {
+        let config = ModelConfig {
+            n_layer: 1,
+            n_head: 2,
+            n_embd: 16,
+            block_size: 8,
+            dropout: 0.0,
+            ..Default::default()
+        };
+        let device = Default::default();
+        let gpt = Gpt::<NdArray>::new(&config, 20, &device);
+        let tokens: Arc<[u32]> = (0..400).map(|i| (i * 7 % 20) as u32).collect();
+        let windows = EvalWindows {
+            block_size: 8,
+            batch_size: 4,
+            batches: 3,
+            seed: 5,
+        };
+        let first = evaluate(&gpt, tokens.clone(), windows, &device);
+        assert_eq!((first.batches, first.windows), (3, 12));
+        assert!((first.loss - 20f64.ln()).abs() < 0.1, "{first:?}");
+        assert!((first.bits_per_char() - first.loss / 2f64.ln()).abs() < 1e-12);
+        assert_eq!(evaluate(&gpt, tokens, windows, &device), first);
+    }
+}
