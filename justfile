@@ -58,6 +58,12 @@ bench config="configs/cpu-small.toml" backend="cpu" *args:
     @just data quill-{{backend}}
     @{{cargo_run}} quill-{{backend}} -- bench --config "$1" "${@:3}"
 
+# quill's bench next to PyTorch's torch_ref.py, alternating runs; medians and ratio (TORCH_PYTHON: a python with torch).
+bench-vs-torch config="configs/cpu-small.toml" *args:
+    @just data quill-cpu
+    cargo build --release --quiet -p quill-cpu
+    python3 scripts/bench_vs_torch.py --config "$@"
+
 # Train every run of a sweep file on the CPU into artifacts/NAME/RUN/, then write its report.
 sweep file *args:
     @just data quill-cpu
@@ -70,6 +76,13 @@ report dir *args:
 # Print a config with defaults and overrides resolved.
 config config="configs/cpu-small.toml" *args:
     @{{cargo_run}} quill-cpu -- config show --config "$@"
+
+# On a machine with an NVIDIA GPU: CUDA vs CPU parity, then 300 steps of shakespeare-char and a bench.
+gpu-check:
+    cargo test --release -p quill-cuda --features cuda --test cuda -- --nocapture
+    @just data quill-cuda
+    {{cargo_run}} quill-cuda -- train --config configs/shakespeare-char.toml --name gpu-check --force --set train.max_steps=300 --set train.eval_interval=100 --set schedule.decay_steps=5000
+    {{cargo_run}} quill-cuda -- bench --config configs/shakespeare-char.toml --steps 20
 
 # Run every test (unit, end-to-end) of the workspace.
 test:

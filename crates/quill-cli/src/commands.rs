@@ -18,6 +18,7 @@ use crate::generate::{interactive, print_samples};
 use crate::interop::{
     EvalArgs, ExportArgs, ImportArgs, eval_command, export_command, import_command,
 };
+use crate::precision::use_precision;
 
 /// Train and sample character-level GPT models.
 #[derive(Debug, Parser)]
@@ -25,6 +26,10 @@ use crate::interop::{
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Which GPU, on a machine with several (CUDA: the device ordinal; wgpu: discrete GPUs
+    /// first, then integrated, virtual and software adapters). Default: the first.
+    #[arg(long, global = true, value_name = "N")]
+    pub device: Option<usize>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -222,14 +227,19 @@ enum ConfigCommand {
     Show(ConfigArgs),
 }
 
-pub fn run<B: AutodiffBackend>(cli: Cli, runner: &Runner, device: B::Device) -> anyhow::Result<()> {
+/// Runs the command; `device` opens the device for those that compute.
+pub fn run<B: AutodiffBackend>(
+    cli: Cli,
+    runner: &Runner,
+    device: impl FnOnce() -> anyhow::Result<B::Device>,
+) -> anyhow::Result<()> {
     match cli.command {
-        Command::Train(args) => train_command::<B>(args, runner, device),
-        Command::Generate(args) => generate_command::<B>(args, device),
-        Command::Sweep(args) => sweep_command::<B>(args, device),
-        Command::Eval(args) => eval_command::<B::InnerBackend>(args, &device),
-        Command::Export(args) => export_command::<B::InnerBackend>(args, &device),
-        Command::Import(args) => import_command::<B::InnerBackend>(args, &device),
+        Command::Train(args) => train_command::<B>(args, runner, device()?),
+        Command::Generate(args) => generate_command::<B>(args, device()?),
+        Command::Sweep(args) => sweep_command::<B>(args, device()?),
+        Command::Eval(args) => eval_command::<B::InnerBackend>(args, &device()?),
+        Command::Export(args) => export_command::<B::InnerBackend>(args, &device()?),
+        Command::Import(args) => import_command::<B::InnerBackend>(args, &device()?),
         Command::Report(args) => {
             let runs = quill_report::report(&args.dir, args.log_y)?;
             print!("{}", quill_report::table::markdown(&runs));
@@ -250,6 +260,8 @@ pub fn run<B: AutodiffBackend>(cli: Cli, runner: &Runner, device: B::Device) -> 
                 generate_tokens: args.generate_tokens,
             };
             let name = args.config.config.display().to_string();
+            let device = device()?;
+            use_precision::<B>(&device, config.train.precision)?;
             let report = bench::<B>(&config, &name, &options, runner, device)?;
             println!("{report}");
             Ok(())
@@ -332,6 +344,7 @@ fn train_command<B: AutodiffBackend>(
         dashboard: args.dashboard,
     };
     interrupt::install_handlers().context("cannot install the Ctrl-C handler")?;
+    use_precision::<B>(&device, options.config.train.precision)?;
     let lr = options.config.optimizer.lr;
     let run_name = run.path.file_name().map_or_else(
         || run.path.display().to_string(),

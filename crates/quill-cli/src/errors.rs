@@ -37,3 +37,13 @@ pub fn exit_status(error: &anyhow::Error) -> std::process::ExitCode {
         std::process::ExitCode::FAILURE
     }
 }
+
+/// Runs `probe` with panics kept quiet: device discovery in burn's GPU backends panics (on a
+/// worker thread) when there is no device, which here is an answer, not a bug.
+pub fn quietly<T>(probe: impl FnOnce() -> T + std::panic::UnwindSafe) -> Option<T> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(probe).ok();
+    std::panic::set_hook(hook);
+    result
+}

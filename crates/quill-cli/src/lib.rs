@@ -6,6 +6,7 @@ mod commands;
 mod errors;
 mod generate;
 mod interop;
+mod precision;
 
 use std::process::ExitCode;
 
@@ -13,6 +14,7 @@ use burn::tensor::backend::AutodiffBackend;
 use clap::Parser;
 
 pub use commands::Cli;
+pub use errors::quietly;
 
 /// What a runner tells the CLI about itself.
 #[derive(Debug, Clone)]
@@ -23,11 +25,19 @@ pub struct Runner {
     pub backend: String,
 }
 
-/// Parses the process arguments and runs the command on backend `B`. Errors are printed as one
+/// Parses the process arguments and runs the command on backend `B`, on the device
+/// `pick_device` returns for `--device N` (`None` without the flag). Errors are printed as one
 /// line on stderr with a non-zero exit status.
-pub fn main<B: AutodiffBackend>(runner: Runner, device: B::Device) -> ExitCode {
+pub fn main<B: AutodiffBackend>(
+    runner: Runner,
+    pick_device: impl FnOnce(Option<usize>) -> Result<B::Device, String>,
+) -> ExitCode {
     errors::install_panic_hook();
     let cli = Cli::parse();
+    let index = cli.device;
+    // Only the commands that compute open a device (so `config show` works on any machine).
+    let device =
+        move || pick_device(index).map_err(|message| anyhow::anyhow!("--device: {message}"));
     match commands::run::<B>(cli, &runner, device) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -8,12 +8,8 @@ use quill_cli::Runner;
 
 fn main() -> ExitCode {
     match std::env::var("QUILL_CPU_BACKEND").as_deref() {
-        Ok("ndarray") => {
-            quill_cli::main::<Autodiff<NdArray>>(runner("ndarray"), Default::default())
-        }
-        Ok("flex") | Err(_) => {
-            quill_cli::main::<Autodiff<Flex>>(runner("flex"), Default::default())
-        }
+        Ok("ndarray") => quill_cli::main::<Autodiff<NdArray>>(runner("ndarray"), one_device),
+        Ok("flex") | Err(_) => quill_cli::main::<Autodiff<Flex>>(runner("flex"), one_device),
         Ok(other) => {
             eprintln!(
                 "error: QUILL_CPU_BACKEND={other} is not a CPU backend (use flex or ndarray)"
@@ -27,5 +23,13 @@ fn runner(backend: &str) -> Runner {
     Runner {
         name: "quill-cpu",
         backend: backend.into(),
+    }
+}
+
+/// The CPU is one device; its threads are set with `bench --threads` or RAYON_NUM_THREADS.
+fn one_device<D: Default>(index: Option<usize>) -> Result<D, String> {
+    match index {
+        None | Some(0) => Ok(D::default()),
+        Some(n) => Err(format!("{n}: the CPU backends have one device, 0")),
     }
 }

@@ -1,9 +1,10 @@
-//! `quill-cuda`: quill on an NVIDIA GPU through CUDA, on device 0.
+//! `quill-cuda`: quill on an NVIDIA GPU through CUDA; `--device N` picks the GPU.
 
 use std::process::ExitCode;
 
 use burn::backend::cuda::CudaDevice;
 use burn::backend::{Autodiff, Cuda};
+use burn::tensor::backend::Backend;
 use quill_cli::Runner;
 
 fn main() -> ExitCode {
@@ -11,5 +12,24 @@ fn main() -> ExitCode {
         name: "quill-cuda",
         backend: "cuda".into(),
     };
-    quill_cli::main::<Autodiff<Cuda>>(runner, CudaDevice::new(0))
+    quill_cli::main::<Autodiff<Cuda>>(runner, pick_device)
+}
+
+fn pick_device(index: Option<usize>) -> Result<CudaDevice, String> {
+    let index = index.unwrap_or(0);
+    // cudarc loads libcuda at run time; without a driver or a GPU the count is unknown.
+    let count = quill_cli::quietly(|| <Cuda as Backend>::device_count(0)).unwrap_or(0);
+    if count == 0 {
+        return Err(
+            "no CUDA device found: quill-cuda needs an NVIDIA GPU, its driver (libcuda) and \
+             CUDA's NVRTC and headers (see the README's Backends section)"
+                .into(),
+        );
+    }
+    if index >= count {
+        return Err(format!(
+            "{index}: there are {count} CUDA devices, numbered from 0"
+        ));
+    }
+    Ok(CudaDevice::new(index))
 }

@@ -44,6 +44,36 @@ pub struct TrainConfig {
     pub grad_accum: usize,
     /// Seeds the initial weights, the training windows, dropout and the validation windows.
     pub seed: u64,
+    /// Float type of weights and activations: `"f32"`, or `"f16"` / `"bf16"` where the backend
+    /// and device support them (CUDA: both; wgpu: f16 on devices with shader-f16).
+    pub precision: Precision,
+}
+
+/// The float type a run computes in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    F32,
+    F16,
+    Bf16,
+}
+
+impl Precision {
+    pub fn dtype(self) -> burn::tensor::DType {
+        match self {
+            Precision::F32 => burn::tensor::DType::F32,
+            Precision::F16 => burn::tensor::DType::F16,
+            Precision::Bf16 => burn::tensor::DType::BF16,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::F16 => "f16",
+            Precision::Bf16 => "bf16",
+        }
+    }
 }
 
 impl Default for TrainConfig {
@@ -55,6 +85,7 @@ impl Default for TrainConfig {
             batch_size: 64,
             grad_accum: 1,
             seed: 1337,
+            precision: Precision::F32,
         }
     }
 }

@@ -50,6 +50,13 @@ pub enum TrainError {
         steps: usize,
         more: usize,
     },
+    #[error(
+        "train.precision = \"{wanted}\" is not in effect on this device (its tensors are {actual:?}); the runner sets it before any tensor exists"
+    )]
+    Precision {
+        wanted: &'static str,
+        actual: burn::tensor::DType,
+    },
     #[error("--init-from {dir}: {message}")]
     InitFrom { dir: PathBuf, message: String },
     #[error("--resume: cannot use checkpoint {file}: {reason}")]
@@ -175,6 +182,13 @@ pub fn train<B: AutodiffBackend>(
     };
     corpus.check_block_size(config.model.block_size)?;
 
+    let actual = Tensor::<B, 1>::zeros([1], &device).dtype();
+    if actual != config.train.precision.dtype() {
+        return Err(TrainError::Precision {
+            wanted: config.train.precision.name(),
+            actual,
+        });
+    }
     B::seed(&device, config.train.seed);
     let mut gpt = Gpt::<B>::new(&config.model, corpus.vocab.len(), &device);
     if let Some(source) = &source {

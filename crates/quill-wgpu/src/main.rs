@@ -1,10 +1,12 @@
-//! `quill-wgpu`: quill on the GPU through wgpu (Vulkan, Metal, DirectX), on wgpu's default
-//! adapter.
+//! `quill-wgpu`: quill on a GPU through wgpu: Vulkan on Linux and Windows, Metal on macOS.
+//! `--device N` picks an adapter: discrete GPUs first, then integrated, virtual and software
+//! (CPU, e.g. Mesa's lavapipe) adapters; without it, wgpu's default (high-performance) adapter.
 
 use std::process::ExitCode;
 
 use burn::backend::wgpu::WgpuDevice;
 use burn::backend::{Autodiff, Wgpu};
+use burn::tensor::backend::Backend;
 use quill_cli::Runner;
 
 fn main() -> ExitCode {
@@ -12,5 +14,47 @@ fn main() -> ExitCode {
         name: "quill-wgpu",
         backend: "wgpu".into(),
     };
-    quill_cli::main::<Autodiff<Wgpu>>(runner, WgpuDevice::DefaultDevice)
+    quill_cli::main::<Autodiff<Wgpu>>(runner, pick_device)
+}
+
+/// Adapter kinds in `--device` order, with the `device_count` type id burn's wgpu runtime uses.
+const KINDS: [(u16, &str); 4] = [
+    (0, "discrete"),
+    (1, "integrated"),
+    (2, "virtual"),
+    (3, "cpu"),
+];
+
+fn pick_device(index: Option<usize>) -> Result<WgpuDevice, String> {
+    let counts = quill_cli::quietly(|| KINDS.map(|(id, _)| <Wgpu as Backend>::device_count(id)))
+        .ok_or_else(|| {
+            "no wgpu adapter found: install a Vulkan driver (Linux: your GPU's, or Mesa's \
+             software one, package mesa-vulkan-drivers); on macOS Metal is built in"
+                .to_string()
+        })?;
+    let Some(index) = index else {
+        return Ok(WgpuDevice::DefaultDevice);
+    };
+    let mut rank = index;
+    for ((_, kind), count) in KINDS.iter().zip(counts) {
+        if rank < count {
+            return Ok(match *kind {
+                "discrete" => WgpuDevice::DiscreteGpu(rank),
+                "integrated" => WgpuDevice::IntegratedGpu(rank),
+                "virtual" => WgpuDevice::VirtualGpu(rank),
+                _ => WgpuDevice::Cpu,
+            });
+        }
+        rank -= count;
+    }
+    let listed: Vec<String> = KINDS
+        .iter()
+        .zip(counts)
+        .map(|((_, kind), count)| format!("{count} {kind}"))
+        .collect();
+    Err(format!(
+        "{index}: wgpu has {} adapters ({}), numbered from 0",
+        counts.iter().sum::<usize>(),
+        listed.join(", ")
+    ))
 }

@@ -1,0 +1,114 @@
+//! The wgpu backend, tested without a GPU on Mesa's software Vulkan driver (lavapipe) in CI:
+//! parity with burn-ndarray, and a short real training run of the `quill-wgpu` binary.
+//!
+//! Without any Vulkan adapter these tests say so and pass, unless QUILL_REQUIRE_WGPU is set
+//! (as `.ci/run` does), which makes a missing adapter a failure.
+
+#[path = "parity/mod.rs"]
+mod parity;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use burn::backend::wgpu::WgpuDevice;
+use burn::backend::{Autodiff, NdArray, Wgpu};
+use burn::prelude::*;
+
+fn wgpu_available() -> bool {
+    let works = std::panic::catch_unwind(|| {
+        Tensor::<Wgpu, 1>::ones([2], &WgpuDevice::DefaultDevice)
+            .sum()
+            .into_scalar()
+    })
+    .is_ok();
+    if !works {
+        assert!(
+            std::env::var_os("QUILL_REQUIRE_WGPU").is_none(),
+            "QUILL_REQUIRE_WGPU is set, but no wgpu adapter works (install mesa-vulkan-drivers)"
+        );
+        eprintln!("skipped: no wgpu adapter (install mesa-vulkan-drivers for a software one)");
+    }
+    works
+}
+
+#[test]
+fn wgpu_computes_what_ndarray_computes() {
+    if !wgpu_available() {
+        return;
+    }
+    let parity = parity::compare::<Autodiff<NdArray>, Autodiff<Wgpu>>(
+        &Default::default(),
+        &WgpuDevice::DefaultDevice,
+    );
+    parity::assert_f32_parity(&parity);
+}
+
+fn corpus(dir: &Path) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let shared = root.join("../shared/data/tinyshakespeare.txt");
+    if shared.exists() {
+        return shared;
+    }
+    let path = dir.join("corpus.txt");
+    let verse = "ROMEO:\nBut, soft! what light through yonder window breaks?\n\n\
+                 JULIET:\nO Romeo, Romeo! wherefore art thou Romeo?\n\n";
+    std::fs::write(&path, verse.repeat(1500)).unwrap();
+    path
+}
+
+#[test]
+fn the_tiny_config_trains_on_wgpu() {
+    if !wgpu_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/tiny.toml");
+    let quill = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_quill-wgpu"))
+            .args(args)
+            .current_dir(dir.path())
+            // Mesa's window-system code complains on stderr without one.
+            .env("XDG_RUNTIME_DIR", dir.path())
+            .output()
+            .unwrap()
+    };
+    let data = format!("data.path={}", corpus(dir.path()).display());
+    let train = |extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--config",
+            config.to_str().unwrap(),
+            "--name",
+            "tiny",
+            "--set",
+            &data,
+            "--set",
+            "train.max_steps=100",
+        ];
+        args.extend_from_slice(extra);
+        quill(&args)
+    };
+    let out = train(&["--device", "0"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("artifacts/tiny/summary.json")).unwrap(),
+    )
+    .unwrap();
+    let best = summary["best_val_loss"].as_f64().unwrap();
+    eprintln!(
+        "wgpu tiny: best val loss {best}, {} tokens/s",
+        summary["tokens_per_s"]
+    );
+    assert!(best < 3.0, "val loss {best}");
+
+    // An adapter that is not there is a one-line error, before any work.
+    let out = train(&["--device", "99", "--force"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with("error: --device: 99: wgpu has "),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
