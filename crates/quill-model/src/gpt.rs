@@ -254,11 +254,14 @@ mod tests {
 
     #[test]
     fn untrained_loss_is_near_uniform() {
-        // nanoGPT-style init makes the first loss close to ln(vocab).
+        // nanoGPT-style init makes the first loss close to ln(vocab). The weights are random
+        // (tests share the backend's generator), so the bound leaves room for that draw.
         let model = Gpt::<B>::new(&small(Positional::Learned, true), 11, &Default::default());
-        let (loss, _) = model.forward_loss(tokens(&[1, 2, 3, 4], 2), tokens(&[2, 3, 4, 5], 2));
+        let inputs = [1, 2, 3, 4, 5, 6, 7, 8];
+        let targets = [2, 3, 4, 5, 6, 7, 8, 9];
+        let (loss, _) = model.forward_loss(tokens(&inputs, 4), tokens(&targets, 4));
         let loss = loss.into_scalar();
-        assert!((loss - 11f32.ln()).abs() < 0.1, "loss {loss}");
+        assert!((loss - 11f32.ln()).abs() < 0.25, "loss {loss}");
     }
 
     #[test]
