@@ -4,10 +4,11 @@
 //! Without any Vulkan adapter these tests say so and pass, unless QUILL_REQUIRE_WGPU is set
 //! (as `.ci/run` does), which makes a missing adapter a failure.
 
+#[path = "common/corpus.rs"]
+mod corpus;
 #[path = "parity/mod.rs"]
 mod parity;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use burn::backend::wgpu::WgpuDevice;
@@ -43,26 +44,13 @@ fn wgpu_computes_what_ndarray_computes() {
     parity::assert_f32_parity(&parity);
 }
 
-fn corpus(dir: &Path) -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let shared = root.join("../shared/data/tinyshakespeare.txt");
-    if shared.exists() {
-        return shared;
-    }
-    let path = dir.join("corpus.txt");
-    let verse = "ROMEO:\nBut, soft! what light through yonder window breaks?\n\n\
-                 JULIET:\nO Romeo, Romeo! wherefore art thou Romeo?\n\n";
-    std::fs::write(&path, verse.repeat(1500)).unwrap();
-    path
-}
-
 #[test]
 fn the_tiny_config_trains_on_wgpu() {
     if !wgpu_available() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/tiny.toml");
+    let config = corpus::repo_root().join("configs/tiny.toml");
     let quill = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_quill-wgpu"))
             .args(args)
@@ -72,7 +60,7 @@ fn the_tiny_config_trains_on_wgpu() {
             .output()
             .unwrap()
     };
-    let data = format!("data.path={}", corpus(dir.path()).display());
+    let data = format!("data.path={}", corpus::corpus(dir.path()).display());
     let train = |extra: &[&str]| {
         let mut args = vec![
             "train",

@@ -7,6 +7,8 @@ use burn::tensor::ops::AttentionModuleOptions;
 use crate::config::ModelConfig;
 use crate::gpt::{normal_init, residual_init};
 use crate::kv_cache::LayerCache;
+use crate::tokenwise::tokenwise;
+use quill_kernels::attention::{causal_attention, split_heads};
 
 /// Multi-head self-attention where position `t` only sees positions `<= t`.
 ///
@@ -43,48 +45,36 @@ impl<B: Backend> CausalSelfAttention<B> {
 
     /// Queries, keys and values of `x: [batch, seq, n_embd]`, each `[batch, head, seq, head_dim]`.
     fn project_qkv(&self, x: Tensor<B, 3>) -> [Tensor<B, 4>; 3] {
-        let [batch, seq, n_embd] = x.dims();
-        let head_dim = n_embd / self.n_head;
-        let qkv = self.qkv.forward(x).chunk(3, 2);
-        qkv.try_into()
-            .map(|[q, k, v]: [Tensor<B, 3>; 3]| {
-                [q, k, v].map(|t| {
-                    t.reshape([batch, seq, self.n_head, head_dim])
-                        .swap_dims(1, 2)
-                })
-            })
-            .expect("three chunks")
+        split_heads(tokenwise(&self.qkv, x), self.n_head)
     }
 
-    /// Merges the heads of `y: [batch, head, seq, head_dim]` and projects back to the stream.
+    /// Merges the heads of `y: [batch, head, seq, head_dim]` into `[batch, seq, n_embd]`.
     fn merge_heads(&self, y: Tensor<B, 4>) -> Tensor<B, 3> {
         let [batch, _, seq, _] = y.dims();
         let n_embd = self.project.weight.dims()[1];
-        let y = y.swap_dims(1, 2).reshape([batch, seq, n_embd]);
-        self.resid_dropout.forward(self.project.forward(y))
+        y.swap_dims(1, 2).reshape([batch, seq, n_embd])
+    }
+
+    /// Projects the merged heads `y: [batch, seq, n_embd]` back into the residual stream.
+    fn project_out(&self, y: Tensor<B, 3>) -> Tensor<B, 3> {
+        self.resid_dropout.forward(tokenwise(&self.project, y))
     }
 
     /// `x: [batch, seq, n_embd]` to `[batch, seq, n_embd]`.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let [_, seq, n_embd] = x.dims();
-        let head_dim = n_embd / self.n_head;
-        let [q, k, v] = self.project_qkv(x);
-
-        let y = if self.attn_dropout.prob > 0.0 && B::ad_enabled(&q.device()) {
-            // Dropout on the attention weights needs them materialized; burn's fused op has none.
+        let y = if self.attn_dropout.prob > 0.0 && B::ad_enabled(&x.device()) {
+            // Dropout on the attention weights needs them materialized; the fused kernel has none.
+            let [_, seq, n_embd] = x.dims();
+            let head_dim = n_embd / self.n_head;
+            let [q, k, v] = self.project_qkv(x);
             let scores = q.matmul(k.swap_dims(2, 3)) / (head_dim as f64).sqrt();
             let future = Tensor::<B, 2, Bool>::tril_mask([seq, seq], 0, &scores.device());
             let scores = scores.mask_fill(future.unsqueeze::<4>(), f32::NEG_INFINITY);
-            self.attn_dropout.forward(softmax(scores, 3)).matmul(v)
+            self.merge_heads(self.attn_dropout.forward(softmax(scores, 3)).matmul(v))
         } else {
-            let options = AttentionModuleOptions {
-                scale: None,
-                softcap: None,
-                is_causal: true,
-            };
-            attention(q, k, v, None, None, options)
+            causal_attention(tokenwise(&self.qkv, x), self.n_head)
         };
-        self.merge_heads(y)
+        self.project_out(y)
     }
 
     /// Like [`forward`](Self::forward) for `x` holding the positions that follow those in
@@ -105,6 +95,6 @@ impl<B: Backend> CausalSelfAttention<B> {
             softcap: None,
             is_causal: false,
         };
-        self.merge_heads(attention(q, k, v, Some(future), None, options))
+        self.project_out(self.merge_heads(attention(q, k, v, Some(future), None, options)))
     }
 }

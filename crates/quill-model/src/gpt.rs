@@ -4,12 +4,12 @@ use burn::nn::{
     Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, Linear, LinearConfig,
 };
 use burn::prelude::*;
-use burn::tensor::module::linear;
 
 use crate::block::{Block, layer_norm};
 use crate::config::ModelConfig;
 use crate::kv_cache::KvCache;
 use crate::positional::PositionalEncoding;
+use crate::tokenwise::{tokenwise, tokenwise_weight};
 
 /// Standard deviation of nanoGPT's (GPT-2's) normal initialization.
 pub const INIT_STD: f64 = 0.02;
@@ -90,9 +90,9 @@ impl<B: Backend> Gpt<B> {
     fn logits(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let x = self.ln_final.forward(x);
         match &self.head {
-            Some(head) => head.forward(x),
+            Some(head) => tokenwise(head, x),
             // Tied head: logits = x · Eᵀ, so the embedding learns from both ends.
-            None => linear(x, self.token_embedding.weight.val().transpose(), None),
+            None => tokenwise_weight(self.token_embedding.weight.val().transpose(), x),
         }
     }
 

@@ -4,7 +4,7 @@
 //! residual block), [`attention`] (causal multi-head self-attention), [`mlp`] (the feed-forward
 //! part), [`positional`] (learned or sinusoidal positions), [`config`] (the `[model]` table),
 //! [`kv_cache`] (keys and values kept between decoding steps), [`checked_load`] (weights that
-//! must fit the config).
+//! must fit the config), [`tokenwise`] (linear layers applied to all positions at once).
 //!
 //! [`Backend`]: burn::tensor::backend::Backend
 
@@ -16,6 +16,7 @@ pub mod gpt;
 pub mod kv_cache;
 pub mod mlp;
 pub mod positional;
+pub mod tokenwise;
 
 pub use config::{ModelConfig, Positional};
 pub use gpt::Gpt;

@@ -1,9 +1,10 @@
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::gelu;
+use quill_kernels::gelu;
 
 use crate::config::ModelConfig;
 use crate::gpt::{normal_init, residual_init};
+use crate::tokenwise::tokenwise;
 
 /// The position-wise feed-forward part of a block: expand, exact (erf) GELU, project back.
 #[derive(Module, Debug)]
@@ -24,7 +25,7 @@ impl<B: Backend> Mlp<B> {
     }
 
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        self.dropout
-            .forward(self.project.forward(gelu(self.expand.forward(x))))
+        let hidden = gelu(tokenwise(&self.expand, x));
+        self.dropout.forward(tokenwise(&self.project, hidden))
     }
 }

@@ -13,9 +13,11 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
 
 use burn::record::{
-    FileRecorder, FullPrecisionSettings, NamedMpkFileRecorder, Recorder, RecorderError,
+    BurnRecord, FileRecorder, FullPrecisionSettings, NamedMpkFileRecorder, Record, Recorder,
+    RecorderError,
 };
 use burn::tensor::backend::Backend;
 use burn::train::checkpoint::{CheckpointingAction, CheckpointingStrategy};
@@ -34,11 +36,58 @@ pub struct StandIn {
     pub dir: PathBuf,
 }
 
+/// Checkpoint files handed to burn-train's writer threads and not yet written.
+///
+/// burn-train converts each checkpoint's tensors to bytes on its own threads while training
+/// goes on. On burn's fusion backends (`quill-wgpu`, `quill-cuda`) reading tensors from one
+/// thread while another keeps queueing work on them can corrupt the fusion streams
+/// ("Should have handle for tensor", tracel-ai/burn#4347, open in 0.21). So the training step
+/// waits until the checkpoint started at the epoch's end is written: one pause per epoch, the
+/// time of writing a checkpoint.
+#[derive(Debug, Clone, Default)]
+pub struct SavesInFlight(Arc<(Mutex<usize>, Condvar)>);
+
+impl SavesInFlight {
+    /// Counts a checkpoint (all its parts) about to be handed to the writer threads.
+    fn started(&self) {
+        *self.0.0.lock().expect("saves lock") += PARTS.len();
+    }
+
+    fn count_off_when_done(&self) -> CountOff<'_> {
+        CountOff(self)
+    }
+
+    /// Blocks until every checkpoint file started is written (or failed).
+    pub fn wait(&self) {
+        let (lock, written) = &*self.0;
+        let mut in_flight = lock.lock().expect("saves lock");
+        while *in_flight > 0 {
+            in_flight = written.wait(in_flight).expect("saves lock");
+        }
+    }
+}
+
+/// Counts one file of a [`SavesInFlight`] as written when dropped.
+struct CountOff<'a>(&'a SavesInFlight);
+
+impl Drop for CountOff<'_> {
+    fn drop(&mut self) {
+        let (lock, written) = &*self.0.0;
+        // A writer thread that panicked may have poisoned the lock; the count is still right.
+        let mut in_flight = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        *in_flight = in_flight.saturating_sub(1);
+        written.notify_all();
+    }
+}
+
 /// burn's named-MessagePack format (the default recorder's), written atomically.
 #[derive(Debug, Clone, Default)]
 pub struct AtomicRecorder {
     inner: NamedMpkFileRecorder<FullPrecisionSettings>,
     stand_in: Option<StandIn>,
+    /// Set on the recorder given to burn-train's checkpointer: each file it writes is counted
+    /// off here.
+    saves: Option<SavesInFlight>,
 }
 
 impl AtomicRecorder {
@@ -46,10 +95,13 @@ impl AtomicRecorder {
         Self::default()
     }
 
-    pub fn with_stand_in(stand_in: Option<StandIn>) -> Self {
+    /// The recorder for burn-train's checkpointer: serves `stand_in` for its epoch, and counts
+    /// each written file off `saves`.
+    pub fn for_checkpointer(stand_in: Option<StandIn>, saves: SavesInFlight) -> Self {
         Self {
             inner: NamedMpkFileRecorder::new(),
             stand_in,
+            saves: Some(saves),
         }
     }
 
@@ -78,7 +130,32 @@ impl<B: Backend> Recorder<B> for AtomicRecorder {
     type RecordOutput = ();
     type LoadArgs = PathBuf;
 
+    fn record<R: Record<B>>(&self, record: R, file: PathBuf) -> Result<(), RecorderError> {
+        // Counted off even if converting the tensors panics, so that no step waits forever.
+        let _counted = self.saves.as_ref().map(SavesInFlight::count_off_when_done);
+        let item = BurnRecord::<_, B>::new::<Self>(record.into_item::<FullPrecisionSettings>());
+        Recorder::<B>::save_item(self, item, file)
+    }
+
     fn save_item<I: serde::Serialize>(&self, item: I, file: PathBuf) -> Result<(), RecorderError> {
+        self.write_atomically::<B, I>(item, file)
+    }
+
+    fn load_item<I: serde::de::DeserializeOwned>(
+        &self,
+        file: &mut PathBuf,
+    ) -> Result<I, RecorderError> {
+        let mut source = self.source(file);
+        Recorder::<B>::load_item(&self.inner, &mut source)
+    }
+}
+
+impl AtomicRecorder {
+    fn write_atomically<B: Backend, I: serde::Serialize>(
+        &self,
+        item: I,
+        file: PathBuf,
+    ) -> Result<(), RecorderError> {
         let target = file.with_extension("mpk");
         let name = target
             .file_name()
@@ -91,14 +168,6 @@ impl<B: Backend> Recorder<B> for AtomicRecorder {
         std::fs::rename(&partial, &target).map_err(|e| RecorderError::Unknown(e.to_string()))?;
         sync_dir(&target);
         Ok(())
-    }
-
-    fn load_item<I: serde::de::DeserializeOwned>(
-        &self,
-        file: &mut PathBuf,
-    ) -> Result<I, RecorderError> {
-        let mut source = self.source(file);
-        Recorder::<B>::load_item(&self.inner, &mut source)
     }
 }
 
@@ -165,14 +234,17 @@ pub struct SafeRetention<S> {
     inner: S,
     run: RunDir,
     pending: Vec<usize>,
+    saves: SavesInFlight,
 }
 
 impl<S> SafeRetention<S> {
-    pub fn new(inner: S, run: RunDir) -> Self {
+    /// `saves` counts the checkpoints this strategy starts (see [`SavesInFlight`]).
+    pub fn new(inner: S, run: RunDir, saves: SavesInFlight) -> Self {
         Self {
             inner,
             run,
             pending: Vec::new(),
+            saves,
         }
     }
 }
@@ -187,7 +259,11 @@ impl<S: CheckpointingStrategy> CheckpointingStrategy for SafeRetention<S> {
         for action in self.inner.checkpointing(epoch, collector) {
             match action {
                 CheckpointingAction::Delete(old) => self.pending.push(old),
-                CheckpointingAction::Save => actions.push(CheckpointingAction::Save),
+                CheckpointingAction::Save => {
+                    // burn-train hands the parts to its writers right after this returns.
+                    self.saves.started();
+                    actions.push(CheckpointingAction::Save);
+                }
             }
         }
         let newest_complete = self.run.latest_checkpoint().unwrap_or(0);
@@ -285,6 +361,34 @@ mod tests {
     }
 
     #[test]
+    fn a_step_waits_until_every_part_of_a_started_checkpoint_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let saves = SavesInFlight::default();
+        let recorder = AtomicRecorder::for_checkpointer(None, saves.clone());
+        saves.started();
+        let writer = {
+            let dir = dir.path().to_path_buf();
+            std::thread::spawn(move || {
+                for part in PARTS {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    Recorder::<B>::record(&recorder, drawn_layer().into_record(), dir.join(part))
+                        .unwrap();
+                }
+            })
+        };
+        saves.wait();
+        for part in PARTS {
+            assert!(
+                dir.path().join(format!("{part}.mpk")).exists(),
+                "{part} not written"
+            );
+        }
+        writer.join().unwrap();
+        // Nothing in flight: no wait.
+        saves.wait();
+    }
+
+    #[test]
     fn files_appear_whole_and_stand_ins_are_served_for_their_epoch() {
         let dir = tempfile::tempdir().unwrap();
         let layer = drawn_layer();
@@ -305,10 +409,13 @@ mod tests {
             stand_in_dir.join("model"),
         )
         .unwrap();
-        let serving = AtomicRecorder::with_stand_in(Some(StandIn {
-            epoch: 3,
-            dir: stand_in_dir,
-        }));
+        let serving = AtomicRecorder::for_checkpointer(
+            Some(StandIn {
+                epoch: 3,
+                dir: stand_in_dir,
+            }),
+            SavesInFlight::default(),
+        );
         let loaded: <Linear<B> as Module<B>>::Record =
             Recorder::<B>::load(&serving, path.clone(), &Default::default()).unwrap();
         let loaded = layer.clone().load_record(loaded);

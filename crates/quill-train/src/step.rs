@@ -15,7 +15,7 @@ use burn::train::{InferenceStep, TrainOutput, TrainStep};
 use quill_data::TokenBatch;
 use quill_model::Gpt;
 
-use crate::checkpoint::{AtomicRecorder, MidEpoch};
+use crate::checkpoint::{AtomicRecorder, MidEpoch, SavesInFlight};
 use crate::interrupt;
 use crate::metrics::{LossValueInput, TokensInput};
 use crate::optimizer::clip_global_norm;
@@ -65,6 +65,8 @@ pub struct RunControl {
     steps_per_epoch: usize,
     grad_accum: usize,
     steps_done: AtomicUsize,
+    /// The epoch checkpoint burn-train may still be writing; a step waits for it.
+    saves: SavesInFlight,
     /// A non-finite loss seen by a micro-batch of the step in progress.
     non_finite_loss: Mutex<Option<f64>>,
     stop: Mutex<Option<Stop>>,
@@ -88,6 +90,7 @@ impl RunControl {
         steps_per_epoch: usize,
         grad_accum: usize,
         steps_done: usize,
+        saves: SavesInFlight,
     ) -> Self {
         Self {
             interrupter,
@@ -95,6 +98,7 @@ impl RunControl {
             steps_per_epoch,
             grad_accum,
             steps_done: AtomicUsize::new(steps_done),
+            saves,
             non_finite_loss: Mutex::new(None),
             stop: Mutex::new(None),
         }
@@ -230,6 +234,10 @@ impl<B: AutodiffBackend> TrainStep for Trainee<B> {
     type Output = BatchOutput<B::InnerBackend>;
 
     fn step(&self, batch: TokenBatch<B>) -> TrainOutput<Self::Output> {
+        if let Some(control) = &self.control {
+            // See `SavesInFlight`: no new work on the weights while they are being saved.
+            control.saves.wait();
+        }
         let tokens = batch.num_tokens();
         let (loss, _) = self.gpt.forward_loss(batch.inputs, batch.targets);
         let grads = (loss.clone() / self.grad_accum as f64).backward();

@@ -20,7 +20,8 @@ use quill_data::{Corpus, DataError, TrainingPosition, Vocab, WindowLoader};
 use quill_model::{Gpt, ModelConfig};
 
 use crate::checkpoint::{
-    AtomicRecorder, MidEpoch, SafeRetention, StandIn, remove_partial_files, write_atomic,
+    AtomicRecorder, MidEpoch, SafeRetention, SavesInFlight, StandIn, remove_partial_files,
+    write_atomic,
 };
 use crate::config::RunConfig;
 use crate::metrics::{Perplexity, TokensPerSecond};
@@ -203,7 +204,8 @@ pub fn train<B: AutodiffBackend>(
             })?;
     }
     let params = gpt.num_params();
-    let recorder = AtomicRecorder::with_stand_in(start.mid_epoch.clone());
+    let saves = SavesInFlight::default();
+    let recorder = AtomicRecorder::for_checkpointer(start.mid_epoch.clone(), saves.clone());
     if options.resume {
         check_checkpoint(&recorder, run, first_epoch, &gpt, &device)?;
     }
@@ -269,7 +271,7 @@ pub fn train<B: AutodiffBackend>(
             .with_metric_logger(FileMetricLogger::new(&run.path))
             .with_metric_logger(csv)
             .with_file_checkpointer(recorder)
-            .with_checkpointing_strategy(SafeRetention::new(retention, run.clone()))
+            .with_checkpointing_strategy(SafeRetention::new(retention, run.clone(), saves.clone()))
             .num_epochs(epochs);
     if t.grad_accum > 1 {
         training = training.grads_accumulation(t.grad_accum);
@@ -291,6 +293,7 @@ pub fn train<B: AutodiffBackend>(
         t.eval_interval,
         t.grad_accum,
         start.steps_done,
+        saves,
     ));
     let trainee = Trainee {
         control: Some(control.clone()),

@@ -1,0 +1,268 @@
+//! Causal multi-head self-attention from the fused `qkv` projection straight to merged heads.
+//!
+//! burn's autodiff runs attention as its generic composition (transpose, product, scale,
+//! causal mask built anew, masked fill, max, subtract, exp, sum, divide, product) plus the
+//! copies that split `qkv` into heads and merge them again, and the backward pass of each.
+//! Here one task per (sequence, head) reads its queries, keys and values in place from the
+//! `[batch, seq, 3·n_embd]` projection (strided matrix products, no copies), computes the
+//! causal softmax in one pass and writes its share of the merged `[batch, seq, n_embd]`
+//! output. The backward pass is the same shape of work: `dP = dY·Vᵀ`, `dV = Pᵀ·dY`,
+//! `dS = P ⊙ (dP − rowsum(P ⊙ dP))`, `dQ = dS·K`, `dK = dSᵀ·Q`, with `P` kept from the
+//! forward pass (`[batch·head, seq, seq]`, what burn's composition keeps several of).
+
+use burn::backend::flex::Flex;
+use burn::prelude::*;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+use burn_autodiff::checkpoint::base::Checkpointer;
+use burn_autodiff::checkpoint::strategy::NoCheckpointing;
+use burn_autodiff::grads::Gradients;
+use burn_autodiff::ops::{Backward, Ops, OpsKind, unary};
+use burn_flex::FlexTensor;
+use ndarray::linalg::general_mat_mul;
+use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
+use rayon::prelude::*;
+
+use crate::fast_math::exp_non_positive;
+use crate::route::{FlexAutodiffTensor, Route, back, flex_tensor, route, values};
+
+/// Causal self-attention of `qkv: [batch, seq, 3·n_embd]` (queries, keys, values side by side,
+/// as nanoGPT's `c_attn` produces them) with `n_head` heads; the heads' outputs come back
+/// merged, `[batch, seq, n_embd]`, ready for the output projection.
+pub fn causal_attention<B: Backend>(qkv: Tensor<B, 3>, n_head: usize) -> Tensor<B, 3> {
+    let [batch, seq, width] = qkv.dims();
+    let shape = Shape3 {
+        batch,
+        seq,
+        n_embd: width / 3,
+        n_head,
+    };
+    match route(qkv) {
+        Route::FlexAutodiff(qkv) => back(attention_autodiff(qkv, shape)),
+        Route::Flex(qkv) => back(forward(&qkv, shape).0),
+        Route::Other(qkv) => composed(
+            Tensor::from_primitive(burn::tensor::TensorPrimitive::Float(qkv)),
+            n_head,
+        ),
+    }
+}
+
+/// The same computation in burn's own operations, for every other backend.
+pub fn composed<B: Backend>(qkv: Tensor<B, 3>, n_head: usize) -> Tensor<B, 3> {
+    let [batch, seq, width] = qkv.dims();
+    let n_embd = width / 3;
+    let [q, k, v] = split_heads(qkv, n_head);
+    let options = AttentionModuleOptions {
+        scale: None,
+        softcap: None,
+        is_causal: true,
+    };
+    attention(q, k, v, None, None, options)
+        .swap_dims(1, 2)
+        .reshape([batch, seq, n_embd])
+}
+
+/// Queries, keys and values of `qkv: [batch, seq, 3·n_embd]`, each
+/// `[batch, head, seq, head_dim]`.
+pub fn split_heads<B: Backend>(qkv: Tensor<B, 3>, n_head: usize) -> [Tensor<B, 4>; 3] {
+    let [batch, seq, width] = qkv.dims();
+    let head_dim = width / 3 / n_head;
+    let [q, k, v]: [Tensor<B, 3>; 3] = qkv.chunk(3, 2).try_into().expect("three chunks");
+    [q, k, v].map(|t| t.reshape([batch, seq, n_head, head_dim]).swap_dims(1, 2))
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Shape3 {
+    batch: usize,
+    seq: usize,
+    n_embd: usize,
+    n_head: usize,
+}
+
+impl Shape3 {
+    fn head_dim(&self) -> usize {
+        self.n_embd / self.n_head
+    }
+
+    fn scale(&self) -> f32 {
+        1.0 / (self.head_dim() as f32).sqrt()
+    }
+
+    /// Offset of head `head`'s `part` (0 queries, 1 keys, 2 values) in sequence `seq_index`'s
+    /// rows of the `qkv` buffer.
+    fn qkv_offset(&self, seq_index: usize, head: usize, part: usize) -> usize {
+        seq_index * self.seq * 3 * self.n_embd + part * self.n_embd + head * self.head_dim()
+    }
+}
+
+/// A `(rows, cols)` view of `data` from `offset` with row stride `row_stride`.
+fn view(
+    data: &[f32],
+    offset: usize,
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+) -> ArrayView2<'_, f32> {
+    ArrayView2::from_shape((rows, cols).strides((row_stride, 1)), &data[offset..])
+        .expect("the view lies inside the buffer")
+}
+
+fn view_mut(data: &mut [f32], rows: usize, cols: usize) -> ArrayViewMut2<'_, f32> {
+    ArrayViewMut2::from_shape((rows, cols), data).expect("the buffer holds the matrix")
+}
+
+/// `(output [batch, seq, n_embd], P [batch·head, seq, seq])`.
+fn forward(qkv: &FlexTensor, s: Shape3) -> (FlexTensor, FlexTensor) {
+    let qkv = values(qkv);
+    let data = qkv.storage::<f32>();
+    let (t, d, width) = (s.seq, s.head_dim(), 3 * s.n_embd);
+    let mut probs = vec![0.0f32; s.batch * s.n_head * t * t];
+    let mut heads = vec![0.0f32; s.batch * s.n_head * t * d];
+    probs
+        .par_chunks_mut(t * t)
+        .zip(heads.par_chunks_mut(t * d))
+        .enumerate()
+        .for_each(|(unit, (p, y))| {
+            let (b, h) = (unit / s.n_head, unit % s.n_head);
+            let q = view(data, s.qkv_offset(b, h, 0), t, d, width);
+            let k = view(data, s.qkv_offset(b, h, 1), t, d, width);
+            let v = view(data, s.qkv_offset(b, h, 2), t, d, width);
+            general_mat_mul(s.scale(), &q, &k.t(), 0.0, &mut view_mut(p, t, t));
+            for (i, row) in p.chunks_mut(t).enumerate() {
+                causal_softmax(row, i);
+            }
+            general_mat_mul(1.0, &view_mut(p, t, t), &v, 0.0, &mut view_mut(y, t, d));
+        });
+    let output = merge_heads(&heads, s);
+    (
+        flex_tensor(output, Shape::new([s.batch, t, s.n_embd])),
+        flex_tensor(probs, Shape::new([s.batch * s.n_head, t, t])),
+    )
+}
+
+/// Softmax of `row[..=last]` in place; the future positions (after `last`) become 0.
+fn causal_softmax(row: &mut [f32], last: usize) {
+    let (seen, future) = row.split_at_mut(last + 1);
+    future.fill(0.0);
+    let max = seen.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0;
+    for x in seen.iter_mut() {
+        *x = exp_non_positive(*x - max);
+        sum += *x;
+    }
+    let inv = 1.0 / sum;
+    seen.iter_mut().for_each(|x| *x *= inv);
+}
+
+/// `[batch, head, seq, head_dim]` to `[batch, seq, n_embd]`.
+fn merge_heads(heads: &[f32], s: Shape3) -> Vec<f32> {
+    let (t, d) = (s.seq, s.head_dim());
+    let mut output = vec![0.0f32; s.batch * t * s.n_embd];
+    output
+        .par_chunks_mut(t * s.n_embd)
+        .enumerate()
+        .for_each(|(b, out)| {
+            for h in 0..s.n_head {
+                let head = &heads[(b * s.n_head + h) * t * d..][..t * d];
+                for (i, row) in head.chunks(d).enumerate() {
+                    out[i * s.n_embd + h * d..][..d].copy_from_slice(row);
+                }
+            }
+        });
+    output
+}
+
+/// The gradient with respect to `qkv` of the forward pass that gave `probs`, given the
+/// output's gradient `grad`.
+fn backward(qkv: &FlexTensor, probs: &FlexTensor, grad: &FlexTensor, s: Shape3) -> FlexTensor {
+    let qkv = values(qkv);
+    let probs = values(probs);
+    let grad = values(grad);
+    let (data, p_all, dy) = (
+        qkv.storage::<f32>(),
+        probs.storage::<f32>(),
+        grad.storage::<f32>(),
+    );
+    let (t, d, width) = (s.seq, s.head_dim(), 3 * s.n_embd);
+    // Per (sequence, head): dQ, dK, dV, each [seq, head_dim].
+    let mut parts = vec![0.0f32; s.batch * s.n_head * 3 * t * d];
+    parts
+        .par_chunks_mut(3 * t * d)
+        .enumerate()
+        .for_each(|(unit, out)| {
+            let (b, h) = (unit / s.n_head, unit % s.n_head);
+            let q = view(data, s.qkv_offset(b, h, 0), t, d, width);
+            let k = view(data, s.qkv_offset(b, h, 1), t, d, width);
+            let v = view(data, s.qkv_offset(b, h, 2), t, d, width);
+            let p = view(p_all, unit * t * t, t, t, t);
+            let dy = view(dy, b * t * s.n_embd + h * d, t, d, s.n_embd);
+            let (dq, rest) = out.split_at_mut(t * d);
+            let (dk, dv) = rest.split_at_mut(t * d);
+
+            general_mat_mul(1.0, &p.t(), &dy, 0.0, &mut view_mut(dv, t, d));
+            let mut ds = vec![0.0f32; t * t];
+            general_mat_mul(1.0, &dy, &v.t(), 0.0, &mut view_mut(&mut ds, t, t));
+            for (i, (ds_row, p_row)) in ds
+                .chunks_mut(t)
+                .zip(p_all[unit * t * t..].chunks(t))
+                .enumerate()
+            {
+                let seen = i + 1;
+                let dot: f32 = ds_row[..seen]
+                    .iter()
+                    .zip(&p_row[..seen])
+                    .map(|(a, b)| a * b)
+                    .sum();
+                for (g, &pr) in ds_row[..seen].iter_mut().zip(&p_row[..seen]) {
+                    *g = s.scale() * pr * (*g - dot);
+                }
+                ds_row[seen..].fill(0.0);
+            }
+            let ds = view(&ds, 0, t, t, t);
+            general_mat_mul(1.0, &ds, &k, 0.0, &mut view_mut(dq, t, d));
+            general_mat_mul(1.0, &ds.t(), &q, 0.0, &mut view_mut(dk, t, d));
+        });
+    let mut output = vec![0.0f32; s.batch * t * width];
+    output
+        .par_chunks_mut(t * width)
+        .enumerate()
+        .for_each(|(b, out)| {
+            for h in 0..s.n_head {
+                let unit = &parts[(b * s.n_head + h) * 3 * t * d..][..3 * t * d];
+                for (part, matrix) in unit.chunks(t * d).enumerate() {
+                    for (i, row) in matrix.chunks(d).enumerate() {
+                        out[i * width + part * s.n_embd + h * d..][..d].copy_from_slice(row);
+                    }
+                }
+            }
+        });
+    flex_tensor(output, Shape::new([s.batch, t, width]))
+}
+
+fn attention_autodiff(qkv: FlexAutodiffTensor, s: Shape3) -> FlexAutodiffTensor {
+    #[derive(Debug)]
+    struct CausalAttention(Shape3);
+
+    impl Backward<Flex, 1> for CausalAttention {
+        type State = (FlexTensor, FlexTensor);
+
+        fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+            let (qkv, probs) = ops.state;
+            unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
+                backward(&qkv, &probs, &grad, self.0)
+            });
+        }
+    }
+
+    match CausalAttention(s)
+        .prepare::<NoCheckpointing>([qkv.node.clone()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let (output, probs) = forward(&qkv.primitive, s);
+            prep.finish((qkv.primitive, probs), output)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(forward(&qkv.primitive, s).0),
+    }
+}
