@@ -40,10 +40,7 @@ pub fn causal_attention<B: Backend>(qkv: Tensor<B, 3>, n_head: usize) -> Tensor<
     match route(qkv) {
         Route::FlexAutodiff(qkv) => back(attention_autodiff(qkv, shape)),
         Route::Flex(qkv) => back(forward(&qkv, shape).0),
-        Route::Other(qkv) => composed(
-            Tensor::from_primitive(burn::tensor::TensorPrimitive::Float(qkv)),
-            n_head,
-        ),
+        other => composed(other.into_tensor(), n_head),
     }
 }
 

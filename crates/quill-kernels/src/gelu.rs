@@ -28,9 +28,7 @@ pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     match route(x) {
         Route::FlexAutodiff(x) => back(gelu_autodiff(x)),
         Route::Flex(x) => back(forward(&x)),
-        Route::Other(x) => burn::tensor::activation::gelu(Tensor::<B, D>::from_primitive(
-            burn::tensor::TensorPrimitive::Float(x),
-        )),
+        other => burn::tensor::activation::gelu(other.into_tensor()),
     }
 }
 

@@ -28,6 +28,17 @@ pub enum Route<B: Backend> {
     Other(FloatTensor<B>),
 }
 
+impl<B: Backend> Route<B> {
+    /// The tensor again, whichever route it took.
+    pub fn into_tensor<const D: usize>(self) -> Tensor<B, D> {
+        match self {
+            Route::FlexAutodiff(tensor) => back(tensor),
+            Route::Flex(tensor) => back(tensor),
+            Route::Other(primitive) => Tensor::from_primitive(TensorPrimitive::Float(primitive)),
+        }
+    }
+}
+
 /// Routes `tensor` to the kernels that can compute it.
 pub fn route<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Route<B> {
     let primitive = tensor.into_primitive().tensor();
