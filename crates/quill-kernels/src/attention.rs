@@ -130,7 +130,7 @@ fn forward(qkv: &FlexTensor, s: Shape3) -> (FlexTensor, FlexTensor) {
             }
             general_mat_mul(1.0, &view_mut(p, t, t), &v, 0.0, &mut view_mut(y, t, d));
         });
-    let output = merge_heads(&heads, s);
+    let output = interleave_heads(&heads, 1, s);
     (
         flex_tensor(output, Shape::new([s.batch, t, s.n_embd])),
         flex_tensor(probs, Shape::new([s.batch * s.n_head, t, t])),
@@ -151,18 +151,23 @@ fn causal_softmax(row: &mut [f32], last: usize) {
     seen.iter_mut().for_each(|x| *x *= inv);
 }
 
-/// `[batch, head, seq, head_dim]` to `[batch, seq, n_embd]`.
-fn merge_heads(heads: &[f32], s: Shape3) -> Vec<f32> {
-    let (t, d) = (s.seq, s.head_dim());
-    let mut output = vec![0.0f32; s.batch * t * s.n_embd];
+/// Interleaves per-(sequence, head) blocks of `parts` `[seq, head_dim]` matrices (head-major,
+/// as the tasks wrote them) into rows of `parts·n_embd`: part `p` of head `h` lands at columns
+/// `p·n_embd + h·head_dim`. One part merges the heads' outputs (`[batch, seq, n_embd]`); three
+/// lay out the gradients of queries, keys and values like `qkv`.
+fn interleave_heads(blocks: &[f32], parts: usize, s: Shape3) -> Vec<f32> {
+    let (t, d, width) = (s.seq, s.head_dim(), parts * s.n_embd);
+    let mut output = vec![0.0f32; s.batch * t * width];
     output
-        .par_chunks_mut(t * s.n_embd)
+        .par_chunks_mut(t * width)
         .enumerate()
         .for_each(|(b, out)| {
             for h in 0..s.n_head {
-                let head = &heads[(b * s.n_head + h) * t * d..][..t * d];
-                for (i, row) in head.chunks(d).enumerate() {
-                    out[i * s.n_embd + h * d..][..d].copy_from_slice(row);
+                let unit = &blocks[(b * s.n_head + h) * parts * t * d..][..parts * t * d];
+                for (part, matrix) in unit.chunks(t * d).enumerate() {
+                    for (i, row) in matrix.chunks(d).enumerate() {
+                        out[i * width + part * s.n_embd + h * d..][..d].copy_from_slice(row);
+                    }
                 }
             }
         });
@@ -180,7 +185,7 @@ fn backward(qkv: &FlexTensor, probs: &FlexTensor, grad: &FlexTensor, s: Shape3) 
         probs.storage::<f32>(),
         grad.storage::<f32>(),
     );
-    let (t, d, width) = (s.seq, s.head_dim(), 3 * s.n_embd);
+    let (t, d, width, scale) = (s.seq, s.head_dim(), 3 * s.n_embd, s.scale());
     // Per (sequence, head): dQ, dK, dV, each [seq, head_dim].
     let mut parts = vec![0.0f32; s.batch * s.n_head * 3 * t * d];
     parts
@@ -211,7 +216,7 @@ fn backward(qkv: &FlexTensor, probs: &FlexTensor, grad: &FlexTensor, s: Shape3) 
                     .map(|(a, b)| a * b)
                     .sum();
                 for (g, &pr) in ds_row[..seen].iter_mut().zip(&p_row[..seen]) {
-                    *g = s.scale() * pr * (*g - dot);
+                    *g = scale * pr * (*g - dot);
                 }
                 ds_row[seen..].fill(0.0);
             }
@@ -219,21 +224,10 @@ fn backward(qkv: &FlexTensor, probs: &FlexTensor, grad: &FlexTensor, s: Shape3) 
             general_mat_mul(1.0, &ds, &k, 0.0, &mut view_mut(dq, t, d));
             general_mat_mul(1.0, &ds.t(), &q, 0.0, &mut view_mut(dk, t, d));
         });
-    let mut output = vec![0.0f32; s.batch * t * width];
-    output
-        .par_chunks_mut(t * width)
-        .enumerate()
-        .for_each(|(b, out)| {
-            for h in 0..s.n_head {
-                let unit = &parts[(b * s.n_head + h) * 3 * t * d..][..3 * t * d];
-                for (part, matrix) in unit.chunks(t * d).enumerate() {
-                    for (i, row) in matrix.chunks(d).enumerate() {
-                        out[i * width + part * s.n_embd + h * d..][..d].copy_from_slice(row);
-                    }
-                }
-            }
-        });
-    flex_tensor(output, Shape::new([s.batch, t, width]))
+    flex_tensor(
+        interleave_heads(&parts, 3, s),
+        Shape::new([s.batch, t, width]),
+    )
 }
 
 fn attention_autodiff(qkv: FlexAutodiffTensor, s: Shape3) -> FlexAutodiffTensor {
