@@ -225,3 +225,52 @@ fn imported_runs_work_with_every_command_and_round_trip() {
         "has no `quill.model` metadata",
     );
 }
+
+#[test]
+fn imported_runs_keep_a_relative_corpus_path_and_can_be_moved() {
+    // The run directory records --data as given, so the run and its corpus move together.
+    let quill = Quill::new();
+    let data_dir = quill.dir.path().join("data");
+    std::fs::create_dir_all(&data_dir).unwrap();
+    std::fs::copy(fixture("corpus.txt"), data_dir.join("corpus.txt")).unwrap();
+    ok(quill.run(&[
+        "import",
+        "--nanogpt",
+        &fixture("tiny_nobias.pt"),
+        "--data",
+        "data/corpus.txt",
+        "--out",
+        "imported",
+    ]));
+    let config = std::fs::read_to_string(quill.dir.path().join("imported/config.toml")).unwrap();
+    assert!(config.contains("path = \"data/corpus.txt\""), "{config}");
+    fails_with(
+        quill.run(&[
+            "import",
+            "--nanogpt",
+            &fixture("tiny_nobias.pt"),
+            "--data",
+            "data/missing.txt",
+            "--out",
+            "other",
+        ]),
+        "--data data/missing.txt",
+    );
+
+    // Moved elsewhere with its corpus beside it, the run still evaluates.
+    let moved = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(moved.path().join("data")).unwrap();
+    std::fs::copy(data_dir.join("corpus.txt"), moved.path().join("data/corpus.txt")).unwrap();
+    // Both scratch directories lie in the same temporary folder, so a rename moves it.
+    std::fs::rename(
+        quill.dir.path().join("imported"),
+        moved.path().join("imported"),
+    )
+    .unwrap();
+    let out = quill
+        .command(&["eval", "--run", "imported", "--batches", "2"])
+        .current_dir(moved.path())
+        .output()
+        .unwrap();
+    assert!(ok(out).contains("nats/char"));
+}

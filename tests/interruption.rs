@@ -130,7 +130,9 @@ fn ctrl_c_saves_the_step_and_the_printed_command_resumes_it() {
 }
 
 #[test]
-fn a_second_ctrl_c_exits_at_once_and_loses_nothing_complete() {
+fn two_signals_back_to_back_are_one_request_and_still_save_the_step() {
+    // GNU timeout signals the child and then its process group: two SIGINTs microseconds
+    // apart. They are one request (a second one only counts a second later).
     let quill = Quill::new();
     let run = Running::start(quill.train_command("tiny.toml", "twice", &[]), 1);
     into_the_next_epoch();
@@ -138,6 +140,8 @@ fn a_second_ctrl_c_exits_at_once_and_loses_nothing_complete() {
     run.signal("-INT");
     let (status, err) = run.finish();
     assert_eq!(status.code(), Some(130), "{err}");
+    assert!(err.starts_with("error: interrupted after step "), "{err}");
+    assert!(err.contains("resume with: quill-cpu "), "{err}");
 
     ok(quill.train("tiny.toml", "twice", &["--resume"]));
     assert_matches_reference(&quill, "twice");

@@ -126,11 +126,13 @@ pub(crate) fn import_command<B: Backend>(
     args: ImportArgs,
     device: &B::Device,
 ) -> anyhow::Result<()> {
+    // Kept as given (a relative path stays relative), so the run directory can be moved to
+    // another machine along with its corpus.
     let data_path = match &args.data {
-        Some(path) => Some(
-            path.canonicalize()
-                .with_context(|| format!("--data {}", path.display()))?,
-        ),
+        Some(path) => {
+            std::fs::metadata(path).with_context(|| format!("--data {}", path.display()))?;
+            Some(path.clone())
+        }
         None => None,
     };
     let mut config = RunConfig::default();
