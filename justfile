@@ -84,6 +84,26 @@ gpu-check:
     {{cargo_run}} quill-cuda -- train --config configs/shakespeare-char.toml --name gpu-check --force --set train.max_steps=300 --set train.eval_interval=100 --set schedule.decay_steps=5000
     {{cargo_run}} quill-cuda -- bench --config configs/shakespeare-char.toml --steps 20
 
+# Here (Rust toolchain): quill-cuda and quill-wgpu built, stripped and xz-packed into .gpu-bench/ with the data, for `just gpu-bench` on a GPU machine.
+gpu-bench-pack:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    just data
+    # The test build's feature set, so burn is compiled once for tests and binaries.
+    cargo test --release --workspace --no-run --quiet
+    mkdir -p .gpu-bench
+    for bin in quill-cuda quill-wgpu; do
+        strip -o ".gpu-bench/$bin" "target/release/$bin"
+        xz -T0 -6 -f ".gpu-bench/$bin"
+    done
+    cp data/tinyshakespeare.txt .gpu-bench/
+    if [ -f ../shared/bench/torch_ref.py ]; then cp ../shared/bench/torch_ref.py .gpu-bench/; fi
+    du -sh .gpu-bench
+
+# On a machine with an NVIDIA GPU, CUDA 13 and PyTorch (no Rust, no internet): cold and warm start, f32 and bf16-mixed against PyTorch, 1000 steps, wgpu on Vulkan; a table and one JSON line.
+gpu-bench *args:
+    python3 scripts/gpu_bench.py "$@"
+
 # Run every test (unit, end-to-end) of the workspace.
 test:
     cargo test --release --workspace

@@ -260,7 +260,11 @@ fn imported_runs_keep_a_relative_corpus_path_and_can_be_moved() {
     // Moved elsewhere with its corpus beside it, the run still evaluates.
     let moved = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(moved.path().join("data")).unwrap();
-    std::fs::copy(data_dir.join("corpus.txt"), moved.path().join("data/corpus.txt")).unwrap();
+    std::fs::copy(
+        data_dir.join("corpus.txt"),
+        moved.path().join("data/corpus.txt"),
+    )
+    .unwrap();
     // Both scratch directories lie in the same temporary folder, so a rename moves it.
     std::fs::rename(
         quill.dir.path().join("imported"),

@@ -56,9 +56,11 @@ pub fn bench<B: AutodiffBackend>(
         "grad_accum": config.train.grad_accum,
         "threads": options.threads.unwrap_or_else(rayon::current_num_threads),
     });
+    report["precision"] = json!(config.train.precision.name());
     if !options.generate_only {
         let train: Arc<[u32]> = corpus.split.train.clone().into();
-        let mut times = time_train_steps::<B>(
+        let before_training = crate::since_start();
+        let times = time_train_steps::<B>(
             config,
             train,
             vocab_size,
@@ -66,7 +68,7 @@ pub fn bench<B: AutodiffBackend>(
             options.steps,
             &device,
         );
-        let ms_per_step = median(&mut times);
+        let ms_per_step = median(&mut times.ms_per_step.clone());
         let tokens_per_step =
             (config.train.batch_size * config.model.block_size * config.train.grad_accum) as f64;
         let tokens_per_s = tokens_per_step / (ms_per_step / 1e3);
@@ -74,11 +76,19 @@ pub fn bench<B: AutodiffBackend>(
         let flops_per_s = flops_per_token * tokens_per_s;
         report["steps"] = json!(options.steps);
         report["warmup"] = json!(options.warmup);
+        report["first_step_s"] = json!(times.first_step_s);
+        report["warmup_s"] = json!(times.warmup_s);
+        // From the process's start to the end of the first step: what a user waits for.
+        report["startup_s"] = json!(before_training + times.first_step_s);
         report["ms_per_step"] = json!(ms_per_step);
+        report["ms_per_step_groups"] = json!(times.ms_per_step);
         report["tokens_per_s"] = json!(tokens_per_s);
         report["flops_per_token"] = json!(flops_per_token);
         report["flops_per_s"] = json!(flops_per_s);
         report["mfu"] = json!(options.peak_flops.map(|peak| flops_per_s / peak));
+    }
+    if let Some(compiled) = runner.kernels_compiled {
+        report["kernels_compiled_training"] = json!(compiled());
     }
 
     B::seed(&device, config.train.seed);
@@ -103,6 +113,9 @@ pub fn bench<B: AutodiffBackend>(
     }
     report["generate_tokens"] = json!(options.generate_tokens);
     report["peak_rss_mb"] = json!(peak_rss_mb());
+    if let Some(compiled) = runner.kernels_compiled {
+        report["kernels_compiled"] = json!(compiled());
+    }
     Ok(report)
 }
 

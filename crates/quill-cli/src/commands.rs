@@ -186,7 +186,8 @@ struct ReportArgs {
 struct BenchArgs {
     #[command(flatten)]
     config: ConfigArgs,
-    /// Timed training steps (forward, backward, optimizer); the median is reported.
+    /// Timed training steps (forward, backward, optimizer), run back to back in up to five
+    /// groups; the median of the groups' ms per step is reported.
     #[arg(long, default_value_t = 20)]
     steps: usize,
     /// Untimed steps first (allocation, kernel compilation, autotuning).

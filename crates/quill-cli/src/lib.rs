@@ -9,6 +9,8 @@ mod interop;
 mod precision;
 
 use std::process::ExitCode;
+use std::sync::OnceLock;
+use std::time::Instant;
 
 use burn::tensor::backend::AutodiffBackend;
 use clap::Parser;
@@ -23,6 +25,15 @@ pub struct Runner {
     pub name: &'static str,
     /// The backend in use, e.g. `flex` or `cuda`, shown in messages.
     pub backend: String,
+    /// GPU runners: how many kernels this process compiled so far (reported by `bench`).
+    pub kernels_compiled: Option<fn() -> usize>,
+}
+
+static STARTED: OnceLock<Instant> = OnceLock::new();
+
+/// Seconds since [`main`] started.
+pub(crate) fn since_start() -> f64 {
+    STARTED.get_or_init(Instant::now).elapsed().as_secs_f64()
 }
 
 /// Parses the process arguments and runs the command on backend `B`, on the device
@@ -32,6 +43,7 @@ pub fn main<B: AutodiffBackend>(
     runner: Runner,
     pick_device: impl FnOnce(Option<usize>) -> Result<B::Device, String>,
 ) -> ExitCode {
+    STARTED.get_or_init(Instant::now);
     errors::install_panic_hook();
     let cli = Cli::parse();
     let index = cli.device;

@@ -23,6 +23,7 @@ fn runner(backend: &str) -> Runner {
     Runner {
         name: "quill-cpu",
         backend: backend.into(),
+        kernels_compiled: None,
     }
 }
 

@@ -8,9 +8,12 @@ use burn::tensor::backend::Backend;
 use quill_cli::Runner;
 
 fn main() -> ExitCode {
+    // Before any device exists: kernels compiled and tuned by earlier runs are reused.
+    quill_gpu::init(&quill_gpu::cache_dir());
     let runner = Runner {
         name: "quill-cuda",
         backend: "cuda".into(),
+        kernels_compiled: Some(quill_gpu::kernels_compiled),
     };
     quill_cli::main::<Autodiff<Cuda>>(runner, pick_device)
 }

@@ -42,18 +42,30 @@ impl<'a, B: Backend> Decoder<'a, B> {
     /// The model's logits for the character after the context.
     pub fn next_logits(&mut self) -> Vec<f32> {
         let window = &self.context[self.window_start..];
-        let logits = match &mut self.cache {
-            None => self.run.model.forward(tokens(window, &self.device)),
+        let (logits, last) = match &mut self.cache {
+            None => {
+                // The window padded to the full context, so every call runs the same shapes
+                // (GPU kernels are compiled per shape); causal attention keeps the padding
+                // from reaching the window's positions.
+                let block_size = self.run.config.model.block_size;
+                let mut padded = window.to_vec();
+                padded.resize(block_size, 0);
+                let logits = self.run.model.forward(tokens(&padded, &self.device));
+                (logits, window.len() - 1)
+            }
             Some(cache) => {
                 let new = &window[cache.len()..];
-                self.run
+                let logits = self
+                    .run
                     .model
-                    .forward_cached(tokens(new, &self.device), cache)
+                    .forward_cached(tokens(new, &self.device), cache);
+                let last = logits.dims()[1] - 1;
+                (logits, last)
             }
         };
-        let [_, seq, vocab] = logits.dims();
+        let vocab = logits.dims()[2];
         logits
-            .slice([0..1, seq - 1..seq, 0..vocab])
+            .slice([0..1, last..last + 1, 0..vocab])
             .into_data()
             .convert::<f32>()
             .to_vec::<f32>()

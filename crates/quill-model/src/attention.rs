@@ -1,13 +1,11 @@
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
 
+use crate::autocast::Autocast;
 use crate::config::ModelConfig;
 use crate::gpt::{normal_init, residual_init};
 use crate::kv_cache::LayerCache;
-use crate::tokenwise::tokenwise;
 use quill_kernels::attention::{causal_attention, split_heads};
 
 /// Multi-head self-attention where position `t` only sees positions `<= t`.
@@ -44,8 +42,8 @@ impl<B: Backend> CausalSelfAttention<B> {
     }
 
     /// Queries, keys and values of `x: [batch, seq, n_embd]`, each `[batch, head, seq, head_dim]`.
-    fn project_qkv(&self, x: Tensor<B, 3>) -> [Tensor<B, 4>; 3] {
-        split_heads(tokenwise(&self.qkv, x), self.n_head)
+    fn project_qkv(&self, x: Tensor<B, 3>, autocast: Autocast) -> [Tensor<B, 4>; 3] {
+        split_heads(autocast.linear(&self.qkv, x), self.n_head)
     }
 
     /// Merges the heads of `y: [batch, head, seq, head_dim]` into `[batch, seq, n_embd]`.
@@ -55,46 +53,70 @@ impl<B: Backend> CausalSelfAttention<B> {
         y.swap_dims(1, 2).reshape([batch, seq, n_embd])
     }
 
-    /// Projects the merged heads `y: [batch, seq, n_embd]` back into the residual stream.
-    fn project_out(&self, y: Tensor<B, 3>) -> Tensor<B, 3> {
-        self.resid_dropout.forward(tokenwise(&self.project, y))
+    /// Projects the merged heads `y: [batch, seq, n_embd]` back into the residual stream (f32).
+    fn project_out(&self, y: Tensor<B, 3>, autocast: Autocast) -> Tensor<B, 3> {
+        autocast.up(self
+            .resid_dropout
+            .forward(autocast.linear(&self.project, y)))
     }
 
     /// `x: [batch, seq, n_embd]` to `[batch, seq, n_embd]`.
-    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let y = if self.attn_dropout.prob > 0.0 && B::ad_enabled(&x.device()) {
-            // Dropout on the attention weights needs them materialized; the fused kernel has none.
-            let [_, seq, n_embd] = x.dims();
-            let head_dim = n_embd / self.n_head;
-            let [q, k, v] = self.project_qkv(x);
-            let scores = q.matmul(k.swap_dims(2, 3)) / (head_dim as f64).sqrt();
-            let future = Tensor::<B, 2, Bool>::tril_mask([seq, seq], 0, &scores.device());
-            let scores = scores.mask_fill(future.unsqueeze::<4>(), f32::NEG_INFINITY);
-            self.merge_heads(self.attn_dropout.forward(softmax(scores, 3)).matmul(v))
+    pub fn forward(&self, x: Tensor<B, 3>, autocast: Autocast) -> Tensor<B, 3> {
+        let dropout = self.attn_dropout.prob > 0.0 && B::ad_enabled(&x.device());
+        let y = if dropout || autocast.is_on() {
+            // Dropout on the attention weights, and mixed precision (products in half
+            // precision, softmax in f32), need the weights materialized.
+            let seq = x.dims()[1];
+            let [q, k, v] = self.project_qkv(x, autocast);
+            let future = Tensor::<B, 2, Bool>::tril_mask([seq, seq], 0, &q.device());
+            self.merge_heads(self.attend(q, k, v, future, autocast))
         } else {
-            causal_attention(tokenwise(&self.qkv, x), self.n_head)
+            // The fused kernel on burn-flex; burn's causal attention elsewhere.
+            causal_attention(autocast.linear(&self.qkv, x), self.n_head)
         };
-        self.project_out(y)
+        self.project_out(y, autocast)
     }
 
     /// Like [`forward`](Self::forward) for `x` holding the positions that follow those in
-    /// `cache`: their keys and values are appended to the cache, and each new position attends
+    /// `cache`: their keys and values are written to the cache, and each new position attends
     /// to every cached position and to the new ones up to itself. Inference only (no dropout).
-    pub fn forward_cached(&self, x: Tensor<B, 3>, cache: &mut LayerCache<B>) -> Tensor<B, 3> {
-        let [q, k, v] = self.project_qkv(x);
+    /// Every tensor spans the cache's whole `capacity`, so decoding one more character runs
+    /// the same shapes as the last one.
+    pub fn forward_cached(
+        &self,
+        x: Tensor<B, 3>,
+        cache: &mut LayerCache<B>,
+        capacity: usize,
+    ) -> Tensor<B, 3> {
+        let autocast = Autocast::OFF;
+        let seq = x.dims()[1];
+        let [q, k, v] = self.project_qkv(x, autocast);
         let past = cache.len();
-        let (k, v) = cache.append(k, v);
-        let [batch, heads, seq, _] = q.dims();
-        let total = past + seq;
-        // Query i sits at position past + i and may see keys j <= past + i.
-        let future = Tensor::<B, 2, Bool>::tril_mask([seq, total], past as i64, &q.device())
-            .unsqueeze::<4>()
-            .expand([batch, heads, seq, total]);
-        let options = AttentionModuleOptions {
-            scale: None,
-            softcap: None,
-            is_causal: false,
-        };
-        self.project_out(self.merge_heads(attention(q, k, v, Some(future), None, options)))
+        let (k, v) = cache.append(k, v, capacity);
+        // Query i sits at position past + i and may see keys j <= past + i; the positions
+        // after those written are masked as well.
+        let future = Tensor::<B, 2, Bool>::tril_mask([seq, capacity], past as i64, &q.device());
+        self.project_out(
+            self.merge_heads(self.attend(q, k, v, future, autocast)),
+            autocast,
+        )
+    }
+
+    /// `softmax(q·kᵀ/√head_dim)·v` of `[batch, head, seq, head_dim]` queries, keys and values,
+    /// where `future: [seq_q, seq_k]` marks the keys a query must not see; dropout on the
+    /// attention weights in training. The scores and the softmax are f32 under mixed precision.
+    fn attend(
+        &self,
+        q: Tensor<B, 4>,
+        k: Tensor<B, 4>,
+        v: Tensor<B, 4>,
+        future: Tensor<B, 2, Bool>,
+        autocast: Autocast,
+    ) -> Tensor<B, 4> {
+        let head_dim = q.dims()[3];
+        let scores = autocast.up(q.matmul(k.swap_dims(2, 3))) / (head_dim as f64).sqrt();
+        let scores = scores.mask_fill(future.unsqueeze::<4>(), f32::NEG_INFINITY);
+        let weights = autocast.down(self.attn_dropout.forward(softmax(scores, 3)));
+        weights.matmul(v)
     }
 }

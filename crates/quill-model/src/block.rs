@@ -2,6 +2,7 @@ use burn::nn::{LayerNorm, LayerNormConfig};
 use burn::prelude::*;
 
 use crate::attention::CausalSelfAttention;
+use crate::autocast::Autocast;
 use crate::config::ModelConfig;
 use crate::kv_cache::LayerCache;
 use crate::mlp::Mlp;
@@ -25,15 +26,24 @@ impl<B: Backend> Block<B> {
         }
     }
 
-    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let x = x.clone() + self.attn.forward(self.ln_attn.forward(x));
-        x.clone() + self.mlp.forward(self.ln_mlp.forward(x))
+    /// The residual stream `x` stays f32 under mixed precision; the branches cast inside.
+    pub fn forward(&self, x: Tensor<B, 3>, autocast: Autocast) -> Tensor<B, 3> {
+        let x = x.clone() + self.attn.forward(self.ln_attn.forward(x), autocast);
+        x.clone() + self.mlp.forward(self.ln_mlp.forward(x), autocast)
     }
 
     /// [`forward`](Self::forward) for new positions after those held in `cache`.
-    pub fn forward_cached(&self, x: Tensor<B, 3>, cache: &mut LayerCache<B>) -> Tensor<B, 3> {
-        let x = x.clone() + self.attn.forward_cached(self.ln_attn.forward(x), cache);
-        x.clone() + self.mlp.forward(self.ln_mlp.forward(x))
+    pub fn forward_cached(
+        &self,
+        x: Tensor<B, 3>,
+        cache: &mut LayerCache<B>,
+        capacity: usize,
+    ) -> Tensor<B, 3> {
+        let x = x.clone()
+            + self
+                .attn
+                .forward_cached(self.ln_attn.forward(x), cache, capacity);
+        x.clone() + self.mlp.forward(self.ln_mlp.forward(x), Autocast::OFF)
     }
 }
 

@@ -5,11 +5,11 @@ use burn::nn::{
 };
 use burn::prelude::*;
 
+use crate::autocast::Autocast;
 use crate::block::{Block, layer_norm};
 use crate::config::ModelConfig;
 use crate::kv_cache::KvCache;
 use crate::positional::PositionalEncoding;
-use crate::tokenwise::{tokenwise, tokenwise_weight};
 
 /// Standard deviation of nanoGPT's (GPT-2's) normal initialization.
 pub const INIT_STD: f64 = 0.02;
@@ -25,6 +25,12 @@ pub struct Gpt<B: Backend> {
     ln_final: LayerNorm<B>,
     /// `None` when the head is tied to `token_embedding`.
     head: Option<Linear<B>>,
+    /// Where matrix products run in half precision under f32 weights (training only).
+    #[module(skip)]
+    autocast: Autocast,
+    /// The longest context, and the size of the key/value cache's buffers.
+    #[module(skip)]
+    block_size: usize,
 }
 
 impl<B: Backend> Gpt<B> {
@@ -46,7 +52,14 @@ impl<B: Backend> Gpt<B> {
                 .collect(),
             ln_final: layer_norm(config, device),
             head,
+            autocast: Autocast::OFF,
+            block_size: config.block_size,
         }
+    }
+
+    /// The model with its matrix products in `autocast`'s precision (mixed precision).
+    pub fn with_autocast(self, autocast: Autocast) -> Self {
+        Self { autocast, ..self }
     }
 
     pub fn num_layers(&self) -> usize {
@@ -58,9 +71,9 @@ impl<B: Backend> Gpt<B> {
     pub fn forward(&self, tokens: Tensor<B, 2, Int>) -> Tensor<B, 3> {
         let mut x = self.embed(tokens, 0);
         for block in &self.blocks {
-            x = block.forward(x);
+            x = block.forward(x, self.autocast);
         }
-        self.logits(x)
+        self.logits(x, self.autocast)
     }
 
     /// Logits of `tokens`, the positions that follow those held in `cache` (empty for a new
@@ -75,9 +88,9 @@ impl<B: Backend> Gpt<B> {
         let mut x = self.embed(tokens, cache.len());
         let layers = cache.layers(self.blocks.len());
         for (block, layer) in self.blocks.iter().zip(layers) {
-            x = block.forward_cached(x, layer);
+            x = block.forward_cached(x, layer, self.block_size);
         }
-        self.logits(x)
+        self.logits(x, Autocast::OFF)
     }
 
     fn embed(&self, tokens: Tensor<B, 2, Int>, start: usize) -> Tensor<B, 3> {
@@ -87,13 +100,17 @@ impl<B: Backend> Gpt<B> {
         self.dropout.forward(x)
     }
 
-    fn logits(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    /// Logits in f32, for the loss's softmax.
+    fn logits(&self, x: Tensor<B, 3>, autocast: Autocast) -> Tensor<B, 3> {
         let x = self.ln_final.forward(x);
-        match &self.head {
-            Some(head) => tokenwise(head, x),
+        autocast.up(match &self.head {
+            Some(head) => autocast.linear(head, x),
             // Tied head: logits = x · Eᵀ, so the embedding learns from both ends.
-            None => tokenwise_weight(self.token_embedding.weight.val().transpose(), x),
-        }
+            None => {
+                let embedding = self.token_embedding.weight.val().transpose();
+                autocast.linear_weight(embedding, None, x)
+            }
+        })
     }
 
     /// Mean cross-entropy of predicting `targets` (both `[batch, seq]`), with the logits.

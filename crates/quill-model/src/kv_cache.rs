@@ -39,41 +39,60 @@ impl<B: Backend> KvCache<B> {
     }
 }
 
-/// One attention layer's keys and values, `[batch, head, position, head_dim]`.
+/// One attention layer's keys and values, `[batch, head, position, head_dim]`, in buffers of
+/// the model's whole context (`block_size` positions) allocated at the first append. Keeping
+/// every tensor the same shape from one decoded character to the next matters on GPUs:
+/// kernels are compiled and tuned per shape, and a buffer that grew by one position per
+/// character would cost a compilation per character.
 #[derive(Debug, Clone)]
 pub struct LayerCache<B: Backend> {
     keys_values: Option<(Tensor<B, 4>, Tensor<B, 4>)>,
+    len: usize,
 }
 
 impl<B: Backend> Default for LayerCache<B> {
     fn default() -> Self {
-        Self { keys_values: None }
+        Self {
+            keys_values: None,
+            len: 0,
+        }
     }
 }
 
 impl<B: Backend> LayerCache<B> {
+    /// Positions held.
     pub fn len(&self) -> usize {
-        self.keys_values.as_ref().map_or(0, |(k, _)| k.dims()[2])
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.len == 0
     }
 
-    /// Appends the new positions' keys and values; returns all keys and values.
+    /// Writes the new positions' keys and values after those held; returns the whole buffers
+    /// (`capacity` positions; those past [`len`](Self::len) are zeros, for the caller to mask).
     pub(crate) fn append(
         &mut self,
         k: Tensor<B, 4>,
         v: Tensor<B, 4>,
+        capacity: usize,
     ) -> (Tensor<B, 4>, Tensor<B, 4>) {
-        let (k, v) = match self.keys_values.take() {
-            Some((past_k, past_v)) => (
-                Tensor::cat(vec![past_k, k], 2),
-                Tensor::cat(vec![past_v, v], 2),
-            ),
-            None => (k, v),
-        };
-        self.keys_values = Some((k.clone(), v.clone()));
-        (k, v)
+        let [batch, heads, new, head_dim] = k.dims();
+        let end = self.len + new;
+        assert!(
+            end <= capacity,
+            "{end} positions exceed the cache's {capacity}"
+        );
+        let (keys, values) = self.keys_values.take().unwrap_or_else(|| {
+            let buffer =
+                || Tensor::zeros([batch, heads, capacity, head_dim], (&k.device(), k.dtype()));
+            (buffer(), buffer())
+        });
+        let range = [0..batch, 0..heads, self.len..end, 0..head_dim];
+        let keys = keys.slice_assign(range.clone(), k);
+        let values = values.slice_assign(range, v);
+        self.keys_values = Some((keys.clone(), values.clone()));
+        self.len = end;
+        (keys, values)
     }
 }

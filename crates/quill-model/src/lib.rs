@@ -4,11 +4,13 @@
 //! residual block), [`attention`] (causal multi-head self-attention), [`mlp`] (the feed-forward
 //! part), [`positional`] (learned or sinusoidal positions), [`config`] (the `[model]` table),
 //! [`kv_cache`] (keys and values kept between decoding steps), [`checked_load`] (weights that
-//! must fit the config), [`tokenwise`] (linear layers applied to all positions at once).
+//! must fit the config), [`autocast`] (linear layers over all positions at once, and mixed
+//! precision).
 //!
 //! [`Backend`]: burn::tensor::backend::Backend
 
 pub mod attention;
+pub mod autocast;
 pub mod block;
 pub mod checked_load;
 pub mod config;
@@ -16,8 +18,8 @@ pub mod gpt;
 pub mod kv_cache;
 pub mod mlp;
 pub mod positional;
-pub mod tokenwise;
 
+pub use autocast::Autocast;
 pub use config::{ModelConfig, Positional};
 pub use gpt::Gpt;
 pub use kv_cache::KvCache;

@@ -2,9 +2,9 @@ use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use quill_kernels::gelu;
 
+use crate::autocast::Autocast;
 use crate::config::ModelConfig;
 use crate::gpt::{normal_init, residual_init};
-use crate::tokenwise::tokenwise;
 
 /// The position-wise feed-forward part of a block: expand, exact (erf) GELU, project back.
 #[derive(Module, Debug)]
@@ -24,8 +24,9 @@ impl<B: Backend> Mlp<B> {
         }
     }
 
-    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let hidden = gelu(tokenwise(&self.expand, x));
-        self.dropout.forward(tokenwise(&self.project, hidden))
+    /// `x: [batch, seq, n_embd]` (f32) to `[batch, seq, n_embd]` (f32).
+    pub fn forward(&self, x: Tensor<B, 3>, autocast: Autocast) -> Tensor<B, 3> {
+        let hidden = gelu(autocast.linear(&self.expand, x));
+        autocast.up(self.dropout.forward(autocast.linear(&self.project, hidden)))
     }
 }

@@ -1,6 +1,8 @@
 //! Timing training steps outside the learner, for `bench`: the same step (forward, backward,
-//! global clipping, AdamW) the learner runs, with a device sync after each so that timings of
-//! asynchronous GPU backends are real.
+//! global clipping, AdamW) the learner runs. GPU backends queue work asynchronously, so the
+//! timed steps run back to back, as in training, and the device is waited for only at the end
+//! of each group of steps: a sync after every step would leave the GPU idle while the host
+//! queues the next one, which training does not do.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,7 +18,22 @@ use crate::config::RunConfig;
 use crate::optimizer::MatrixDecayAdamW;
 use crate::step::Trainee;
 
-/// Milliseconds of each timed optimizer step, after `warmup` untimed ones.
+/// Timed groups of steps, for a median that resists a noisy machine.
+const GROUPS: usize = 5;
+
+/// What [`time_train_steps`] measured.
+#[derive(Debug, Clone)]
+pub struct StepTimes {
+    /// Seconds of the first step, device work included: on a GPU mostly kernel compilation
+    /// and autotuning (none when the kernel cache is warm).
+    pub first_step_s: f64,
+    /// Seconds of all untimed steps, the first included.
+    pub warmup_s: f64,
+    /// Milliseconds per step of each timed group of steps.
+    pub ms_per_step: Vec<f64>,
+}
+
+/// Runs `warmup` untimed optimizer steps, then `steps` timed ones in up to five groups.
 pub fn time_train_steps<B: AutodiffBackend>(
     config: &RunConfig,
     train_tokens: Arc<[u32]>,
@@ -24,11 +41,12 @@ pub fn time_train_steps<B: AutodiffBackend>(
     warmup: usize,
     steps: usize,
     device: &B::Device,
-) -> Vec<f64> {
+) -> StepTimes {
     let t = &config.train;
     B::seed(device, t.seed);
     let mut trainee = Trainee::detached(
-        Gpt::<B>::new(&config.model, vocab_size, device),
+        Gpt::<B>::new(&config.model, vocab_size, device)
+            .with_autocast(config.train.precision.autocast()),
         config.optimizer.grad_clip,
         t.grad_accum,
     );
@@ -43,9 +61,7 @@ pub fn time_train_steps<B: AutodiffBackend>(
         device.clone(),
     );
     let mut batches = loader.iter();
-    let mut times = Vec::with_capacity(steps);
-    for step in 0..warmup + steps {
-        let started = Instant::now();
+    let mut step = |trainee: Trainee<B>| {
         let mut accumulator = GradientsAccumulator::new();
         for _ in 0..t.grad_accum {
             let batch = batches
@@ -54,13 +70,38 @@ pub fn time_train_steps<B: AutodiffBackend>(
             let output = TrainStep::step(&trainee, batch);
             accumulator.accumulate(&trainee, output.grads);
         }
-        trainee = trainee.optimize(&mut optimizer, config.optimizer.lr, accumulator.grads());
-        B::sync(device).expect("the device finishes its work");
-        if step >= warmup {
-            times.push(started.elapsed().as_secs_f64() * 1e3);
+        trainee.optimize(&mut optimizer, config.optimizer.lr, accumulator.grads())
+    };
+    let sync = || B::sync(device).expect("the device finishes its work");
+
+    let started = Instant::now();
+    let mut first_step_s = 0.0;
+    for i in 0..warmup {
+        trainee = step(trainee);
+        if i == 0 {
+            sync();
+            first_step_s = started.elapsed().as_secs_f64();
         }
     }
-    times
+    sync();
+    let warmup_s = started.elapsed().as_secs_f64();
+
+    let groups = GROUPS.min(steps).max(1);
+    let mut ms_per_step = Vec::with_capacity(groups);
+    for group in 0..groups {
+        let size = steps / groups + usize::from(group < steps % groups);
+        let started = Instant::now();
+        for _ in 0..size {
+            trainee = step(trainee);
+        }
+        sync();
+        ms_per_step.push(started.elapsed().as_secs_f64() * 1e3 / size.max(1) as f64);
+    }
+    StepTimes {
+        first_step_s,
+        warmup_s,
+        ms_per_step,
+    }
 }
 
 /// nanoGPT's estimate of training FLOPs per token: `6N + 12·L·H·Q·T`, where N counts the
@@ -123,7 +164,8 @@ mod tests {
         let tokens: Arc<[u32]> = (0..200u32).map(|i| i % 7).collect::<Vec<_>>().into();
         let times =
             time_train_steps::<Autodiff<NdArray>>(&config, tokens, 7, 1, 3, &Default::default());
-        assert_eq!(times.len(), 3);
-        assert!(times.iter().all(|&t| t > 0.0));
+        assert_eq!(times.ms_per_step.len(), 3);
+        assert!(times.ms_per_step.iter().all(|&t| t > 0.0));
+        assert!(times.first_step_s > 0.0 && times.warmup_s >= times.first_step_s);
     }
 }

@@ -44,32 +44,49 @@ pub struct TrainConfig {
     pub grad_accum: usize,
     /// Seeds the initial weights, the training windows, dropout and the validation windows.
     pub seed: u64,
-    /// Float type of weights and activations: `"f32"`, or `"f16"` / `"bf16"` where the backend
-    /// and device support them (CUDA: both; wgpu: f16 on devices with shader-f16).
+    /// Float types of the run: `"f32"`; `"bf16-mixed"` (f32 weights and optimizer, matrix
+    /// products in bf16, as nanoGPT trains on GPUs); or `"f16"` / `"bf16"`, every tensor in
+    /// that type, where the backend and device support it (CUDA: both; wgpu: f16 on devices
+    /// with shader-f16).
     pub precision: Precision,
 }
 
-/// The float type a run computes in.
+/// The float types a run computes in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
 pub enum Precision {
+    #[serde(rename = "f32")]
     F32,
+    /// f32 weights, optimizer state, layer norm, softmax and loss; bf16 matrix products.
+    #[serde(rename = "bf16-mixed")]
+    Bf16Mixed,
+    #[serde(rename = "f16")]
     F16,
+    #[serde(rename = "bf16")]
     Bf16,
 }
 
 impl Precision {
+    /// The device's default float type: that of the weights and the optimizer state.
     pub fn dtype(self) -> burn::tensor::DType {
         match self {
-            Precision::F32 => burn::tensor::DType::F32,
+            Precision::F32 | Precision::Bf16Mixed => burn::tensor::DType::F32,
             Precision::F16 => burn::tensor::DType::F16,
             Precision::Bf16 => burn::tensor::DType::BF16,
+        }
+    }
+
+    /// Where the model's matrix products run, relative to the weights.
+    pub fn autocast(self) -> quill_model::Autocast {
+        match self {
+            Precision::Bf16Mixed => quill_model::Autocast::to(burn::tensor::FloatDType::BF16),
+            _ => quill_model::Autocast::OFF,
         }
     }
 
     pub fn name(self) -> &'static str {
         match self {
             Precision::F32 => "f32",
+            Precision::Bf16Mixed => "bf16-mixed",
             Precision::F16 => "f16",
             Precision::Bf16 => "bf16",
         }

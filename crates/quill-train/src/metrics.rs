@@ -1,15 +1,134 @@
-//! Metrics burn-train does not ship in the form a language model wants: perplexity from the
-//! loss (burn's `PerplexityMetric` needs the full logits copied out every step) and training
-//! throughput in tokens per second.
+//! Metrics burn-train does not ship in the form a language model wants: the training loss read
+//! from the device seldom, perplexity from the loss (burn's `PerplexityMetric` needs the full
+//! logits copied out every step) and training throughput in tokens per second.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use burn::prelude::*;
 
 use burn::train::metric::state::{FormatOptions, NumericMetricState};
 use burn::train::metric::{
     Metric, MetricAttributes, MetricMetadata, MetricName, Numeric, NumericAttributes, NumericEntry,
     SerializedEntry,
 };
+
+/// How often the training loss is read from the device at most: as often as a progress line.
+pub const READ_INTERVAL: Duration = Duration::from_secs(5);
+
+static HOST_READS: AtomicUsize = AtomicUsize::new(0);
+
+/// Reads of device values by the training loop so far (the training loss, the divergence
+/// check), in this process. On a GPU each one waits for the work queued before it.
+pub fn host_reads() -> usize {
+    HOST_READS.load(Ordering::Relaxed)
+}
+
+/// The values of `tensors`, in order, in one read from the device.
+pub fn read_values<B: Backend>(tensors: Vec<Tensor<B, 1>>) -> Vec<f64> {
+    if tensors.is_empty() {
+        return Vec::new();
+    }
+    HOST_READS.fetch_add(1, Ordering::Relaxed);
+    Tensor::cat(tensors, 0).into_data().iter::<f64>().collect()
+}
+
+/// A micro-batch's mean loss, still on the device.
+pub struct LossTensorInput<B: Backend> {
+    pub loss: Tensor<B, 1>,
+}
+
+/// The mean training loss of the epoch so far, named "Loss" like burn-train's `LossMetric`.
+///
+/// burn-train's `LossMetric` reads every batch's loss as it arrives, which on a GPU waits for
+/// that batch's work and drains the fusion queue each step. This one keeps the losses on the
+/// device and reads them together, at most every [`READ_INTERVAL`] and at the epoch's last
+/// batch, so the epoch mean (metrics.csv, the progress lines) stays exact. Entries between
+/// reads carry no weight in burn-train's epoch aggregate.
+#[derive(Clone)]
+pub struct TrainLoss<B: Backend> {
+    name: MetricName,
+    pending: Vec<Tensor<B, 1>>,
+    last_read: Option<Instant>,
+    sum: f64,
+    count: usize,
+}
+
+impl<B: Backend> Default for TrainLoss<B> {
+    fn default() -> Self {
+        Self {
+            name: Arc::new("Loss".into()),
+            pending: Vec::new(),
+            last_read: None,
+            sum: 0.0,
+            count: 0,
+        }
+    }
+}
+
+impl<B: Backend> TrainLoss<B> {
+    fn mean(&self) -> NumericEntry {
+        NumericEntry::Aggregated {
+            aggregated_value: self.sum / self.count.max(1) as f64,
+            count: self.count,
+        }
+    }
+}
+
+impl<B: Backend> Metric for TrainLoss<B> {
+    type Input = LossTensorInput<B>;
+
+    fn name(&self) -> MetricName {
+        self.name.clone()
+    }
+
+    fn update(&mut self, input: &LossTensorInput<B>, metadata: &MetricMetadata) -> SerializedEntry {
+        self.pending.push(input.loss.clone());
+        let progress = &metadata.progress;
+        let epoch_end = progress.items_processed >= progress.items_total;
+        let due = self.last_read.is_none_or(|t| t.elapsed() >= READ_INTERVAL);
+        let read = if epoch_end || due {
+            let losses = read_values(std::mem::take(&mut self.pending));
+            self.sum += losses.iter().sum::<f64>();
+            self.count += losses.len();
+            self.last_read = Some(Instant::now());
+            NumericEntry::Aggregated {
+                aggregated_value: losses.iter().sum::<f64>() / losses.len().max(1) as f64,
+                count: losses.len(),
+            }
+        } else {
+            NumericEntry::Aggregated {
+                aggregated_value: 0.0,
+                count: 0,
+            }
+        };
+        let shown = self.sum / self.count.max(1) as f64;
+        SerializedEntry::new(format!("epoch {shown:.3}"), read.serialize())
+    }
+
+    fn clear(&mut self) {
+        *self = Self::default();
+    }
+
+    fn attributes(&self) -> MetricAttributes {
+        NumericAttributes {
+            unit: None,
+            higher_is_better: false,
+        }
+        .into()
+    }
+}
+
+impl<B: Backend> Numeric for TrainLoss<B> {
+    fn value(&self) -> NumericEntry {
+        self.mean()
+    }
+
+    fn running_value(&self) -> NumericEntry {
+        self.mean()
+    }
+}
 
 pub struct LossValueInput {
     pub loss: f64,

@@ -23,7 +23,7 @@ pub struct ProgressLines {
     first_step: usize,
     started: Instant,
     last_line: Option<Instant>,
-    train_loss: Mean,
+    train_loss: f64,
     val_loss: Mean,
     lr: f64,
     tokens_per_s: f64,
@@ -56,7 +56,7 @@ impl ProgressLines {
             first_step,
             started: Instant::now(),
             last_line: None,
-            train_loss: Mean::default(),
+            train_loss: f64::NAN,
             val_loss: Mean::default(),
             lr: f64::NAN,
             tokens_per_s: 0.0,
@@ -120,7 +120,8 @@ fn rate(tokens_per_s: f64) -> String {
 impl MetricsRendererTraining for ProgressLines {
     fn update_train(&mut self, state: MetricState) {
         match self.value(&state) {
-            Some(("Loss", v)) => self.train_loss.add(v),
+            // The epoch's mean so far (see `TrainLoss`), not one batch's loss.
+            Some(("Loss", v)) => self.train_loss = v,
             Some(("Learning Rate", v)) => self.lr = v,
             Some(("Tokens per second", v)) => self.tokens_per_s = v,
             _ => {}
@@ -142,7 +143,7 @@ impl MetricsRendererTraining for ProgressLines {
         let line = format!(
             "step {step}/{} | loss {:.4} | lr {:.2e} | {} | ETA {}",
             self.total_steps,
-            self.train_loss.get(),
+            self.train_loss,
             self.lr,
             rate(self.tokens_per_s),
             self.eta(step)
@@ -163,7 +164,7 @@ impl MetricsRendererTraining for ProgressLines {
             "epoch {epoch}/{} step {step}/{} | loss {:.4} | val {:.4} | lr {:.2e} | {} | elapsed {} | ETA {}",
             progress.global_progress.items_total,
             self.total_steps,
-            self.train_loss.get(),
+            self.train_loss,
             self.val_loss.get(),
             self.lr,
             rate(self.tokens_per_s),
@@ -172,7 +173,7 @@ impl MetricsRendererTraining for ProgressLines {
         );
         self.print(line);
         self.val_loss = Mean::default();
-        self.train_loss = Mean::default();
+        self.train_loss = f64::NAN;
     }
 
     fn on_train_end(

@@ -1,6 +1,7 @@
 //! What burn-train's learner calls for each batch: a training step (forward, backward) with the
 //! optimizer step it triggers, and a validation step (forward only).
 
+use std::any::Any;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -17,7 +18,7 @@ use quill_model::Gpt;
 
 use crate::checkpoint::{AtomicRecorder, MidEpoch, SavesInFlight};
 use crate::interrupt;
-use crate::metrics::{LossValueInput, TokensInput};
+use crate::metrics::{LossTensorInput, LossValueInput, TokensInput, read_values};
 use crate::optimizer::clip_global_norm;
 use crate::run_dir::RunDir;
 
@@ -53,7 +54,8 @@ pub enum Stop {
     /// The user pressed Ctrl-C after `step` steps; `saved` tells whether the mid-epoch
     /// checkpoint of that step is on disk (else the newest epoch checkpoint is the one to use).
     Interrupted { step: usize, saved: bool },
-    /// Optimizer step `step` (1-based) saw a non-finite loss; that update was not applied.
+    /// Optimizer step `step` (1-based) saw a non-finite loss; no checkpoint holds weights
+    /// from that step or after it.
     Diverged { step: usize, lr: f64, loss: f64 },
 }
 
@@ -67,9 +69,22 @@ pub struct RunControl {
     steps_done: AtomicUsize,
     /// The epoch checkpoint burn-train may still be writing; a step waits for it.
     saves: SavesInFlight,
-    /// A non-finite loss seen by a micro-batch of the step in progress.
-    non_finite_loss: Mutex<Option<f64>>,
+    /// Micro-batch losses not yet checked for being finite, still on the device.
+    unchecked: Mutex<Unchecked>,
     stop: Mutex<Option<Stop>>,
+}
+
+/// Optimizer steps between checks of the training losses, besides the epoch's last step and a
+/// requested stop: reading a loss waits for the device, so it is not done every step.
+pub const CHECK_EVERY: usize = 50;
+
+/// Losses and learning rates of the steps since the last check.
+#[derive(Default)]
+struct Unchecked {
+    /// (step, loss): each a `Tensor<B, 1>` of the inner backend, held as `Any` because the
+    /// control is shared by backend-generic code.
+    losses: Vec<(usize, Box<dyn Any + Send>)>,
+    lrs: Vec<(usize, f64)>,
 }
 
 impl std::fmt::Debug for RunControl {
@@ -99,7 +114,7 @@ impl RunControl {
             grad_accum,
             steps_done: AtomicUsize::new(steps_done),
             saves,
-            non_finite_loss: Mutex::new(None),
+            unchecked: Mutex::new(Unchecked::default()),
             stop: Mutex::new(None),
         }
     }
@@ -113,21 +128,51 @@ impl RunControl {
         *self.stop.lock().expect("stop lock")
     }
 
-    fn saw_loss(&self, loss: f64) {
-        if !loss.is_finite() {
-            self.non_finite_loss
-                .lock()
-                .expect("loss lock")
-                .get_or_insert(loss);
-        }
+    /// Keeps a micro-batch's loss of the step in progress, for a later check.
+    fn saw_loss<B: Backend>(&self, loss: Tensor<B, 1>) {
+        let step = self.steps_done() + 1;
+        let mut unchecked = self.unchecked.lock().expect("loss lock");
+        unchecked.losses.push((step, Box::new(loss)));
     }
 
-    /// Ends the run before the update of a step whose loss was not finite.
-    fn diverged(&self, lr: f64) -> bool {
-        let Some(loss) = self.non_finite_loss.lock().expect("loss lock").take() else {
+    /// Before the update of the step in progress (learning rate `lr`): whether a loss since
+    /// the last check was not finite, in which case the run ends here. Checks when this step
+    /// ends an epoch (its checkpoint follows), when a stop is requested (a checkpoint of this
+    /// step follows), and every [`CHECK_EVERY`] steps; so no checkpoint ever holds weights
+    /// updated from a non-finite loss, and the device is waited for seldom.
+    fn diverged<B: Backend>(&self, lr: f64) -> bool {
+        let step = self.steps_done() + 1;
+        let mut unchecked = self.unchecked.lock().expect("loss lock");
+        unchecked.lrs.push((step, lr));
+        let due = step.is_multiple_of(self.steps_per_epoch)
+            || step.is_multiple_of(CHECK_EVERY)
+            || interrupt::requested();
+        if !due {
+            return false;
+        }
+        let Unchecked { losses, lrs } = std::mem::take(&mut *unchecked);
+        drop(unchecked);
+        let (steps, tensors): (Vec<usize>, Vec<Tensor<B, 1>>) = losses
+            .into_iter()
+            .map(|(step, loss)| {
+                let loss = loss
+                    .downcast::<Tensor<B, 1>>()
+                    .expect("losses are kept on the trained backend");
+                (step, *loss)
+            })
+            .unzip();
+        let values = read_values(tensors);
+        let Some((step, loss)) = steps
+            .into_iter()
+            .zip(values)
+            .find(|(_, loss)| !loss.is_finite())
+        else {
             return false;
         };
-        let step = self.steps_done.load(Ordering::SeqCst) + 1;
+        let lr = lrs
+            .iter()
+            .find(|(s, _)| *s == step)
+            .map_or(lr, |(_, lr)| *lr);
         self.end(Stop::Diverged { step, lr, loss });
         true
     }
@@ -213,6 +258,14 @@ impl<B: Backend> Adaptor<LossInput<B>> for BatchOutput<B> {
     }
 }
 
+impl<B: Backend> Adaptor<LossTensorInput<B>> for BatchOutput<B> {
+    fn adapt(&self) -> LossTensorInput<B> {
+        LossTensorInput {
+            loss: self.loss.clone(),
+        }
+    }
+}
+
 impl<B: Backend> Adaptor<LossValueInput> for BatchOutput<B> {
     fn adapt(&self) -> LossValueInput {
         LossValueInput {
@@ -242,8 +295,7 @@ impl<B: AutodiffBackend> TrainStep for Trainee<B> {
         let (loss, _) = self.gpt.forward_loss(batch.inputs, batch.targets);
         let grads = (loss.clone() / self.grad_accum as f64).backward();
         if let Some(control) = &self.control {
-            // Read after queueing the backward pass, so the device is not idle meanwhile.
-            control.saw_loss(loss.clone().into_scalar().elem::<f64>());
+            control.saw_loss(loss.clone().inner());
         }
         TrainOutput::new(
             self,
@@ -262,8 +314,11 @@ impl<B: AutodiffBackend> TrainStep for Trainee<B> {
         Self: AutodiffModule<AB>,
     {
         let control = self.control.clone();
-        if control.as_ref().is_some_and(|c| c.diverged(lr)) {
-            // Keep the last good weights: the run ends here without this update.
+        if control
+            .as_ref()
+            .is_some_and(|c| c.diverged::<AB::InnerBackend>(lr))
+        {
+            // The run ends here; its newest checkpoint predates the non-finite loss.
             return self;
         }
         let grads = if self.grad_clip > 0.0 {

@@ -24,7 +24,7 @@ use crate::checkpoint::{
     write_atomic,
 };
 use crate::config::RunConfig;
-use crate::metrics::{Perplexity, TokensPerSecond};
+use crate::metrics::{Perplexity, TokensPerSecond, TrainLoss};
 use crate::metrics_csv::{self, CsvMetricLogger};
 use crate::optimizer::MatrixDecayAdamW;
 use crate::progress::ProgressLines;
@@ -75,7 +75,7 @@ pub enum TrainError {
         resume_step: Option<usize>,
     },
     #[error(
-        "the loss became {loss} at step {step} (learning rate {lr:.3e}); training stopped before applying that update{}",
+        "the loss became {loss} at step {step} (learning rate {lr:.3e}); training stopped without saving weights from that step on{}",
         match checkpoint_step {
             Some(s) => format!(" and kept the checkpoint of step {s}"),
             None => " (there is no checkpoint yet)".into(),
@@ -191,7 +191,8 @@ pub fn train<B: AutodiffBackend>(
         });
     }
     B::seed(&device, config.train.seed);
-    let mut gpt = Gpt::<B>::new(&config.model, corpus.vocab.len(), &device);
+    let mut gpt = Gpt::<B>::new(&config.model, corpus.vocab.len(), &device)
+        .with_autocast(config.train.precision.autocast());
     if let Some(source) = &source {
         gpt = source
             .load_weights(gpt, config.init.weights, &device)
@@ -265,7 +266,11 @@ pub fn train<B: AutodiffBackend>(
         .build();
     let mut training =
         SupervisedTraining::new(&run.path, Arc::new(train_loader), Arc::new(valid_loader))
-            .metrics((LossMetric::<B::InnerBackend>::new(), Perplexity::default()))
+            // The same "Loss" on both splits: burn-train's on validation (the best-checkpoint
+            // strategy reads it), one that reads the device seldom on training.
+            .metric_valid_numeric(LossMetric::<B::InnerBackend>::new())
+            .metric_valid_numeric(Perplexity::default())
+            .metric_train_numeric(TrainLoss::<B::InnerBackend>::default())
             .metric_train_numeric(LearningRateMetric::new())
             .metric_train_numeric(TokensPerSecond::default())
             .with_metric_logger(FileMetricLogger::new(&run.path))
@@ -466,4 +471,76 @@ fn save_best_weights<B: Backend>(
         )
         .map_err(|e| file_error(&checkpoint, e))?;
     save_weights(&trainee.gpt, run, Weights::Best)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::host_reads;
+    use burn::backend::{Autodiff, NdArray};
+
+    /// A short run on a small made-up corpus, in this process, so its reads can be counted.
+    fn small_run(dir: &std::path::Path, steps: usize) -> TrainOptions {
+        let corpus = dir.join("corpus.txt");
+        let text: String = (0..4000)
+            .map(|i| ["to be ", "or not ", "that is ", "the question\n"][i % 4])
+            .collect();
+        std::fs::write(&corpus, text).unwrap();
+        let mut config = RunConfig::default();
+        config.model = ModelConfig {
+            n_layer: 1,
+            n_head: 2,
+            n_embd: 16,
+            block_size: 8,
+            dropout: 0.0,
+            ..config.model
+        };
+        config.data.path = corpus;
+        config.train.max_steps = steps;
+        config.train.eval_interval = steps / 2;
+        config.train.eval_batches = 2;
+        config.train.batch_size = 4;
+        config.schedule.warmup_steps = 5;
+        config.schedule.decay_steps = steps;
+        TrainOptions {
+            run: RunDir::new(dir.join("run")),
+            config,
+            resume: false,
+            dashboard: false,
+        }
+    }
+
+    #[test]
+    fn training_reads_the_device_a_few_times_per_epoch_not_every_step() {
+        // Before: three reads per step (the divergence check, burn-train's LossMetric and the
+        // perplexity of the training loss). Now: the training loss at the epoch's first and
+        // last batch (and every 5 s), and the divergence check every CHECK_EVERY steps.
+        let dir = tempfile::tempdir().unwrap();
+        let steps = 200;
+        let before = host_reads();
+        let summary = train::<Autodiff<NdArray>>(small_run(dir.path(), steps), Default::default())
+            .expect("the run trains");
+        let reads = host_reads() - before;
+        println!(
+            "{reads} host reads in {steps} steps (before: {})",
+            3 * steps
+        );
+        assert_eq!(summary.steps, steps);
+        let epochs = 2;
+        let checks = steps / crate::step::CHECK_EVERY;
+        assert!(reads >= epochs, "{reads} reads");
+        // A slow machine may add a read per 5 s; allow a few.
+        assert!(
+            reads <= 2 * epochs + checks + 4,
+            "{reads} reads in {steps} steps"
+        );
+
+        // The epoch's training loss still reaches metrics.csv.
+        let rows = metrics_csv::read_rows(&dir.path().join("run/metrics.csv")).unwrap();
+        assert_eq!(rows.len(), epochs);
+        assert!(
+            rows.iter()
+                .all(|r| r.train_loss.is_finite() && r.train_loss > 0.0)
+        );
+    }
 }

@@ -1,0 +1,158 @@
+//! What quill's GPU runners (`quill-cuda`, `quill-wgpu`) share: kernels compiled once per
+//! machine rather than once per process, and a notice while they compile.
+//!
+//! burn's GPU backends generate their kernels at run time (cubecl), compile them (NVRTC to PTX
+//! on CUDA; SPIR-V on Vulkan) and pick the fastest variant of each matrix product and fused
+//! kernel by timing them (autotune). cubecl can keep both results on disk, but its compilation
+//! cache is off unless configured, and its default autotune cache lives in the `target/` folder
+//! of whatever Cargo project the working directory is in. [`init`] points both at one per-user
+//! folder ([`cache_dir`]) before any device exists, so a second run on the same machine, from
+//! any working directory, starts with every kernel it compiled or tuned before.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use cubecl_common::config::logger::LogCrateLevel;
+use cubecl_runtime::config::cache::CacheConfig;
+use cubecl_runtime::config::compilation::CompilationLogLevel;
+use cubecl_runtime::config::{CubeClRuntimeConfig, RuntimeConfig};
+
+/// The environment variable that moves the kernel cache (e.g. to a shared disk).
+pub const CACHE_ENV: &str = "QUILL_KERNEL_CACHE";
+
+/// Where compiled kernels and autotune results are kept: `$QUILL_KERNEL_CACHE`, else the
+/// user's cache folder (`$XDG_CACHE_HOME` or `~/.cache` on Linux, `~/Library/Caches` on macOS)
+/// under `quill/kernels`. Deleting it only costs the next run its compilation time again.
+pub fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os(CACHE_ENV).filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    dirs::cache_dir()
+        .unwrap_or_else(std::env::temp_dir)
+        .join("quill")
+        .join("kernels")
+}
+
+/// Turns on cubecl's persistent caches in `dir` and the compilation notice. Call first thing
+/// in `main`, before any device or tensor exists; returns `false` (and changes nothing) when
+/// cubecl's configuration was already fixed. Settings of a `cubecl.toml` (or the `[cubecl]`
+/// section of a `burn.toml`) and `CUBECL_*` variables are kept, except the two cache folders.
+pub fn init(dir: &Path) -> bool {
+    let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    // cubecl creates its files' folders itself; a folder it cannot create disables the cache
+    // with a warning, and training goes on.
+    let mut config = CubeClRuntimeConfig::from_current_dir().override_from_env();
+    config.compilation.cache = Some(CacheConfig::File(dir.clone()));
+    config.autotune.cache = CacheConfig::File(dir.clone());
+    // A cache miss is logged (through the `log` crate) just before the kernel is compiled:
+    // that is what tells the user why the first steps take long.
+    if matches!(
+        config.compilation.logger.level,
+        CompilationLogLevel::Disabled
+    ) {
+        config.compilation.logger.level = CompilationLogLevel::Basic;
+    }
+    config.compilation.logger.log = Some(LogCrateLevel::Info);
+    {
+        let mut slot = CubeClRuntimeConfig::storage().lock();
+        if slot.is_some() {
+            return false;
+        }
+        *slot = Some(std::sync::Arc::new(config));
+    }
+    let _ = CACHE.set(dir);
+    install_notice();
+    true
+}
+
+static CACHE: OnceLock<PathBuf> = OnceLock::new();
+static COMPILED: AtomicUsize = AtomicUsize::new(0);
+
+/// Kernels compiled by this process so far (cache misses); 0 on a warm start.
+pub fn kernels_compiled() -> usize {
+    COMPILED.load(Ordering::Relaxed)
+}
+
+/// What cubecl logs just before it compiles a kernel that is not in the cache.
+const COMPILING: &str = "[Compiling kernel]";
+
+/// The `log` front end of the process: counts kernel compilations, prints a notice at the
+/// first, and hands every record on to `tracing` (where burn-train's `experiment.log` file
+/// logger takes it), as `tracing-log`'s own `LogTracer` would.
+struct KernelNotice;
+
+impl log::Log for KernelNotice {
+    fn enabled(&self, _: &log::Metadata) -> bool {
+        true
+    }
+
+    fn log(&self, record: &log::Record) {
+        if record.target().starts_with("cubecl") && is_compile_message(record) {
+            if COMPILED.fetch_add(1, Ordering::Relaxed) == 0 {
+                eprintln!("{}", notice());
+            }
+            return;
+        }
+        let _ = tracing_log::format_trace(record);
+    }
+
+    fn flush(&self) {}
+}
+
+fn is_compile_message(record: &log::Record) -> bool {
+    match record.args().as_str() {
+        Some(text) => text.contains(COMPILING),
+        None => record.args().to_string().contains(COMPILING),
+    }
+}
+
+fn notice() -> String {
+    let dir = CACHE.get().map_or_else(cache_dir, Clone::clone);
+    format!(
+        "note: compiling GPU kernels (a first run on this machine, or new shapes); they are cached in {} for the next run",
+        dir.display()
+    )
+}
+
+fn install_notice() {
+    if log::set_boxed_logger(Box::new(KernelNotice)).is_ok() {
+        log::set_max_level(log::LevelFilter::Info);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_cache_folder_is_per_user() {
+        if std::env::var_os(CACHE_ENV).is_none() {
+            let dir = cache_dir();
+            assert!(dir.ends_with("quill/kernels"), "{}", dir.display());
+        }
+    }
+
+    #[test]
+    fn the_first_configuration_wins_and_cubecl_reads_it() {
+        let scratch = tempfile::tempdir().unwrap();
+        assert!(init(scratch.path()));
+        assert!(!init(Path::new("elsewhere")));
+        let config = CubeClRuntimeConfig::get();
+        let root = |cache: &CacheConfig| cache.root();
+        assert_eq!(
+            root(config.compilation.cache.as_ref().unwrap()),
+            scratch.path()
+        );
+        assert_eq!(root(&config.autotune.cache), scratch.path());
+        // A compilation message is counted and not passed on; others are.
+        log::logger().log(
+            &log::Record::builder()
+                .target("cubecl_common::config::logger")
+                .level(log::Level::Info)
+                .args(format_args!("[Compiling kernel] matmul"))
+                .build(),
+        );
+        assert_eq!(kernels_compiled(), 1);
+    }
+}

@@ -1,0 +1,268 @@
+#!/usr/bin/env python3
+"""`just gpu-bench`: quill on one NVIDIA GPU next to PyTorch, everything in one call.
+
+Made for a machine that has the NVIDIA driver, CUDA 13 and PyTorch but no Rust toolchain and no
+internet: it runs the `quill-cuda` and `quill-wgpu` binaries that `just gpu-bench-pack` built
+and packed elsewhere (.gpu-bench/, xz-compressed), with a fresh kernel cache, and prints a
+markdown table and one JSON line. Sections run in order of importance, each with its own time
+limit inside an overall budget (default 450 s), so a slow section costs only itself:
+
+  1. quill-cuda bench, f32, cold kernel cache: time to the first step, ms/step
+  2. the same again, warm: time to the first step, kernels compiled (0 when the cache works)
+  3. PyTorch (torch_ref.py) eager f32 and eager --amp bf16, same model, batch and dropout
+  4. quill-cuda bench, train.precision = "bf16-mixed"
+  5. 1000 steps of shakespeare-char (bf16-mixed): val loss and wall time
+  6. PyTorch --compile --amp bf16
+  7. quill-wgpu (Vulkan on the same GPU): bench, and eval of the 1000-step run on both
+     backends (parity)
+
+Logs of every command go to --out (default $OUT, else gpu-bench-out/).
+"""
+import argparse
+import json
+import lzma
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = "configs/shakespeare-char.toml"
+# configs/shakespeare-char.toml's model and batch, for torch_ref.py.
+TORCH_SHAPE = ["--n-layer", "6", "--n-head", "6", "--n-embd", "384", "--block-size", "256",
+               "--batch-size", "64", "--dropout", "0.2"]
+
+
+class Bench:
+    def __init__(self, a):
+        self.a = a
+        self.deadline = time.monotonic() + a.budget
+        self.out = Path(a.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.results = {}
+        self.env = dict(os.environ)
+        self.env.setdefault("CUDA_PATH", "/usr/local/cuda")
+        self.env["QUILL_KERNEL_CACHE"] = str(a.cache)
+        icd = Path("/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json")
+        standard = [Path(d) / "nvidia_icd.json" for d in
+                    ("/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d")]
+        if "VK_DRIVER_FILES" not in self.env and icd.exists() and not any(p.exists() for p in standard):
+            self.env["VK_DRIVER_FILES"] = str(icd)
+
+    def left(self):
+        return self.deadline - time.monotonic()
+
+    def run(self, name, cmd, limit):
+        """Runs cmd with at most `limit` seconds (less when the budget is short); returns
+        (stdout, wall seconds) or None, with the reason recorded."""
+        limit = min(limit, self.left() - 5)
+        if limit < 15:
+            self.results[name] = {"skipped": "out of time"}
+            print(f"[{name}] skipped: out of time", flush=True)
+            return None
+        print(f"[{name}] {' '.join(map(str, cmd))} (limit {limit:.0f} s)", flush=True)
+        started = time.monotonic()
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=limit,
+                                  env=self.env, cwd=self.a.workdir)
+        except subprocess.TimeoutExpired as e:
+            wall = time.monotonic() - started
+            self.log(name, e.stdout, e.stderr)
+            self.results[name] = {"error": f"timed out after {wall:.0f} s"}
+            print(f"[{name}] timed out after {wall:.0f} s", flush=True)
+            return None
+        wall = time.monotonic() - started
+        self.log(name, proc.stdout, proc.stderr)
+        if proc.returncode != 0:
+            tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-3:]
+            self.results[name] = {"error": f"exit {proc.returncode}: {' | '.join(tail)}"}
+            print(f"[{name}] failed: {self.results[name]['error']}", flush=True)
+            return None
+        print(f"[{name}] done in {wall:.1f} s", flush=True)
+        return proc.stdout, wall
+
+    def log(self, name, stdout, stderr):
+        def text(x):
+            return x.decode(errors="replace") if isinstance(x, bytes) else (x or "")
+        (self.out / f"{name}.log").write_text(f"{text(stdout)}\n--- stderr ---\n{text(stderr)}")
+
+    def json_line(self, name, cmd, limit):
+        got = self.run(name, cmd, limit)
+        if got is None:
+            return None
+        stdout, wall = got
+        lines = [l for l in stdout.splitlines() if l.startswith("{")]
+        if not lines:
+            self.results[name] = {"error": "no JSON line"}
+            return None
+        result = json.loads(lines[-1])
+        result["wall_s"] = wall
+        self.results[name] = result
+        return result
+
+
+def unpack(bin_dir, dest):
+    """The runners, decompressed when packed as NAME.xz; returns {name: path}."""
+    dest.mkdir(parents=True, exist_ok=True)
+    found = {}
+    for name in ("quill-cuda", "quill-wgpu"):
+        plain, packed = bin_dir / name, bin_dir / f"{name}.xz"
+        if packed.exists():
+            target = dest / name
+            with lzma.open(packed) as src, open(target, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            target.chmod(target.stat().st_mode | stat.S_IXUSR)
+            found[name] = str(target)
+        elif plain.exists():
+            found[name] = str(plain)
+    return found
+
+
+def gpu_name():
+    try:
+        return subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
+                              capture_output=True, text=True, timeout=20).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--bin", default=str(ROOT / ".gpu-bench"), help="folder of quill-cuda(.xz), quill-wgpu(.xz)")
+    ap.add_argument("--data", default=None, help="Tiny Shakespeare (default: data/ or the --bin folder)")
+    ap.add_argument("--torch-ref", default=None, help="torch_ref.py (default: ../shared/bench or the --bin folder)")
+    ap.add_argument("--budget", type=float, default=450, help="seconds for everything")
+    ap.add_argument("--out", default=os.environ.get("OUT") or "gpu-bench-out")
+    ap.add_argument("--cache", default="/tmp/quill-gpu-bench/kernels", help="kernel cache, emptied first")
+    ap.add_argument("--steps", type=int, default=30, help="timed steps per quill bench")
+    ap.add_argument("--train-steps", type=int, default=1000)
+    a = ap.parse_args()
+
+    bin_dir = Path(a.bin)
+    work = Path("/tmp/quill-gpu-bench")
+    a.workdir = work / "run"
+    shutil.rmtree(a.cache, ignore_errors=True)
+    shutil.rmtree(a.workdir, ignore_errors=True)
+    (a.workdir / "data").mkdir(parents=True)
+    shutil.copytree(ROOT / "configs", a.workdir / "configs")
+    data = next(p for p in [a.data, ROOT / "data/tinyshakespeare.txt", bin_dir / "tinyshakespeare.txt"]
+                if p and Path(p).exists())
+    shutil.copy(data, a.workdir / "data/tinyshakespeare.txt")
+    torch_ref = next((p for p in [a.torch_ref, ROOT.parent / "shared/bench/torch_ref.py",
+                                  bin_dir / "torch_ref.py"] if p and Path(p).exists()), None)
+    bins = unpack(bin_dir, work / "bin")
+    b = Bench(a)
+    b.results["gpu"] = gpu_name()
+    print(f"GPU: {b.results['gpu']}; binaries: {bins}; torch_ref: {torch_ref}", flush=True)
+
+    cuda = bins.get("quill-cuda")
+    def bench(steps, generate):
+        return ["bench", "--config", CONFIG, "--steps", str(steps), "--warmup", "3",
+                "--generate-tokens", str(generate)]
+
+    torch = [sys.executable, str(torch_ref), "--data", "data/tinyshakespeare.txt", "--device", "cuda",
+             *TORCH_SHAPE, "--iters", "70", "--warmup-steps", "10", "--eval-batches", "5"] if torch_ref else None
+    run_name = "gpu-bench"
+    if cuda:
+        b.json_line("cuda_f32_cold", [cuda, *bench(a.steps, 100)], 200)
+        b.json_line("cuda_f32_warm", [cuda, *bench(a.steps, 100)], 60)
+    if torch:
+        b.json_line("torch_f32", torch, 60)
+        b.json_line("torch_bf16", [*torch, "--amp", "bf16"], 60)
+    if cuda:
+        b.json_line("cuda_bf16_mixed", [cuda, *bench(a.steps, 100), "--set", "train.precision=bf16-mixed"], 150)
+        steps = a.train_steps
+        train = [cuda, "train", "--config", CONFIG, "--name", run_name, "--force",
+                 "--set", f"train.max_steps={steps}", "--set", f"train.eval_interval={steps // 4}",
+                 "--set", "train.precision=bf16-mixed"]
+        got = b.run("cuda_train", train, 150)
+        if got:
+            run = a.workdir / "artifacts" / run_name
+            summary = json.loads((run / "summary.json").read_text())
+            rows = (run / "metrics.csv").read_text().splitlines()
+            b.results["cuda_train"] = {"process_wall_s": got[1], "steps": steps, **summary,
+                                       "metrics_csv": rows}
+    if torch:
+        b.json_line("torch_compile_bf16", [*torch, "--compile", "--amp", "bf16"], 150)
+    wgpu = bins.get("quill-wgpu")
+    if wgpu:
+        b.json_line("wgpu_f32", [wgpu, *bench(10, 20)], 200)
+    run = a.workdir / "artifacts" / run_name
+    if (run / "best.mpk").exists():
+        for name, binary in (("cuda_eval", cuda), ("wgpu_eval", wgpu)):
+            if binary:
+                got = b.run(name, [binary, "eval", "--run", str(run), "--batches", "20"], 90)
+                if got:
+                    m = re.search(r"loss ([0-9.]+) nats", got[0])
+                    b.results[name] = {"loss": float(m.group(1)) if m else None, "wall_s": got[1]}
+
+    report(b.results)
+    (b.out / "gpu_bench.json").write_text(json.dumps(b.results, indent=1))
+
+
+def get(results, name, key):
+    value = results.get(name, {})
+    return value.get(key) if isinstance(value, dict) else None
+
+
+def report(r):
+    def fmt(x, spec):
+        return format(x, spec) if isinstance(x, (int, float)) else "—"
+
+    def ratio(quill, torch):
+        q, t = get(r, *quill), get(r, *torch)
+        return round(q / t, 3) if isinstance(q, (int, float)) and isinstance(t, (int, float)) and t else None
+
+    rows = [
+        ("quill-cuda f32 (warm)", "cuda_f32_warm"),
+        ("quill-cuda f32 (cold cache)", "cuda_f32_cold"),
+        ("quill-cuda bf16-mixed", "cuda_bf16_mixed"),
+        ("PyTorch eager f32", "torch_f32"),
+        ("PyTorch eager --amp bf16", "torch_bf16"),
+        ("PyTorch --compile --amp bf16", "torch_compile_bf16"),
+        ("quill-wgpu f32 (Vulkan)", "wgpu_f32"),
+    ]
+    print(f"\nGPU: {r.get('gpu')}\n")
+    print("| what | ms/step | tokens/s | first step s | start to first step s | kernels compiled |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for label, key in rows:
+        if key not in r:
+            continue
+        if "error" in r[key] or "skipped" in r[key]:
+            print(f"| {label} | {r[key].get('error') or r[key].get('skipped')} | | | | |")
+            continue
+        print(f"| {label} | {fmt(get(r, key, 'ms_per_step'), '.1f')} | {fmt(get(r, key, 'tokens_per_s'), '.0f')} "
+              f"| {fmt(get(r, key, 'first_step_s'), '.1f')} | {fmt(get(r, key, 'startup_s'), '.1f')} "
+              f"| {fmt(get(r, key, 'kernels_compiled'), 'd')} |")
+    summary = {
+        "gpu": r.get("gpu"),
+        "quill_f32_over_torch_f32": ratio(("cuda_f32_warm", "tokens_per_s"), ("torch_f32", "tokens_per_s")),
+        "quill_bf16_mixed_over_torch_bf16": ratio(("cuda_bf16_mixed", "tokens_per_s"), ("torch_bf16", "tokens_per_s")),
+        "quill_bf16_mixed_over_torch_compile_bf16": ratio(("cuda_bf16_mixed", "tokens_per_s"),
+                                                          ("torch_compile_bf16", "tokens_per_s")),
+        "cold_start_s": get(r, "cuda_f32_cold", "startup_s"),
+        "warm_start_s": get(r, "cuda_f32_warm", "startup_s"),
+        "warm_kernels_compiled": get(r, "cuda_f32_warm", "kernels_compiled"),
+        "train_steps": get(r, "cuda_train", "steps"),
+        "train_best_val_loss": get(r, "cuda_train", "best_val_loss"),
+        "train_wall_s": get(r, "cuda_train", "wall_s"),
+        "train_process_wall_s": get(r, "cuda_train", "process_wall_s"),
+        "eval_cuda": get(r, "cuda_eval", "loss"),
+        "eval_wgpu": get(r, "wgpu_eval", "loss"),
+        "wgpu_ms_per_step": get(r, "wgpu_f32", "ms_per_step"),
+    }
+    print()
+    for key in ("quill_f32_over_torch_f32", "quill_bf16_mixed_over_torch_bf16",
+                "quill_bf16_mixed_over_torch_compile_bf16"):
+        print(f"{key}: {summary[key]}")
+    print(f"train: {summary['train_steps']} steps bf16-mixed, best val {summary['train_best_val_loss']}, "
+          f"{fmt(summary['train_wall_s'], '.0f')} s; eval cuda {summary['eval_cuda']} vs wgpu {summary['eval_wgpu']}")
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
