@@ -84,7 +84,7 @@ gpu-check:
     {{cargo_run}} quill-cuda -- train --config configs/shakespeare-char.toml --name gpu-check --force --set train.max_steps=300 --set train.eval_interval=100 --set schedule.decay_steps=5000
     {{cargo_run}} quill-cuda -- bench --config configs/shakespeare-char.toml --steps 20
 
-# Here (Rust toolchain): quill-cuda and quill-wgpu built, stripped and xz-packed into .gpu-bench/ with the data, for `just gpu-bench` on a GPU machine.
+# Here (Rust toolchain): the three runners built, stripped and xz-packed into .gpu-bench/ with the data, for `just gpu-bench` on a GPU machine.
 gpu-bench-pack:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -92,7 +92,7 @@ gpu-bench-pack:
     # The test build's feature set, so burn is compiled once for tests and binaries.
     cargo test --release --workspace --no-run --quiet
     mkdir -p .gpu-bench
-    for bin in quill-cuda quill-wgpu; do
+    for bin in quill-cuda quill-wgpu quill-cpu; do
         strip -o ".gpu-bench/$bin" "target/release/$bin"
         xz -T0 -6 -f ".gpu-bench/$bin"
     done

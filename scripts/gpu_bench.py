@@ -7,6 +7,8 @@ and packed elsewhere (.gpu-bench/, xz-compressed), with a fresh kernel cache, an
 markdown table and one JSON line. Sections run in order of importance, each with its own time
 limit inside an overall budget (default 450 s), so a slow section costs only itself:
 
+Each section's figures come from the command's own JSON line (`bench`, torch_ref.py).
+
   1. quill-cuda bench, f32, cold kernel cache: time to the first step, ms/step
   2. the same again, warm: time to the first step, kernels compiled (0 when the cache works)
   3. PyTorch (torch_ref.py) eager f32 and eager --amp bf16, same model, batch and dropout
@@ -15,8 +17,9 @@ limit inside an overall budget (default 450 s), so a slow section costs only its
   6. PyTorch --compile --amp bf16
   7. quill-wgpu (Vulkan on the same GPU): bench, and eval of the 1000-step run on both
      backends (parity)
+  8. f32 without dropout on both sides (quill's attention without attention dropout)
 
-Logs of every command go to --out (default $OUT, else gpu-bench-out/).
+Every command's output goes to --out/commands.log (default $OUT, else gpu-bench-out/).
 """
 import argparse
 import json
@@ -79,7 +82,7 @@ class Bench:
         self.log(name, proc.stdout, proc.stderr)
         if proc.returncode != 0:
             tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-3:]
-            self.results[name] = {"error": f"exit {proc.returncode}: {' | '.join(tail)}"}
+            self.results[name] = {"error": f"exit {proc.returncode}: {' | '.join(tail)[-300:]}"}
             print(f"[{name}] failed: {self.results[name]['error']}", flush=True)
             return None
         print(f"[{name}] done in {wall:.1f} s", flush=True)
@@ -88,7 +91,9 @@ class Bench:
     def log(self, name, stdout, stderr):
         def text(x):
             return x.decode(errors="replace") if isinstance(x, bytes) else (x or "")
-        (self.out / f"{name}.log").write_text(f"{text(stdout)}\n--- stderr ---\n{text(stderr)}")
+        # One file for all commands: the device tool brings back at most eight files.
+        with open(self.out / "commands.log", "a") as f:
+            f.write(f"===== {name}: stdout =====\n{text(stdout)}\n===== {name}: stderr =====\n{text(stderr)}\n")
 
     def json_line(self, name, cmd, limit):
         got = self.run(name, cmd, limit)
@@ -109,7 +114,7 @@ def unpack(bin_dir, dest):
     """The runners, decompressed when packed as NAME.xz; returns {name: path}."""
     dest.mkdir(parents=True, exist_ok=True)
     found = {}
-    for name in ("quill-cuda", "quill-wgpu"):
+    for name in ("quill-cuda", "quill-wgpu", "quill-cpu"):
         plain, packed = bin_dir / name, bin_dir / f"{name}.xz"
         if packed.exists():
             target = dest / name
@@ -140,6 +145,8 @@ def main():
     ap.add_argument("--cache", default="/tmp/quill-gpu-bench/kernels", help="kernel cache, emptied first")
     ap.add_argument("--steps", type=int, default=30, help="timed steps per quill bench")
     ap.add_argument("--train-steps", type=int, default=1000)
+    ap.add_argument("--config", default=CONFIG, help="quill's config (a smoke test may use configs/tiny.toml; "
+                    "PyTorch always runs shakespeare-char's shapes)")
     a = ap.parse_args()
 
     bin_dir = Path(a.bin)
@@ -161,22 +168,22 @@ def main():
 
     cuda = bins.get("quill-cuda")
     def bench(steps, generate):
-        return ["bench", "--config", CONFIG, "--steps", str(steps), "--warmup", "3",
+        return ["bench", "--config", a.config, "--steps", str(steps), "--warmup", "3",
                 "--generate-tokens", str(generate)]
 
     torch = [sys.executable, str(torch_ref), "--data", "data/tinyshakespeare.txt", "--device", "cuda",
-             *TORCH_SHAPE, "--iters", "70", "--warmup-steps", "10", "--eval-batches", "5"] if torch_ref else None
+             *TORCH_SHAPE, "--iters", "50", "--warmup-steps", "10", "--eval-batches", "5"] if torch_ref else None
     run_name = "gpu-bench"
     if cuda:
-        b.json_line("cuda_f32_cold", [cuda, *bench(a.steps, 100)], 200)
-        b.json_line("cuda_f32_warm", [cuda, *bench(a.steps, 100)], 60)
+        b.json_line("cuda_f32_cold", [cuda, *bench(a.steps, 50)], 200)
+        b.json_line("cuda_f32_warm", [cuda, *bench(a.steps, 50)], 60)
     if torch:
         b.json_line("torch_f32", torch, 60)
         b.json_line("torch_bf16", [*torch, "--amp", "bf16"], 60)
     if cuda:
-        b.json_line("cuda_bf16_mixed", [cuda, *bench(a.steps, 100), "--set", "train.precision=bf16-mixed"], 150)
+        b.json_line("cuda_bf16_mixed", [cuda, *bench(a.steps, 50), "--set", "train.precision=bf16-mixed"], 150)
         steps = a.train_steps
-        train = [cuda, "train", "--config", CONFIG, "--name", run_name, "--force",
+        train = [cuda, "train", "--config", a.config, "--name", run_name, "--force",
                  "--set", f"train.max_steps={steps}", "--set", f"train.eval_interval={steps // 4}",
                  "--set", "train.precision=bf16-mixed"]
         got = b.run("cuda_train", train, 150)
@@ -193,12 +200,20 @@ def main():
         b.json_line("wgpu_f32", [wgpu, *bench(10, 20)], 200)
     run = a.workdir / "artifacts" / run_name
     if (run / "best.mpk").exists():
-        for name, binary in (("cuda_eval", cuda), ("wgpu_eval", wgpu)):
+        for name, binary in (("cuda_eval", cuda), ("wgpu_eval", wgpu), ("cpu_eval", bins.get("quill-cpu"))):
             if binary:
                 got = b.run(name, [binary, "eval", "--run", str(run), "--batches", "20"], 90)
                 if got:
                     m = re.search(r"loss ([0-9.]+) nats", got[0])
                     b.results[name] = {"loss": float(m.group(1)) if m else None, "wall_s": got[1]}
+
+    # Attention without dropout: burn's attention op (on autodiff, its composition) against
+    # PyTorch's SDPA, both without dropout anywhere.
+    if cuda:
+        b.json_line("cuda_f32_dropout0", [cuda, *bench(a.steps, 0), "--set", "model.dropout=0.0"], 90)
+    if torch:
+        no_dropout = [x if x != "0.2" else "0.0" for x in torch]
+        b.json_line("torch_f32_dropout0", no_dropout, 60)
 
     report(b.results)
     (b.out / "gpu_bench.json").write_text(json.dumps(b.results, indent=1))
@@ -225,6 +240,8 @@ def report(r):
         ("PyTorch eager --amp bf16", "torch_bf16"),
         ("PyTorch --compile --amp bf16", "torch_compile_bf16"),
         ("quill-wgpu f32 (Vulkan)", "wgpu_f32"),
+        ("quill-cuda f32, dropout 0", "cuda_f32_dropout0"),
+        ("PyTorch eager f32, dropout 0", "torch_f32_dropout0"),
     ]
     print(f"\nGPU: {r.get('gpu')}\n")
     print("| what | ms/step | tokens/s | first step s | start to first step s | kernels compiled |")
@@ -233,7 +250,7 @@ def report(r):
         if key not in r:
             continue
         if "error" in r[key] or "skipped" in r[key]:
-            print(f"| {label} | {r[key].get('error') or r[key].get('skipped')} | | | | |")
+            print(f"| {label} | {(r[key].get('error') or r[key].get('skipped'))[-90:]} | | | | |")
             continue
         print(f"| {label} | {fmt(get(r, key, 'ms_per_step'), '.1f')} | {fmt(get(r, key, 'tokens_per_s'), '.0f')} "
               f"| {fmt(get(r, key, 'first_step_s'), '.1f')} | {fmt(get(r, key, 'startup_s'), '.1f')} "
@@ -253,14 +270,18 @@ def report(r):
         "train_process_wall_s": get(r, "cuda_train", "process_wall_s"),
         "eval_cuda": get(r, "cuda_eval", "loss"),
         "eval_wgpu": get(r, "wgpu_eval", "loss"),
+        "eval_cpu": get(r, "cpu_eval", "loss"),
         "wgpu_ms_per_step": get(r, "wgpu_f32", "ms_per_step"),
+        "quill_f32_dropout0_over_torch": ratio(("cuda_f32_dropout0", "tokens_per_s"),
+                                               ("torch_f32_dropout0", "tokens_per_s")),
     }
     print()
     for key in ("quill_f32_over_torch_f32", "quill_bf16_mixed_over_torch_bf16",
                 "quill_bf16_mixed_over_torch_compile_bf16"):
         print(f"{key}: {summary[key]}")
     print(f"train: {summary['train_steps']} steps bf16-mixed, best val {summary['train_best_val_loss']}, "
-          f"{fmt(summary['train_wall_s'], '.0f')} s; eval cuda {summary['eval_cuda']} vs wgpu {summary['eval_wgpu']}")
+          f"{fmt(summary['train_wall_s'], '.0f')} s; eval cuda {summary['eval_cuda']}, wgpu {summary['eval_wgpu']}, "
+          f"cpu {summary['eval_cpu']}")
     print(json.dumps(summary))
 
 

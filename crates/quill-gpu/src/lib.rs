@@ -88,10 +88,15 @@ impl log::Log for KernelNotice {
     }
 
     fn log(&self, record: &log::Record) {
-        if record.target().starts_with("cubecl") && is_compile_message(record) {
+        if record.target().starts_with("cubecl") && contains(record, COMPILING) {
             if COMPILED.fetch_add(1, Ordering::Relaxed) == 0 {
                 eprintln!("{}", notice());
             }
+            return;
+        }
+        // burn-train installs its experiment.log subscriber, then fails to make `log` forward
+        // to it because this logger already does: the file logger works, the warning is false.
+        if record.target().starts_with("burn_train") && contains(record, FALSE_WARNING) {
             return;
         }
         let _ = tracing_log::format_trace(record);
@@ -100,10 +105,13 @@ impl log::Log for KernelNotice {
     fn flush(&self) {}
 }
 
-fn is_compile_message(record: &log::Record) -> bool {
+/// What burn-train logs when its `log` bridge cannot be installed (see [`KernelNotice`]).
+const FALSE_WARNING: &str = "Failed to install the experiment logger";
+
+fn contains(record: &log::Record, text: &str) -> bool {
     match record.args().as_str() {
-        Some(text) => text.contains(COMPILING),
-        None => record.args().to_string().contains(COMPILING),
+        Some(message) => message.contains(text),
+        None => record.args().to_string().contains(text),
     }
 }
 
