@@ -62,6 +62,8 @@ class Bench:
     def run(self, name, cmd, limit):
         """Runs cmd with at most `limit` seconds (less when the budget is short); returns
         (stdout, wall seconds) or None, with the reason recorded."""
+        if self.a.only and name not in self.a.only:
+            return None
         limit = min(limit, self.left() - 5)
         if limit < 15:
             self.results[name] = {"skipped": "out of time"}
@@ -145,9 +147,11 @@ def main():
     ap.add_argument("--cache", default="/tmp/quill-gpu-bench/kernels", help="kernel cache, emptied first")
     ap.add_argument("--steps", type=int, default=30, help="timed steps per quill bench")
     ap.add_argument("--train-steps", type=int, default=1000)
+    ap.add_argument("--only", default="", help="comma-separated sections to run (default: all)")
     ap.add_argument("--config", default=CONFIG, help="quill's config (a smoke test may use configs/tiny.toml; "
                     "PyTorch always runs shakespeare-char's shapes)")
     a = ap.parse_args()
+    a.only = set(filter(None, a.only.split(",")))
 
     bin_dir = Path(a.bin)
     work = Path("/tmp/quill-gpu-bench")
@@ -175,13 +179,14 @@ def main():
              *TORCH_SHAPE, "--iters", "50", "--warmup-steps", "10", "--eval-batches", "5"] if torch_ref else None
     run_name = "gpu-bench"
     if cuda:
-        b.json_line("cuda_f32_cold", [cuda, *bench(a.steps, 50)], 200)
-        b.json_line("cuda_f32_warm", [cuda, *bench(a.steps, 50)], 60)
+        # Training only: sampling compiles kernels of its own shapes (timed further down).
+        b.json_line("cuda_f32_cold", [cuda, *bench(a.steps, 0)], 200)
+        b.json_line("cuda_f32_warm", [cuda, *bench(10, 0)], 60)
     if torch:
         b.json_line("torch_f32", torch, 60)
         b.json_line("torch_bf16", [*torch, "--amp", "bf16"], 60)
     if cuda:
-        b.json_line("cuda_bf16_mixed", [cuda, *bench(a.steps, 50), "--set", "train.precision=bf16-mixed"], 150)
+        b.json_line("cuda_bf16_mixed", [cuda, *bench(a.steps, 0), "--set", "train.precision=bf16-mixed"], 150)
         steps = a.train_steps
         train = [cuda, "train", "--config", a.config, "--name", run_name, "--force",
                  "--set", f"train.max_steps={steps}", "--set", f"train.eval_interval={steps // 4}",
@@ -207,6 +212,9 @@ def main():
                     m = re.search(r"loss ([0-9.]+) nats", got[0])
                     b.results[name] = {"loss": float(m.group(1)) if m else None, "wall_s": got[1]}
 
+    if cuda:
+        b.json_line("cuda_generate", [cuda, "bench", "--config", a.config, "--generate-only",
+                                      "--generate-tokens", "200"], 120)
     # Attention without dropout: burn's attention op (on autodiff, its composition) against
     # PyTorch's SDPA, both without dropout anywhere.
     if cuda:
@@ -243,6 +251,10 @@ def report(r):
         ("quill-cuda f32, dropout 0", "cuda_f32_dropout0"),
         ("PyTorch eager f32, dropout 0", "torch_f32_dropout0"),
     ]
+    if isinstance(r.get("cuda_generate"), dict) and "generate_tokens_per_s" in r["cuda_generate"]:
+        g = r["cuda_generate"]
+        print(f"\nquill-cuda sampling: {g['generate_tokens_per_s']:.0f} chars/s cached, "
+              f"{g['generate_tokens_per_s_uncached']:.0f} uncached, {g['wall_s']:.0f} s in all")
     print(f"\nGPU: {r.get('gpu')}\n")
     print("| what | ms/step | tokens/s | first step s | start to first step s | kernels compiled |")
     print("| --- | --- | --- | --- | --- | --- |")

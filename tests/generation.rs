@@ -167,6 +167,9 @@ fn bench_reports_training_and_sampling_speed() {
         "peak_rss_mb",
         "generate_tokens_per_s",
         "generate_tokens_per_s_uncached",
+        "first_step_s",
+        "warmup_s",
+        "startup_s",
     ] {
         assert!(full[key].as_f64().unwrap() > 0.0, "{key} in {full}");
     }

@@ -60,6 +60,10 @@ pub fn bench<B: AutodiffBackend>(
     if !options.generate_only {
         let train: Arc<[u32]> = corpus.split.train.clone().into();
         let before_training = crate::since_start();
+        eprintln!(
+            "bench [{before_training:.1}s]: {} warm-up steps, then {} timed steps",
+            options.warmup, options.steps
+        );
         let times = time_train_steps::<B>(
             config,
             train,
@@ -69,6 +73,11 @@ pub fn bench<B: AutodiffBackend>(
             &device,
         );
         let ms_per_step = median(&mut times.ms_per_step.clone());
+        eprintln!(
+            "bench [{:.1}s]: first step {:.1} s, {ms_per_step:.1} ms/step",
+            crate::since_start(),
+            times.first_step_s
+        );
         let tokens_per_step =
             (config.train.batch_size * config.model.block_size * config.train.grad_accum) as f64;
         let tokens_per_s = tokens_per_step / (ms_per_step / 1e3);
@@ -91,6 +100,11 @@ pub fn bench<B: AutodiffBackend>(
         report["kernels_compiled_training"] = json!(compiled());
     }
 
+    eprintln!(
+        "bench [{:.1}s]: sampling {} characters with and without the cache",
+        crate::since_start(),
+        options.generate_tokens
+    );
     B::seed(&device, config.train.seed);
     let run = LoadedRun {
         model: Gpt::<B::InnerBackend>::new(&config.model, vocab_size, &device),

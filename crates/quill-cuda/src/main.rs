@@ -9,7 +9,7 @@ use quill_cli::Runner;
 
 fn main() -> ExitCode {
     // Before any device exists: kernels compiled and tuned by earlier runs are reused.
-    quill_gpu::init(&quill_gpu::cache_dir());
+    quill_gpu::init(&quill_gpu::cache_dir(), quill_gpu::Runtime::Cuda);
     let runner = Runner {
         name: "quill-cuda",
         backend: "cuda".into(),

@@ -34,11 +34,22 @@ pub fn cache_dir() -> PathBuf {
         .join("kernels")
 }
 
+/// The runtime a runner compiles kernels for: each tells of a compilation its own way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runtime {
+    /// cubecl-cuda traces each cache miss (`log::trace!`) before compiling it with NVRTC.
+    /// Its compilation logger is left off: when on, it pipes every kernel's source through
+    /// `clang-format` before compiling, a process per kernel.
+    Cuda,
+    /// cubecl-wgpu reports cache misses through its compilation logger only.
+    Wgpu,
+}
+
 /// Turns on cubecl's persistent caches in `dir` and the compilation notice. Call first thing
 /// in `main`, before any device or tensor exists; returns `false` (and changes nothing) when
 /// cubecl's configuration was already fixed. Settings of a `cubecl.toml` (or the `[cubecl]`
 /// section of a `burn.toml`) and `CUBECL_*` variables are kept, except the two cache folders.
-pub fn init(dir: &Path) -> bool {
+pub fn init(dir: &Path, runtime: Runtime) -> bool {
     let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
     // cubecl creates its files' folders itself; a folder it cannot create disables the cache
     // with a warning, and training goes on.
@@ -47,13 +58,15 @@ pub fn init(dir: &Path) -> bool {
     config.autotune.cache = CacheConfig::File(dir.clone());
     // A cache miss is logged (through the `log` crate) just before the kernel is compiled:
     // that is what tells the user why the first steps take long.
-    if matches!(
-        config.compilation.logger.level,
-        CompilationLogLevel::Disabled
-    ) {
-        config.compilation.logger.level = CompilationLogLevel::Basic;
+    if runtime == Runtime::Wgpu {
+        if matches!(
+            config.compilation.logger.level,
+            CompilationLogLevel::Disabled
+        ) {
+            config.compilation.logger.level = CompilationLogLevel::Basic;
+        }
+        config.compilation.logger.log = Some(LogCrateLevel::Info);
     }
-    config.compilation.logger.log = Some(LogCrateLevel::Info);
     {
         let mut slot = CubeClRuntimeConfig::storage().lock();
         if slot.is_some() {
@@ -62,7 +75,7 @@ pub fn init(dir: &Path) -> bool {
         *slot = Some(std::sync::Arc::new(config));
     }
     let _ = CACHE.set(dir);
-    install_notice();
+    install_notice(runtime);
     true
 }
 
@@ -74,8 +87,9 @@ pub fn kernels_compiled() -> usize {
     COMPILED.load(Ordering::Relaxed)
 }
 
-/// What cubecl logs just before it compiles a kernel that is not in the cache.
-const COMPILING: &str = "[Compiling kernel]";
+/// What cubecl logs just before it compiles a kernel that is not in the cache: its compilation
+/// logger (wgpu) writes `[Compiling kernel] NAME`, cubecl-cuda traces `Compiling kernel`.
+const COMPILING: &str = "Compiling kernel";
 
 /// The `log` front end of the process: counts kernel compilations, prints a notice at the
 /// first, and hands every record on to `tracing` (where burn-train's `experiment.log` file
@@ -92,6 +106,10 @@ impl log::Log for KernelNotice {
             if COMPILED.fetch_add(1, Ordering::Relaxed) == 0 {
                 eprintln!("{}", notice());
             }
+            return;
+        }
+        // Trace and debug records are enabled only for cubecl-cuda's compilation trace.
+        if record.level() > log::Level::Info {
             return;
         }
         // burn-train installs its experiment.log subscriber, then fails to make `log` forward
@@ -123,9 +141,15 @@ fn notice() -> String {
     )
 }
 
-fn install_notice() {
+fn install_notice(runtime: Runtime) {
     if log::set_boxed_logger(Box::new(KernelNotice)).is_ok() {
-        log::set_max_level(log::LevelFilter::Info);
+        log::set_max_level(match runtime {
+            // For cubecl-cuda's compilation trace; the few other trace sites of burn and
+            // cubecl are off the per-step path, and `KernelNotice` drops them at once.
+            Runtime::Cuda => log::LevelFilter::Trace,
+            // wgpu traces much, per command; its compilation notice comes at info level.
+            Runtime::Wgpu => log::LevelFilter::Info,
+        });
     }
 }
 
@@ -144,8 +168,8 @@ mod tests {
     #[test]
     fn the_first_configuration_wins_and_cubecl_reads_it() {
         let scratch = tempfile::tempdir().unwrap();
-        assert!(init(scratch.path()));
-        assert!(!init(Path::new("elsewhere")));
+        assert!(init(scratch.path(), Runtime::Cuda));
+        assert!(!init(Path::new("elsewhere"), Runtime::Wgpu));
         let config = CubeClRuntimeConfig::get();
         let root = |cache: &CacheConfig| cache.root();
         assert_eq!(
@@ -153,6 +177,11 @@ mod tests {
             scratch.path()
         );
         assert_eq!(root(&config.autotune.cache), scratch.path());
+        // On CUDA the compilation logger stays off (it would run clang-format per kernel).
+        assert!(matches!(
+            config.compilation.logger.level,
+            CompilationLogLevel::Disabled
+        ));
         // A compilation message is counted and not passed on; others are.
         log::logger().log(
             &log::Record::builder()
@@ -161,6 +190,13 @@ mod tests {
                 .args(format_args!("[Compiling kernel] matmul"))
                 .build(),
         );
-        assert_eq!(kernels_compiled(), 1);
+        log::logger().log(
+            &log::Record::builder()
+                .target("cubecl_cuda::compute::context")
+                .level(log::Level::Trace)
+                .args(format_args!("Compiling kernel"))
+                .build(),
+        );
+        assert_eq!(kernels_compiled(), 2);
     }
 }
