@@ -100,3 +100,49 @@ fn the_tiny_config_trains_on_wgpu() {
     );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
+
+#[test]
+fn a_warm_kernel_cache_compiles_nothing_and_sampling_keeps_its_shapes() {
+    // The first run compiles and tunes into a fresh cache; the second, sampling four times as
+    // many characters (every window length up to 21 instead of 6), finds every kernel there:
+    // nothing compiled, nothing re-tuned, and no kernel per new sequence length.
+    if !wgpu_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = corpus::repo_root().join("configs/tiny.toml");
+    let data = format!("data.path={}", corpus::corpus(dir.path()).display());
+    let bench = |characters: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_quill-wgpu"))
+            .args([
+                "bench",
+                "--config",
+                config.to_str().unwrap(),
+                "--set",
+                &data,
+                "--steps",
+                "1",
+                "--warmup",
+                "1",
+                "--generate-tokens",
+                characters,
+            ])
+            .current_dir(dir.path())
+            .env("XDG_RUNTIME_DIR", dir.path())
+            .env("QUILL_KERNEL_CACHE", dir.path().join("kernels"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let report: serde_json::Value =
+            serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        (report["kernels_compiled"].as_u64().unwrap(), stderr)
+    };
+    let (cold, stderr) = bench("5");
+    assert!(cold > 0, "{stderr}");
+    assert!(stderr.contains("note: compiling GPU kernels"), "{stderr}");
+    let (warm, stderr) = bench("20");
+    assert_eq!(warm, 0, "{stderr}");
+    assert!(!stderr.contains("compiling GPU kernels"), "{stderr}");
+}

@@ -12,6 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use cubecl_common::config::logger::LogCrateLevel;
 use cubecl_runtime::config::cache::CacheConfig;
@@ -105,6 +106,7 @@ impl log::Log for KernelNotice {
         if record.target().starts_with("cubecl") && contains(record, COMPILING) {
             if COMPILED.fetch_add(1, Ordering::Relaxed) == 0 {
                 eprintln!("{}", notice());
+                report_progress();
             }
             return;
         }
@@ -139,6 +141,33 @@ fn notice() -> String {
         "note: compiling GPU kernels (a first run on this machine, or new shapes); they are cached in {} for the next run",
         dir.display()
     )
+}
+
+/// How often the count of compiled kernels is printed while compilation goes on.
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(20);
+
+/// Prints the count of kernels compiled so far every [`PROGRESS_INTERVAL`] in which more were
+/// compiled: a cold start on a GPU compiles and tunes for minutes, and should be seen to move.
+fn report_progress() {
+    let started = Instant::now();
+    let spawned = std::thread::Builder::new()
+        .name("quill-kernel-progress".into())
+        .spawn(move || {
+            let mut shown = kernels_compiled();
+            loop {
+                std::thread::sleep(PROGRESS_INTERVAL);
+                let now = kernels_compiled();
+                if now != shown {
+                    eprintln!(
+                        "note: {now} GPU kernels compiled so far ({:.0} s)",
+                        started.elapsed().as_secs_f64()
+                    );
+                    shown = now;
+                }
+            }
+        });
+    // Without the thread, only the progress lines are missing.
+    drop(spawned);
 }
 
 fn install_notice(runtime: Runtime) {
