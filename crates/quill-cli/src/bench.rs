@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use burn::tensor::backend::AutodiffBackend;
+use clap::Args;
 use quill_data::Corpus;
 use quill_generate::{LoadedRun, SampleOptions, generate};
 use quill_model::Gpt;
@@ -13,6 +14,55 @@ use quill_train::bench::{flops_per_token, median, time_train_steps};
 use serde_json::{Value, json};
 
 use crate::Runner;
+use crate::commands::ConfigArgs;
+use crate::precision::use_precision;
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Timed training steps (forward, backward, optimizer), run back to back in up to five
+    /// groups; the median of the groups' ms per step is reported.
+    #[arg(long, default_value_t = 20)]
+    steps: usize,
+    /// Untimed steps first (allocation, kernel compilation, autotuning).
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    /// Size of the CPU thread pool (rayon) for CPU backends.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Peak FLOP/s of the device, for the model FLOPs utilization (`mfu`), e.g. 989e12.
+    #[arg(long)]
+    peak_flops: Option<f64>,
+    /// Only measure sampling.
+    #[arg(long)]
+    generate_only: bool,
+    /// Characters sampled for the generation figures.
+    #[arg(long, default_value_t = 500)]
+    generate_tokens: usize,
+}
+
+pub(crate) fn bench_command<B: AutodiffBackend>(
+    args: BenchArgs,
+    runner: &Runner,
+    device: impl FnOnce() -> anyhow::Result<B::Device>,
+) -> anyhow::Result<()> {
+    let config = RunConfig::load(&args.config.config, &args.config.overrides)?;
+    let options = BenchOptions {
+        steps: args.steps.max(1),
+        warmup: args.warmup,
+        threads: args.threads,
+        peak_flops: args.peak_flops,
+        generate_only: args.generate_only,
+        generate_tokens: args.generate_tokens,
+    };
+    let name = args.config.config.display().to_string();
+    let device = device()?;
+    use_precision::<B>(&device, config.train.precision)?;
+    let report = bench::<B>(&config, &name, &options, runner, device)?;
+    println!("{report}");
+    Ok(())
+}
 
 #[derive(Debug, Clone)]
 pub struct BenchOptions {

@@ -1,10 +1,16 @@
 //! `generate`: samples streamed to stdout, or an interactive prompt loop.
 
 use std::io::{BufRead, Write};
+use std::path::PathBuf;
 
 use anyhow::bail;
 use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use clap::Args;
 use quill_generate::{LoadedRun, SampleOptions, generate};
+use quill_train::RunDir;
+
+use crate::commands::WeightsArg;
 
 /// Printed between samples when `--num-samples` asks for several.
 pub const SAMPLE_SEPARATOR: &str = "---------------";
@@ -81,4 +87,63 @@ fn stream<B: Backend>(
         bail!("cannot write to stdout: {e}");
     }
     Ok(())
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GenerateArgs {
+    /// The run directory, e.g. artifacts/cpu-small-20260101-120000.
+    #[arg(long)]
+    run: PathBuf,
+    /// Text to continue; empty starts from a newline.
+    #[arg(long, default_value = "")]
+    prompt: String,
+    #[arg(long, default_value_t = 500)]
+    max_new_tokens: usize,
+    /// Sampling temperature; 0 is greedy (always the most likely character).
+    #[arg(long, default_value_t = 0.8)]
+    temperature: f64,
+    /// Sample only among the K most likely characters.
+    #[arg(long)]
+    top_k: Option<usize>,
+    /// Sample only among the most likely characters whose probabilities add up to P.
+    #[arg(long)]
+    top_p: Option<f64>,
+    /// Seed of the first sample; sample i uses SEED + i.
+    #[arg(long, default_value_t = 1337)]
+    seed: u64,
+    /// How many samples, separated by a line of dashes.
+    #[arg(long, default_value_t = 1)]
+    num_samples: usize,
+    /// Re-run the whole context for every character instead of using the key/value cache.
+    #[arg(long)]
+    no_cache: bool,
+    /// Read prompts from stdin, one per line, and continue each, until end of input.
+    #[arg(long, conflicts_with_all = ["prompt", "num_samples"])]
+    interactive: bool,
+    /// Which weights to load.
+    #[arg(long, value_enum, default_value = "best")]
+    weights: WeightsArg,
+}
+
+pub(crate) fn generate_command<B: AutodiffBackend>(
+    args: GenerateArgs,
+    device: B::Device,
+) -> anyhow::Result<()> {
+    let options = SampleOptions {
+        max_new_tokens: args.max_new_tokens,
+        temperature: args.temperature,
+        top_k: args.top_k,
+        top_p: args.top_p,
+        seed: args.seed,
+        use_cache: !args.no_cache,
+    };
+    // The flags are checked before the run is loaded.
+    options.validate().map_err(anyhow::Error::msg)?;
+    let run =
+        LoadedRun::<B::InnerBackend>::load(&RunDir::new(&args.run), args.weights.into(), &device)?;
+    if args.interactive {
+        interactive(&run, &options)
+    } else {
+        print_samples(&run, &args.prompt, &options, args.num_samples)
+    }
 }

@@ -3,10 +3,14 @@
 
 mod bench;
 mod commands;
+mod config;
+mod data;
 mod errors;
 mod generate;
 mod interop;
 mod precision;
+mod sweep;
+mod train;
 
 use std::process::ExitCode;
 use std::sync::OnceLock;

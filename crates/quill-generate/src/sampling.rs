@@ -17,6 +17,27 @@ pub struct SampleOptions {
     pub use_cache: bool,
 }
 
+impl SampleOptions {
+    /// Whether the options describe a sampler, or which flag does not (`--flag value: why`).
+    pub fn validate(&self) -> Result<(), String> {
+        if !self.temperature.is_finite() || self.temperature < 0.0 {
+            return Err(format!(
+                "--temperature {} must be 0 (greedy) or positive",
+                self.temperature
+            ));
+        }
+        if let Some(p) = self.top_p
+            && !(p > 0.0 && p <= 1.0)
+        {
+            return Err(format!("--top-p {p} must be in (0, 1]"));
+        }
+        if self.top_k == Some(0) {
+            return Err("--top-k 0 would keep no character; use 1 or more".into());
+        }
+        Ok(())
+    }
+}
+
 impl Default for SampleOptions {
     fn default() -> Self {
         Self {

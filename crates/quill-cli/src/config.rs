@@ -1,0 +1,22 @@
+//! `config show`: a config with defaults and overrides resolved.
+
+use clap::Subcommand;
+use quill_train::RunConfig;
+
+use crate::commands::ConfigArgs;
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConfigCommand {
+    /// Print the resolved config: defaults, the file, then --set overrides.
+    Show(ConfigArgs),
+}
+
+pub(crate) fn config_command(command: ConfigCommand) -> anyhow::Result<()> {
+    match command {
+        ConfigCommand::Show(args) => {
+            let config = RunConfig::load(&args.config, &args.overrides)?;
+            print!("{}", config.to_toml());
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! `train`: one run into ARTIFACTS/NAME, fresh, resumed or fine-tuned.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use burn::tensor::backend::AutodiffBackend;
+use clap::Args;
+use quill_train::training::TrainOptions;
+use quill_train::{RunConfig, RunDir, TrainError, interrupt, train};
+
+use crate::Runner;
+use crate::commands::{ConfigArgs, WeightsArg};
+use crate::errors::Interrupted;
+use crate::precision::use_precision;
+
+#[derive(Debug, Args)]
+pub(crate) struct TrainArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Run name; the run goes to ARTIFACTS/NAME. Default: the config's stem and a timestamp.
+    #[arg(long)]
+    name: Option<String>,
+    /// Continue the run from its newest checkpoint (the run's own config.toml, plus --set).
+    /// Without --name, the newest run of this config.
+    #[arg(long, conflicts_with = "force")]
+    resume: bool,
+    /// Delete an existing run directory of the same name and start over.
+    #[arg(long)]
+    force: bool,
+    /// Where run directories go.
+    #[arg(long, default_value = "artifacts")]
+    artifacts: PathBuf,
+    /// Start from another run's weights (fine-tuning); optimizer and schedule start fresh.
+    #[arg(long, value_name = "RUN_DIR", conflicts_with = "resume")]
+    init_from: Option<PathBuf>,
+    /// Which weights of the --init-from run.
+    #[arg(long, value_enum, requires = "init_from")]
+    weights: Option<WeightsArg>,
+    /// Show burn-train's dashboard instead of progress lines (in a terminal only). The
+    /// dashboard takes the keyboard: stop the run there with `q`, not Ctrl-C.
+    #[arg(long)]
+    dashboard: bool,
+}
+
+pub(crate) fn train_command<B: AutodiffBackend>(
+    args: TrainArgs,
+    runner: &Runner,
+    device: B::Device,
+) -> anyhow::Result<()> {
+    let stem = args
+        .config
+        .config
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "run".into());
+    let (run, config) = if args.resume {
+        let run = match &args.name {
+            Some(name) => RunDir::new(args.artifacts.join(name)),
+            None => newest_run(&args.artifacts, &stem)?,
+        };
+        if !run.config().exists() {
+            bail!(
+                "--resume: {} is not a run directory (no config.toml)",
+                run.path.display()
+            );
+        }
+        let config = RunConfig::load(&run.config(), &args.config.overrides)?;
+        (run, config)
+    } else {
+        let mut config = RunConfig::load(&args.config.config, &args.config.overrides)?;
+        if let Some(source) = &args.init_from {
+            config.init.from = source.display().to_string();
+        }
+        if let Some(weights) = args.weights {
+            config.init.weights = weights.into();
+        }
+        let name = args
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{stem}-{}", timestamp()));
+        let run = RunDir::new(args.artifacts.join(name));
+        if run.path.exists() {
+            if !args.force {
+                bail!(
+                    "run directory {} already exists; use --resume to continue it or --force to delete it and start over",
+                    run.path.display()
+                );
+            }
+            std::fs::remove_dir_all(&run.path)
+                .with_context(|| format!("cannot remove {}", run.path.display()))?;
+        }
+        (run, config)
+    };
+
+    println!(
+        "{} {} on {}: {} ({} steps)",
+        runner.name,
+        if args.resume { "resuming" } else { "training" },
+        runner.backend,
+        run.path.display(),
+        config.train.max_steps
+    );
+    let options = TrainOptions {
+        run: run.clone(),
+        config,
+        resume: args.resume,
+        dashboard: args.dashboard,
+    };
+    interrupt::install_handlers().context("cannot install the Ctrl-C handler")?;
+    use_precision::<B>(&device, options.config.train.precision)?;
+    let lr = options.config.optimizer.lr;
+    let run_name = run.path.file_name().map_or_else(
+        || run.path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let summary = train::<B>(options, device).map_err(|error| {
+        // The command that goes on from the newest checkpoint, or that starts over without one.
+        let next = |has_checkpoint: bool| {
+            let (config, how) = match has_checkpoint {
+                true => (run.config(), "--resume"),
+                false => (args.config.config.clone(), "--force"),
+            };
+            format!(
+                "{} train --config {} --artifacts {} --name {run_name} {how}",
+                runner.name,
+                config.display(),
+                args.artifacts.display(),
+            )
+        };
+        match error {
+            TrainError::Interrupted {
+                saved, resume_step, ..
+            } => {
+                let message = match saved || resume_step.is_some() {
+                    true => format!("{error}; resume with: {}", next(true)),
+                    false => format!("{error}; start again with: {}", next(false)),
+                };
+                anyhow::Error::new(Interrupted(message))
+            }
+            TrainError::Diverged {
+                checkpoint_step, ..
+            } => {
+                let lower = format!("--set optimizer.lr={:.1e}", lr / 3.0);
+                match checkpoint_step {
+                    Some(_) => anyhow::anyhow!(
+                        "{error}; resume from it with a lower learning rate: {} {lower}",
+                        next(true)
+                    ),
+                    None => anyhow::anyhow!(
+                        "{error}; start again with a lower learning rate: {} {lower}",
+                        next(false)
+                    ),
+                }
+            }
+            other => other.into(),
+        }
+    })?;
+    quill_report::report(&run.path, false)?;
+    println!(
+        "done: best val loss {:.4} (epoch {}), final {:.4}, {} steps in {:.1}s, {:.0} tokens/s, {} parameters",
+        summary.best_val_loss,
+        summary.best_epoch,
+        summary.final_val_loss,
+        summary.steps,
+        summary.wall_s,
+        summary.tokens_per_s,
+        summary.params
+    );
+    println!(
+        "sample it: {} generate --run {} --prompt \"O Romeo\"",
+        runner.name,
+        run.path.display()
+    );
+    Ok(())
+}
+
+/// The newest `ARTIFACTS/STEM-*` run directory.
+fn newest_run(artifacts: &Path, stem: &str) -> anyhow::Result<RunDir> {
+    let prefix = format!("{stem}-");
+    let mut runs: Vec<PathBuf> = std::fs::read_dir(artifacts)
+        .with_context(|| format!("--resume: cannot read {}", artifacts.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.join("config.toml").exists()
+                && p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
+        })
+        .collect();
+    runs.sort();
+    match runs.pop() {
+        Some(path) => Ok(RunDir::new(path)),
+        None => bail!(
+            "--resume: no run of {stem} in {} (name one with --name)",
+            artifacts.display()
+        ),
+    }
+}
+
+/// `20261125-143000`, UTC: sortable, so the newest run sorts last.
+fn timestamp() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    format!(
+        "{:04}{:02}{:02}-{:02}{:02}{:02}",
+        now.year(),
+        now.month() as u8,
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    )
+}
