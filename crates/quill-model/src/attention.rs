@@ -4,7 +4,7 @@ use burn::tensor::activation::softmax;
 
 use crate::autocast::Autocast;
 use crate::config::ModelConfig;
-use crate::gpt::{normal_init, residual_init};
+use crate::init::{normal_init, residual_init};
 use crate::kv_cache::LayerCache;
 use quill_kernels::attention::{causal_attention, split_heads};
 

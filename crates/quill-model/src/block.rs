@@ -1,9 +1,10 @@
-use burn::nn::{LayerNorm, LayerNormConfig};
+use burn::nn::LayerNorm;
 use burn::prelude::*;
 
 use crate::attention::CausalSelfAttention;
 use crate::autocast::Autocast;
 use crate::config::ModelConfig;
+use crate::init::layer_norm;
 use crate::kv_cache::LayerCache;
 use crate::mlp::Mlp;
 
@@ -45,10 +46,4 @@ impl<B: Backend> Block<B> {
                 .forward_cached(self.ln_attn.forward(x), cache, capacity);
         x.clone() + self.mlp.forward(self.ln_mlp.forward(x), Autocast::OFF)
     }
-}
-
-pub fn layer_norm<B: Backend>(config: &ModelConfig, device: &B::Device) -> LayerNorm<B> {
-    LayerNormConfig::new(config.n_embd)
-        .with_bias(config.bias)
-        .init(device)
 }

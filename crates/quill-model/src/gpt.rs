@@ -1,4 +1,3 @@
-use burn::module::{Initializer, Param};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::nn::{
     Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, Linear, LinearConfig,
@@ -6,13 +5,11 @@ use burn::nn::{
 use burn::prelude::*;
 
 use crate::autocast::Autocast;
-use crate::block::{Block, layer_norm};
+use crate::block::Block;
 use crate::config::ModelConfig;
+use crate::init::{INIT_STD, layer_norm, normal};
 use crate::kv_cache::KvCache;
 use crate::positional::PositionalEncoding;
-
-/// Standard deviation of nanoGPT's (GPT-2's) normal initialization.
-pub const INIT_STD: f64 = 0.02;
 
 /// The decoder: token embedding plus positions, `n_layer` blocks, a final layer norm and a head
 /// that scores every vocabulary character for the next position.
@@ -133,48 +130,6 @@ impl<B: Backend> Gpt<B> {
     pub fn vocab_size(&self) -> usize {
         self.token_embedding.weight.dims()[0]
     }
-}
-
-fn normal(std: f64) -> Initializer {
-    Initializer::Normal { mean: 0.0, std }
-}
-
-/// A linear layer with nanoGPT's init: weights N(0, 0.02), biases zero (or none).
-pub fn normal_init<B: Backend>(
-    linear: LinearConfig,
-    config: &ModelConfig,
-    device: &B::Device,
-) -> Linear<B> {
-    with_std(linear, INIT_STD, config, device)
-}
-
-/// A linear layer that writes into the residual stream: GPT-2 scales its init by
-/// `1/sqrt(2 * n_layer)` so the stream's variance does not grow with depth.
-pub fn residual_init<B: Backend>(
-    linear: LinearConfig,
-    config: &ModelConfig,
-    device: &B::Device,
-) -> Linear<B> {
-    let std = INIT_STD / ((2 * config.n_layer) as f64).sqrt();
-    with_std(linear, std, config, device)
-}
-
-fn with_std<B: Backend>(
-    linear: LinearConfig,
-    std: f64,
-    config: &ModelConfig,
-    device: &B::Device,
-) -> Linear<B> {
-    let d_output = linear.d_output;
-    let mut layer = linear
-        .with_bias(config.bias)
-        .with_initializer(normal(std))
-        .init(device);
-    // burn would draw the bias from the weight's initializer; GPT-2 starts biases at zero.
-    if layer.bias.is_some() {
-        layer.bias = Some(Param::from_tensor(Tensor::zeros([d_output], device)));
-    }
-    layer
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! part), [`positional`] (learned or sinusoidal positions), [`config`] (the `[model]` table),
 //! [`kv_cache`] (keys and values kept between decoding steps), [`checked_load`] (weights that
 //! must fit the config), [`autocast`] (linear layers over all positions at once, and mixed
-//! precision).
+//! precision), [`init`] (GPT-2's initialization of every layer).
 //!
 //! [`Backend`]: burn::tensor::backend::Backend
 
@@ -15,6 +15,7 @@ pub mod block;
 pub mod checked_load;
 pub mod config;
 pub mod gpt;
+pub mod init;
 pub mod kv_cache;
 pub mod mlp;
 pub mod positional;

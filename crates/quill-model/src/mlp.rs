@@ -4,7 +4,7 @@ use quill_kernels::gelu;
 
 use crate::autocast::Autocast;
 use crate::config::ModelConfig;
-use crate::gpt::{normal_init, residual_init};
+use crate::init::{normal_init, residual_init};
 
 /// The position-wise feed-forward part of a block: expand, exact (erf) GELU, project back.
 #[derive(Module, Debug)]

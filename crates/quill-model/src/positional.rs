@@ -2,7 +2,7 @@ use burn::nn::{Embedding, EmbeddingConfig};
 use burn::prelude::*;
 
 use crate::config::{ModelConfig, Positional};
-use crate::gpt::INIT_STD;
+use crate::init::INIT_STD;
 
 /// Position information added to the token embeddings.
 ///
