@@ -212,19 +212,25 @@ mod tests {
             CompilationLogLevel::Disabled
         ));
         // A compilation message is counted and not passed on; others are.
-        log::logger().log(
-            &log::Record::builder()
-                .target("cubecl_common::config::logger")
-                .level(log::Level::Info)
-                .args(format_args!("[Compiling kernel] matmul"))
-                .build(),
+        let log = |target: &str, level, message: &str| {
+            log::logger().log(
+                &log::Record::builder()
+                    .target(target)
+                    .level(level)
+                    .args(format_args!("{message}"))
+                    .build(),
+            )
+        };
+        // wgpu's compilation logger, then cubecl-cuda's trace.
+        log(
+            "cubecl_common::config::logger",
+            log::Level::Info,
+            "[Compiling kernel] matmul",
         );
-        log::logger().log(
-            &log::Record::builder()
-                .target("cubecl_cuda::compute::context")
-                .level(log::Level::Trace)
-                .args(format_args!("Compiling kernel"))
-                .build(),
+        log(
+            "cubecl_cuda::compute::context",
+            log::Level::Trace,
+            "Compiling kernel",
         );
         assert_eq!(kernels_compiled(), 2);
     }

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use burn::prelude::*;
 
@@ -14,8 +14,16 @@ use burn::train::metric::{
     SerializedEntry,
 };
 
-/// How often the training loss is read from the device at most: as often as a progress line.
-pub const READ_INTERVAL: Duration = Duration::from_secs(5);
+use crate::progress::LINE_INTERVAL;
+
+/// What the loss metrics tell burn-train about themselves: unitless, lower is better.
+fn lower_is_better() -> MetricAttributes {
+    NumericAttributes {
+        unit: None,
+        higher_is_better: false,
+    }
+    .into()
+}
 
 static HOST_READS: AtomicUsize = AtomicUsize::new(0);
 
@@ -43,7 +51,8 @@ pub struct LossTensorInput<B: Backend> {
 ///
 /// burn-train's `LossMetric` reads every batch's loss as it arrives, which on a GPU waits for
 /// that batch's work and drains the fusion queue each step. This one keeps the losses on the
-/// device and reads them together, at most every [`READ_INTERVAL`] and at the epoch's last
+/// device and reads them together, at most as often as a progress line is printed
+/// ([`LINE_INTERVAL`]) and at the epoch's last
 /// batch, so the epoch mean (metrics.csv, the progress lines) stays exact. Entries between
 /// reads carry no weight in burn-train's epoch aggregate.
 #[derive(Clone)]
@@ -87,24 +96,25 @@ impl<B: Backend> Metric for TrainLoss<B> {
         self.pending.push(input.loss.clone());
         let progress = &metadata.progress;
         let epoch_end = progress.items_processed >= progress.items_total;
-        let due = self.last_read.is_none_or(|t| t.elapsed() >= READ_INTERVAL);
-        let read = if epoch_end || due {
+        let due = self.last_read.is_none_or(|t| t.elapsed() >= LINE_INTERVAL);
+        // Between reads an entry of weight 0; a read brings the losses since the last one.
+        let (sum, count) = if epoch_end || due {
             let losses = read_values(std::mem::take(&mut self.pending));
-            self.sum += losses.iter().sum::<f64>();
-            self.count += losses.len();
             self.last_read = Some(Instant::now());
-            NumericEntry::Aggregated {
-                aggregated_value: losses.iter().sum::<f64>() / losses.len().max(1) as f64,
-                count: losses.len(),
-            }
+            (losses.iter().sum::<f64>(), losses.len())
         } else {
-            NumericEntry::Aggregated {
-                aggregated_value: 0.0,
-                count: 0,
-            }
+            (0.0, 0)
         };
-        let shown = self.sum / self.count.max(1) as f64;
-        SerializedEntry::new(format!("epoch {shown:.3}"), read.serialize())
+        self.sum += sum;
+        self.count += count;
+        let read = NumericEntry::Aggregated {
+            aggregated_value: sum / count.max(1) as f64,
+            count,
+        };
+        SerializedEntry::new(
+            format!("epoch {:.3}", self.mean().current()),
+            read.serialize(),
+        )
     }
 
     fn clear(&mut self) {
@@ -112,11 +122,7 @@ impl<B: Backend> Metric for TrainLoss<B> {
     }
 
     fn attributes(&self) -> MetricAttributes {
-        NumericAttributes {
-            unit: None,
-            higher_is_better: false,
-        }
-        .into()
+        lower_is_better()
     }
 }
 
@@ -182,11 +188,7 @@ impl Metric for Perplexity {
     }
 
     fn attributes(&self) -> MetricAttributes {
-        NumericAttributes {
-            unit: None,
-            higher_is_better: false,
-        }
-        .into()
+        lower_is_better()
     }
 }
 

@@ -13,7 +13,7 @@ use burn::train::renderer::{
 };
 
 /// How often a training line is printed at most (validation lines are always printed).
-const LINE_INTERVAL: Duration = Duration::from_secs(5);
+pub const LINE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Prints `step 250/2000 | loss 2.0512 | val 2.0833 | lr 9.98e-4 | 21.3k tok/s | ETA 1m30s`.
 pub struct ProgressLines {
