@@ -145,6 +145,9 @@ def main():
     ap.add_argument("--budget", type=float, default=450, help="seconds for everything")
     ap.add_argument("--out", default=os.environ.get("OUT") or "gpu-bench-out")
     ap.add_argument("--cache", default="/tmp/quill-gpu-bench/kernels", help="kernel cache, emptied first")
+    ap.add_argument("--cache-from", default=None, help="a .tar.xz of a kernel cache folder (e.g. an earlier "
+                    "call's --save-cache) to start from instead of an empty cache")
+    ap.add_argument("--save-cache", action="store_true", help="write the kernel cache to --out/kernels.tar.xz at the end")
     ap.add_argument("--steps", type=int, default=30, help="timed steps per quill bench")
     ap.add_argument("--train-steps", type=int, default=1000)
     ap.add_argument("--only", default="", help="comma-separated sections to run (default: all)")
@@ -157,6 +160,10 @@ def main():
     work = Path("/tmp/quill-gpu-bench")
     a.workdir = work / "run"
     shutil.rmtree(a.cache, ignore_errors=True)
+    if a.cache_from:
+        Path(a.cache).mkdir(parents=True)
+        subprocess.run(["tar", "-xJf", str(Path(a.cache_from).resolve()), "-C", str(a.cache),
+                        "--strip-components=1"], check=True)
     shutil.rmtree(a.workdir, ignore_errors=True)
     (a.workdir / "data").mkdir(parents=True)
     shutil.copytree(ROOT / "configs", a.workdir / "configs")
@@ -193,12 +200,15 @@ def main():
                  "--set", f"train.max_steps={steps}", "--set", f"train.eval_interval={steps // 4}",
                  "--set", "train.precision=bf16-mixed"]
         got = b.run("cuda_train", train, 150)
+        run = a.workdir / "artifacts" / run_name
         if got:
-            run = a.workdir / "artifacts" / run_name
             summary = json.loads((run / "summary.json").read_text())
             rows = (run / "metrics.csv").read_text().splitlines()
             b.results["cuda_train"] = {"process_wall_s": got[1], "steps": steps, **summary,
                                        "metrics_csv": rows}
+        elif "cuda_train" in b.results and (run / "metrics.csv").exists():
+            # Cut by its limit: the evaluations it finished still say how it trains.
+            b.results["cuda_train"]["metrics_csv"] = (run / "metrics.csv").read_text().splitlines()
     if torch:
         b.json_line("torch_compile_bf16", [*torch, "--compile", "--amp", "bf16"], 150)
     wgpu = bins.get("quill-wgpu")
@@ -226,6 +236,9 @@ def main():
 
     report(b.results)
     (b.out / "gpu_bench.json").write_text(json.dumps(b.results, indent=1))
+    if a.save_cache:
+        subprocess.run(["tar", "-cJf", str(b.out / "kernels.tar.xz"), "-C", str(Path(a.cache).parent),
+                        Path(a.cache).name], check=False)
 
 
 def get(results, name, key):
