@@ -26,6 +26,20 @@ impl Default for DataConfig {
     }
 }
 
+impl DataConfig {
+    /// Checks what the types cannot: a validation share strictly between nothing and all.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.val_fraction > 0.0 && self.val_fraction < 1.0 {
+            Ok(())
+        } else {
+            Err(format!(
+                "invalid value for `data.val_fraction`: {} is outside (0, 1)",
+                self.val_fraction
+            ))
+        }
+    }
+}
+
 /// A loaded corpus: its vocabulary and its token ids split into train and validation.
 #[derive(Debug, Clone)]
 pub struct Corpus {

@@ -64,6 +64,9 @@ pub fn import<B: Backend>(
         )));
     }
     let model = args.model_config();
+    model
+        .validate()
+        .map_err(|e| fail(&format!("`model_args`: {e}")))?;
     let mut gpt = Gpt::new(&model, vocab.len(), device);
     let mut store = PytorchStore::from_file(ckpt)
         .with_top_level_key("model")

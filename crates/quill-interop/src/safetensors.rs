@@ -61,6 +61,10 @@ pub fn read_metadata(path: &Path) -> Result<(ModelConfig, Vocab), InteropError> 
     };
     let model: ModelConfig = serde_json::from_str(field("quill.model")?)
         .map_err(|e| fail(&format!("`quill.model` metadata: {e}")))?;
+    // A model that cannot work (a width the heads do not divide) is refused before one is built.
+    model
+        .validate()
+        .map_err(|e| fail(&format!("`quill.model` metadata: {e}")))?;
     let chars: Vec<char> = serde_json::from_str(field("quill.vocab")?)
         .map_err(|e| fail(&format!("`quill.vocab` metadata: {e}")))?;
     let vocab: Vocab = serde_json::from_value(serde_json::json!({ "chars": chars }))
@@ -82,4 +86,35 @@ pub fn import<B: Backend>(
         .allow_partial(true);
     apply::load_all(&mut gpt, &mut store).map_err(|e| InteropError::new(path, e))?;
     Ok((model, vocab, gpt))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    #[test]
+    fn metadata_with_an_unusable_model_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.safetensors");
+        let model = ModelConfig {
+            n_embd: 100,
+            ..ModelConfig::default()
+        };
+        let metadata = HashMap::from([
+            ("format".to_string(), FORMAT.to_string()),
+            ("quill.model".into(), serde_json::to_string(&model).unwrap()),
+            ("quill.vocab".into(), "[\"a\", \"b\"]".into()),
+        ]);
+        let no_tensors: Vec<(&str, ::safetensors::tensor::TensorView)> = Vec::new();
+        ::safetensors::serialize_to_file(no_tensors, Some(metadata), &path).unwrap();
+        let error = read_metadata(&path).unwrap_err().to_string();
+        assert!(
+            error.contains(
+                "invalid value for `model.n_embd`: 100 is not divisible by model.n_head = 6"
+            ),
+            "{error}"
+        );
+    }
 }

@@ -65,4 +65,60 @@ impl ModelConfig {
     pub fn head_dim(&self) -> usize {
         self.n_embd / self.n_head
     }
+
+    /// Checks what the types cannot: every size at least 1, heads that split the width evenly,
+    /// a dropout probability. The message names the first key that fails, as
+    /// ``invalid value for `model.KEY`: PROBLEM``.
+    pub fn validate(&self) -> Result<(), String> {
+        let invalid =
+            |key: &str, problem: String| Err(format!("invalid value for `model.{key}`: {problem}"));
+        for (key, size) in [
+            ("n_layer", self.n_layer),
+            ("n_head", self.n_head),
+            ("n_embd", self.n_embd),
+        ] {
+            if size == 0 {
+                return invalid(key, "must be at least 1".into());
+            }
+        }
+        if !self.n_embd.is_multiple_of(self.n_head) {
+            let problem = format!(
+                "{} is not divisible by model.n_head = {}",
+                self.n_embd, self.n_head
+            );
+            return invalid("n_embd", problem);
+        }
+        if self.block_size == 0 {
+            return invalid("block_size", "must be at least 1".into());
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return invalid("dropout", format!("{} is outside [0, 1)", self.dropout));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_names_the_first_bad_key() {
+        assert_eq!(ModelConfig::default().validate(), Ok(()));
+        let bad = |change: fn(&mut ModelConfig)| {
+            let mut config = ModelConfig::default();
+            change(&mut config);
+            config.validate().unwrap_err()
+        };
+        assert_eq!(
+            bad(|c| c.n_head = 0),
+            "invalid value for `model.n_head`: must be at least 1"
+        );
+        assert_eq!(
+            bad(|c| c.n_embd = 100),
+            "invalid value for `model.n_embd`: 100 is not divisible by model.n_head = 6"
+        );
+        assert!(bad(|c| c.dropout = f64::NAN).contains("`model.dropout`"));
+        assert!(bad(|c| c.block_size = 0).contains("`model.block_size`"));
+    }
 }

@@ -1,0 +1,274 @@
+//! The run configuration: one typed tree, read from TOML, overridden with `--set`, validated
+//! before any work starts.
+//!
+//! Every field has a documented default, so a config file only names what it changes. Unknown
+//! keys, values of the wrong type and out-of-range values are refused with a one-line error
+//! naming the file (or `--set`), the key and the value.
+
+mod overrides;
+mod sections;
+
+#[cfg(test)]
+mod fuzz;
+
+use std::path::Path;
+
+use quill_data::DataConfig;
+use quill_model::ModelConfig;
+use serde::{Deserialize, Serialize};
+use toml::Table;
+
+use overrides::{apply_override, check_against_schema, describe_toml_error};
+pub use sections::{
+    CheckpointConfig, InitConfig, OptimizerConfig, Precision, ScheduleConfig, TrainConfig,
+};
+
+/// Everything that defines a training run; saved resolved as `config.toml` in the run directory.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunConfig {
+    pub model: ModelConfig,
+    pub data: DataConfig,
+    pub train: TrainConfig,
+    pub optimizer: OptimizerConfig,
+    pub schedule: ScheduleConfig,
+    pub checkpoint: CheckpointConfig,
+    pub init: InitConfig,
+}
+
+/// A config that cannot be used, with where the problem is.
+#[derive(Debug, thiserror::Error)]
+#[error("{origin}: {message}")]
+pub struct ConfigError {
+    /// The file, or `--set KEY=VALUE`.
+    pub origin: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(origin: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            origin: origin.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl RunConfig {
+    /// Reads `path`, applies `overrides` (`section.key=value`, in order) and validates.
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Self, ConfigError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::new(&origin, format!("cannot read config: {e}")))?;
+        Self::parse(&text, &origin, overrides)
+    }
+
+    /// Like [`RunConfig::load`] from text; `origin` names the text in errors.
+    pub fn parse(text: &str, origin: &str, overrides: &[String]) -> Result<Self, ConfigError> {
+        let schema = Table::try_from(Self::default()).expect("the default config serializes");
+        let mut table: Table = toml::from_str(text)
+            .map_err(|e| ConfigError::new(origin, describe_toml_error(&e, text)))?;
+        check_against_schema(&mut table, &schema, origin)?;
+        for assignment in overrides {
+            apply_override(&mut table, &schema, assignment)?;
+        }
+        let config = Self::from_table(table, origin)?;
+        config.validate().map_err(|m| ConfigError::new(origin, m))?;
+        Ok(config)
+    }
+
+    fn from_table(table: Table, origin: &str) -> Result<Self, ConfigError> {
+        // Section by section, so a value serde refuses (an unknown `positional`, a negative
+        // count) is reported with its section even though the message comes from serde.
+        let mut config = Self::default();
+        for (section, value) in table {
+            let fail = |e: toml::de::Error| {
+                ConfigError::new(origin, format!("[{section}]: {}", e.message().trim()))
+            };
+            match section.as_str() {
+                "model" => config.model = value.try_into().map_err(fail)?,
+                "data" => config.data = value.try_into().map_err(fail)?,
+                "train" => config.train = value.try_into().map_err(fail)?,
+                "optimizer" => config.optimizer = value.try_into().map_err(fail)?,
+                "schedule" => config.schedule = value.try_into().map_err(fail)?,
+                "checkpoint" => config.checkpoint = value.try_into().map_err(fail)?,
+                "init" => config.init = value.try_into().map_err(fail)?,
+                _ => unreachable!("sections were checked against the schema"),
+            }
+        }
+        Ok(config)
+    }
+
+    /// The resolved config as TOML, every field written out.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("the config serializes")
+    }
+
+    /// Epochs in the run: one per `eval_interval` optimizer steps.
+    pub fn epochs(&self) -> usize {
+        self.train.max_steps / self.train.eval_interval
+    }
+
+    /// The step where cosine decay ends, resolving `decay_steps = 0`.
+    pub fn decay_steps(&self) -> usize {
+        if self.schedule.decay_steps == 0 {
+            self.train.max_steps
+        } else {
+            self.schedule.decay_steps
+        }
+    }
+
+    /// Checks the ranges and relations that types cannot express, section by section (each
+    /// section's rules live beside its type); the error names the first key that fails.
+    pub fn validate(&self) -> Result<(), String> {
+        self.model.validate()?;
+        self.data.validate()?;
+        self.train.validate()?;
+        self.optimizer.validate()?;
+        self.schedule.validate(&self.optimizer)?;
+        self.checkpoint.validate()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str, overrides: &[&str]) -> Result<RunConfig, String> {
+        let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+        RunConfig::parse(text, "test.toml", &overrides).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn missing_fields_take_defaults() {
+        let config = parse("[model]\nn_layer = 2\n", &[]).unwrap();
+        assert_eq!(config.model.n_layer, 2);
+        assert_eq!(config.model.n_head, ModelConfig::default().n_head);
+        assert_eq!(config.optimizer, OptimizerConfig::default());
+    }
+
+    #[test]
+    fn resolved_config_round_trips() {
+        let config = parse(
+            "[optimizer]\nlr = 3e-4\n[model]\npositional = \"sinusoidal\"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(parse(&config.to_toml(), &[]).unwrap(), config);
+    }
+
+    #[test]
+    fn overrides_apply_with_type_checks() {
+        let config = parse(
+            "[optimizer]\nlr = 1e-3\n",
+            &[
+                "optimizer.lr=3e-4",
+                "model.positional=sinusoidal",
+                "train.batch_size = 8",
+                "model.bias=true",
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.optimizer.lr, 3e-4);
+        assert_eq!(config.model.positional, quill_model::Positional::Sinusoidal);
+        assert_eq!(config.train.batch_size, 8);
+        assert!(config.model.bias);
+        assert_eq!(parse("", &["optimizer.lr=1"]).unwrap().optimizer.lr, 1.0);
+    }
+
+    #[test]
+    fn errors_name_the_file_key_and_value() {
+        let cases: &[(&str, &[&str], &str)] = &[
+            (
+                "[model]\nn_layer = \n",
+                &[],
+                "test.toml: invalid TOML at line 2, column 11",
+            ),
+            (
+                "[optimizer]\nlrr = 1e-3\n",
+                &[],
+                "test.toml: unknown key `optimizer.lrr` (did you mean `optimizer.lr`?)",
+            ),
+            (
+                "[optimiser]\nlr = 1e-3\n",
+                &[],
+                "unknown key `optimiser` (did you mean `optimizer`?)",
+            ),
+            (
+                "[model]\nn_layer = \"six\"\n",
+                &[],
+                "`model.n_layer` must be an integer, got string \"six\"",
+            ),
+            (
+                "[model]\npositional = \"rotary\"\n",
+                &[],
+                "[model]: unknown variant `rotary`, expected `learned` or `sinusoidal`",
+            ),
+            (
+                "[model]\nn_layer = -2\n",
+                &[],
+                "[model]: invalid value: integer `-2`",
+            ),
+            (
+                "[optimizer]\nlr = 0.0\n",
+                &[],
+                "invalid value for `optimizer.lr`: 0 must be greater than 0",
+            ),
+            (
+                "[optimizer]\nlr = -1e-3\n",
+                &[],
+                "invalid value for `optimizer.lr`",
+            ),
+            (
+                "[model]\ndropout = 1.0\n",
+                &[],
+                "invalid value for `model.dropout`: 1 is outside [0, 1)",
+            ),
+            (
+                "[model]\ndropout = -0.1\n",
+                &[],
+                "invalid value for `model.dropout`",
+            ),
+            (
+                "[model]\nn_embd = 100\nn_head = 6\n",
+                &[],
+                "invalid value for `model.n_embd`: 100 is not divisible by model.n_head = 6",
+            ),
+            (
+                "[train]\nbatch_size = 0\n",
+                &[],
+                "invalid value for `train.batch_size`: must be at least 1",
+            ),
+            (
+                "[train]\nmax_steps = 1000\neval_interval = 300\n",
+                &[],
+                "invalid value for `train.max_steps`",
+            ),
+            (
+                "",
+                &["optimizer.lr=abc"],
+                "--set optimizer.lr=abc: `optimizer.lr` must be a float, got string \"abc\"",
+            ),
+            (
+                "",
+                &["optimizer.lrate=1"],
+                "--set optimizer.lrate=1: unknown key `optimizer.lrate` (did you mean `optimizer.lr`?)",
+            ),
+            (
+                "",
+                &["optimizer.lr"],
+                "--set optimizer.lr: expected section.key=value",
+            ),
+            (
+                "",
+                &["lr=1"],
+                "--set lr=1: `lr` is not of the form section.key",
+            ),
+        ];
+        for (text, overrides, expected) in cases {
+            let err = parse(text, overrides).expect_err(expected);
+            assert!(err.contains(expected), "expected {expected:?} in {err:?}");
+            assert!(!err.contains('\n'), "not one line: {err:?}");
+        }
+    }
+}
