@@ -1,8 +1,6 @@
 //! Bad input gets one clear line on stderr, exit status 1, no panic, and nothing overwritten.
 
-mod common;
-
-use common::{Quill, fails_with, ok};
+use crate::common::{Quill, fails_with, ok};
 
 fn write(quill: &Quill, name: &str, contents: &[u8]) -> String {
     let path = quill.dir.path().join(name);
@@ -103,7 +101,7 @@ fn corpus_errors_are_reported_before_training() {
 #[test]
 fn existing_runs_are_never_overwritten_by_accident() {
     let quill = Quill::new();
-    let fast = common::QUICK;
+    let fast = crate::common::QUICK;
     ok(quill.train("tiny.toml", "mine", &fast));
     let summary = quill.artifacts().join("mine/summary.json");
     let before = std::fs::read(&summary).unwrap();
@@ -143,7 +141,7 @@ fn existing_runs_are_never_overwritten_by_accident() {
 #[test]
 fn generate_errors_name_the_problem() {
     let quill = Quill::new();
-    let fast = common::QUICK;
+    let fast = crate::common::QUICK;
     ok(quill.train("tiny.toml", "run", &fast));
     let run = quill.artifacts().join("run");
     let run_arg = run.to_str().unwrap();
@@ -171,7 +169,7 @@ fn generate_errors_name_the_problem() {
 #[test]
 fn checkpoints_and_weights_that_do_not_fit_are_named() {
     let quill = Quill::new();
-    ok(quill.train("tiny.toml", "run", &common::QUICK));
+    ok(quill.train("tiny.toml", "run", &crate::common::QUICK));
     let run = quill.artifacts().join("run");
     let config_before = std::fs::read(run.join("config.toml")).unwrap();
     let metrics_before = std::fs::read(run.join("metrics.csv")).unwrap();

@@ -1,8 +1,6 @@
 //! Trains real (tiny) models with the `quill-cpu` binary and checks what a user gets.
 
-mod common;
-
-use common::{Quill, ok};
+use crate::common::{Quill, ok};
 use serde_json::Value;
 
 fn summary(quill: &Quill, run: &str) -> Value {
@@ -146,7 +144,7 @@ fn resumed_run_matches_an_uninterrupted_one() {
 fn data_fetch_copies_and_verifies_a_local_file() {
     let quill = Quill::new();
     let out = quill.dir.path().join("data/tinyshakespeare.txt");
-    let shared = common::repo_root().join("../shared/data/tinyshakespeare.txt");
+    let shared = crate::common::repo_root().join("../shared/data/tinyshakespeare.txt");
     if shared.exists() {
         let msg = ok(quill.run(&[
             "data",
@@ -167,7 +165,7 @@ fn data_fetch_copies_and_verifies_a_local_file() {
     let bad = quill.dir.path().join("bad.txt");
     std::fs::write(&bad, "not Shakespeare").unwrap();
     let other = quill.dir.path().join("other.txt");
-    common::fails_with(
+    crate::common::fails_with(
         quill.run(&[
             "data",
             "fetch",

@@ -1,12 +1,10 @@
 //! Sampling from a trained run with the `quill-cpu` binary: samples, the key/value cache,
 //! the interactive loop and the generation benchmark.
 
-mod common;
-
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use common::{Quill, fails_with, ok};
+use crate::common::{Quill, fails_with, ok};
 
 const SEPARATOR: &str = "---------------";
 

@@ -1,9 +1,7 @@
 //! Fine-tuning from another run, and runs made by `import` (nanoGPT checkpoints, exported
 //! safetensors files) used by every command: generate, eval, bench, train --init-from.
 
-mod common;
-
-use common::{Quill, fails_with, ok, repo_root};
+use crate::common::{Quill, fails_with, ok, repo_root};
 
 fn fixture(name: &str) -> String {
     repo_root()

@@ -4,14 +4,12 @@
 
 #![cfg(unix)]
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use common::{Quill, fails_with, ok};
+use crate::common::{Quill, fails_with, ok};
 
 /// Val losses of an uninterrupted tiny run (4 epochs of 50 steps), computed once.
 fn reference() -> &'static [f64] {
@@ -213,7 +211,7 @@ fn a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
     ];
     let out = quill.train("tiny.toml", "nan", &blow_up);
     fails_with(out.clone(), "the loss became");
-    let err = common::stderr(&out);
+    let err = crate::common::stderr(&out);
     assert!(err.contains("at step 10"), "{err}");
     assert!(err.contains("kept the checkpoint of step 100"), "{err}");
     assert!(
@@ -227,7 +225,7 @@ fn a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
     // From the start, with no checkpoint yet: start over, with a lower rate.
     let fresh = quill.train("tiny.toml", "nan-fresh", &blow_up[3..]);
     fails_with(fresh.clone(), "(there is no checkpoint yet)");
-    assert!(common::stderr(&fresh).contains("--force --set optimizer.lr="));
+    assert!(crate::common::stderr(&fresh).contains("--force --set optimizer.lr="));
 
     ok(quill.train(
         "tiny.toml",

@@ -1,9 +1,7 @@
 //! Sweeps with the `quill-cpu` binary: run directories, summaries, plots, skipping finished
 //! runs, and a failing run that does not stop the others.
 
-mod common;
-
-use common::{Quill, ok, stderr, stdout};
+use crate::common::{Quill, ok, stderr, stdout};
 
 fn sweep_file(quill: &Quill, sweep: &str) -> String {
     let base = Quill::config("tiny.toml");

@@ -1,7 +1,5 @@
 //! Shared helpers of the end-to-end tests: run the `quill-cpu` binary in a scratch directory.
 
-#![allow(dead_code)]
-
 mod corpus;
 
 pub use corpus::{corpus, repo_root};

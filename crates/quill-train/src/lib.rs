@@ -5,6 +5,37 @@
 //! matrices, global-norm clipping), the [`schedule`] (warmup then cosine), [`metrics`], the
 //! [`metrics_csv`] log and [`progress`] lines, all written into a [`run_dir`]. [`checkpoint`]s
 //! survive kills, and [`interrupt`] turns Ctrl-C into a clean stop that can be resumed.
+//!
+//! # One optimizer step, in order
+//!
+//! 1. **Data**: the next `[batch, block]` windows and their shifted targets, drawn without
+//!    repetition within an epoch (`quill_data::WindowLoader`, `loader.rs`).
+//! 2. **Forward and loss**: `Gpt::forward_loss` (quill-model), called by
+//!    [`step::Trainee`]'s `TrainStep::step`.
+//! 3. **Loss guard**: the step hands its loss, still on the device, to
+//!    [`step::RunControl`], which checks the pending losses every [`step::CHECK_EVERY`]
+//!    steps and before any checkpoint.
+//! 4. **Backward**: in the same `TrainStep::step`, of the loss divided by `grad_accum`.
+//! 5. **Accumulation**: burn-train sums the micro-batches' gradients
+//!    (`SupervisedTraining::grads_accumulation`, set in [`training`]).
+//! 6. **Clipping**: [`optimizer::clip_global_norm`], from `TrainStep::optimize`.
+//! 7. **AdamW**: [`optimizer::MatrixDecayAdamW`] (decay on matrices only).
+//! 8. **Learning rate**: [`schedule::WarmupCosine`], stepped once per micro-batch.
+//! 9. **Checkpoint**: at each epoch's end burn-train saves model, optimizer and schedule
+//!    through [`checkpoint::AtomicRecorder`] and prunes with [`checkpoint::SafeRetention`];
+//!    on Ctrl-C, [`step::RunControl`] saves the step as a [`checkpoint::MidEpoch`].
+//!
+//! # Resume, in order
+//!
+//! 1. `training/setup.rs` finds the newest complete checkpoint, an epoch's or a mid-epoch
+//!    one (`Start::resume`), after removing half-written files
+//!    ([`checkpoint::remove_partial_files`]), and loads it once to refuse a damaged one.
+//! 2. burn-train only resumes at epoch boundaries: a mid-epoch checkpoint is served to it as
+//!    the last complete epoch's ([`checkpoint::StandIn`], through the recorder).
+//! 3. The loader skips the batches that the checkpoint's steps already trained on
+//!    (`quill_data::TrainingPosition`), so the windows continue where they stopped.
+//! 4. The schedule's record is its micro-batch count, so the learning rate continues too.
+//! 5. `metrics.csv` drops the rows after the checkpoint ([`metrics_csv::truncate_after`]).
 
 pub mod bench;
 pub mod checkpoint;

@@ -1,0 +1,184 @@
+//! One training run, from a resolved config to weights, metrics and a summary on disk:
+//! `setup` reads what the run starts from, `learn` builds burn-train's learner and runs it,
+//! `wrap_up` writes the final and best weights and the summary.
+
+mod error;
+mod setup;
+mod wrap_up;
+
+#[cfg(test)]
+mod tests;
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use burn::tensor::backend::AutodiffBackend;
+use burn::train::checkpoint::{
+    ComposedCheckpointingStrategy, KeepLastNCheckpoints, MetricCheckpointingStrategy,
+};
+use burn::train::logger::FileMetricLogger;
+use burn::train::metric::store::{Aggregate, Direction, Split};
+use burn::train::metric::{LearningRateMetric, LossMetric};
+use burn::train::{Learner, SupervisedTraining};
+use quill_data::{TrainingPosition, WindowLoader};
+use quill_model::Gpt;
+
+pub use error::TrainError;
+use error::file_error;
+use setup::Setup;
+
+use crate::checkpoint::SafeRetention;
+use crate::config::RunConfig;
+use crate::metrics::{Perplexity, TokensPerSecond, TrainLoss};
+use crate::metrics_csv::CsvMetricLogger;
+use crate::optimizer::MatrixDecayAdamW;
+use crate::progress::ProgressLines;
+use crate::run_dir::RunDir;
+use crate::schedule::WarmupCosine;
+use crate::step::{RunControl, Stop, Trainee};
+use crate::summary::RunSummary;
+
+/// What to run and how.
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    pub run: RunDir,
+    pub config: RunConfig,
+    /// Continue from the newest complete checkpoint in `run` instead of starting fresh.
+    pub resume: bool,
+    /// Show burn-train's dashboard when stdout is a terminal, instead of progress lines. It
+    /// puts the terminal in raw mode, where Ctrl-C is a key press the dashboard ignores.
+    pub dashboard: bool,
+}
+
+/// Trains the run described by `options` on `device` and returns its summary.
+pub fn train<B: AutodiffBackend>(
+    options: TrainOptions,
+    device: B::Device,
+) -> Result<RunSummary, TrainError> {
+    let setup = setup::prepare::<B>(&options, &device)?;
+    let params = setup.params;
+    let trained = learn(&options, setup, &device)?;
+    wrap_up::finish(trained, &options.run, params, &device)
+}
+
+/// burn-train's learner over the run's windows, with quill's metrics, checkpoints, progress
+/// lines and stop requests; returns the trained model once every step is done.
+fn learn<B: AutodiffBackend>(
+    options: &TrainOptions,
+    setup: Setup<B>,
+    device: &B::Device,
+) -> Result<Gpt<B::InnerBackend>, TrainError> {
+    let TrainOptions { run, config, .. } = options;
+    let t = &config.train;
+    let Setup {
+        start,
+        first_epoch,
+        corpus,
+        gpt,
+        recorder,
+        saves,
+        elapsed_before,
+        ..
+    } = setup;
+    let epochs = config.epochs();
+    let train_loader = WindowLoader::<B>::training(
+        corpus.split.train.into(),
+        config.model.block_size,
+        t.batch_size,
+        t.eval_interval * t.grad_accum,
+        t.seed,
+        TrainingPosition {
+            epoch: first_epoch as u64,
+            batches: (start.steps_done - first_epoch * t.eval_interval) * t.grad_accum,
+        },
+        device.clone(),
+    );
+    let valid_loader = WindowLoader::<B::InnerBackend>::fixed(
+        corpus.split.val.into(),
+        config.model.block_size,
+        t.batch_size,
+        t.eval_batches,
+        t.seed,
+        device.clone(),
+    );
+
+    let schedule = WarmupCosine {
+        lr: config.optimizer.lr,
+        min_lr: config.schedule.min_lr,
+        warmup_steps: config.schedule.warmup_steps,
+        decay_steps: config.decay_steps(),
+        grad_accum: t.grad_accum,
+        micro_batches: 0,
+    };
+    let optimizer = MatrixDecayAdamW::init::<B, Trainee<B>>(&config.optimizer);
+
+    let csv = CsvMetricLogger::new(&run.metrics(), t.eval_interval, elapsed_before)
+        .map_err(|e| file_error(run.metrics(), e))?;
+    let keep_best = MetricCheckpointingStrategy::new(
+        &LossMetric::<B::InnerBackend>::new(),
+        Aggregate::Mean,
+        Direction::Lowest,
+        Split::Valid,
+    );
+    let retention = ComposedCheckpointingStrategy::builder()
+        .add(KeepLastNCheckpoints::new(config.checkpoint.keep))
+        .add(keep_best)
+        .build();
+    let mut training =
+        SupervisedTraining::new(&run.path, Arc::new(train_loader), Arc::new(valid_loader))
+            // The same "Loss" on both splits: burn-train's on validation (the best-checkpoint
+            // strategy reads it), one that reads the device seldom on training.
+            .metric_valid_numeric(LossMetric::<B::InnerBackend>::new())
+            .metric_valid_numeric(Perplexity::default())
+            .metric_train_numeric(TrainLoss::<B::InnerBackend>::default())
+            .metric_train_numeric(LearningRateMetric::new())
+            .metric_train_numeric(TokensPerSecond::default())
+            .with_metric_logger(FileMetricLogger::new(&run.path))
+            .with_metric_logger(csv)
+            .with_file_checkpointer(recorder)
+            .with_checkpointing_strategy(SafeRetention::new(retention, run.clone(), saves.clone()))
+            .num_epochs(epochs);
+    if t.grad_accum > 1 {
+        training = training.grads_accumulation(t.grad_accum);
+    }
+    if options.resume {
+        training = training.checkpoint(first_epoch);
+    }
+    if !(options.dashboard && std::io::stdout().is_terminal()) {
+        training = training.renderer(ProgressLines::new(
+            t.eval_interval,
+            t.max_steps,
+            start.steps_done,
+        ));
+    }
+
+    let control = Arc::new(RunControl::new(
+        training.interrupter(),
+        run.clone(),
+        t.eval_interval,
+        t.grad_accum,
+        start.steps_done,
+        saves,
+    ));
+    let trainee = Trainee {
+        control: Some(control.clone()),
+        ..Trainee::detached(gpt, config.optimizer.grad_clip, t.grad_accum)
+    };
+    let result = training.launch(Learner::new(trainee, optimizer, schedule));
+    let trained = result.model;
+    drop(result.renderer);
+    if let Some(stop) = control.stop() {
+        return Err(wrap_up::stopped_early(stop, run, t.eval_interval));
+    }
+    let steps_done = control.steps_done();
+    if steps_done < epochs * t.eval_interval {
+        // Stopped from the dashboard, which saves nothing mid-epoch.
+        let stop = Stop::Interrupted {
+            step: steps_done,
+            saved: false,
+        };
+        return Err(wrap_up::stopped_early(stop, run, t.eval_interval));
+    }
+
+    Ok(trained.gpt)
+}

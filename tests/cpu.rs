@@ -1,0 +1,11 @@
+//! quill-cpu's end-to-end tests: each module drives the `quill-cpu` binary in scratch
+//! directories. One test binary (ripgrep's layout): burn is linked once, not once per file.
+
+mod common;
+
+mod cli_errors;
+mod end_to_end;
+mod generation;
+mod interop;
+mod interruption;
+mod sweeps;
