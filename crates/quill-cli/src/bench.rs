@@ -14,7 +14,7 @@ use quill_train::bench::{flops_per_token, median, time_train_steps};
 use serde_json::{Value, json};
 
 use crate::Runner;
-use crate::commands::ConfigArgs;
+use crate::args::ConfigArgs;
 use crate::precision::use_precision;
 
 #[derive(Debug, Args)]

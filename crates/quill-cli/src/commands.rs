@@ -1,10 +1,6 @@
 //! The command line: `Cli`, its subcommands, and the dispatch to each one's module.
-
-use std::path::PathBuf;
-
 use burn::tensor::backend::AutodiffBackend;
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use quill_train::Weights;
+use clap::{Parser, Subcommand};
 
 use crate::Runner;
 use crate::bench::{BenchArgs, bench_command};
@@ -57,31 +53,6 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
-}
-
-#[derive(Debug, Args)]
-pub(crate) struct ConfigArgs {
-    /// A TOML config, e.g. configs/cpu-small.toml.
-    #[arg(long)]
-    pub(crate) config: PathBuf,
-    /// Override a key: --set optimizer.lr=3e-4 (repeatable, applied in order).
-    #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
-    pub(crate) overrides: Vec<String>,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub(crate) enum WeightsArg {
-    Best,
-    Final,
-}
-
-impl From<WeightsArg> for Weights {
-    fn from(weights: WeightsArg) -> Self {
-        match weights {
-            WeightsArg::Best => Weights::Best,
-            WeightsArg::Final => Weights::Final,
-        }
-    }
 }
 
 /// Runs the command; `device` opens the device for those that compute.

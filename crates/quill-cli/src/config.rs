@@ -3,7 +3,7 @@
 use clap::Subcommand;
 use quill_train::RunConfig;
 
-use crate::commands::ConfigArgs;
+use crate::args::ConfigArgs;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum ConfigCommand {

@@ -10,7 +10,7 @@ use clap::Args;
 use quill_generate::{LoadedRun, SampleOptions, generate};
 use quill_train::RunDir;
 
-use crate::commands::WeightsArg;
+use crate::args::WeightsArg;
 
 /// Printed between samples when `--num-samples` asks for several.
 pub const SAMPLE_SEPARATOR: &str = "---------------";

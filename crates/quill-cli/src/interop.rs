@@ -6,14 +6,14 @@ use anyhow::Context;
 use burn::prelude::*;
 use clap::{Args, ValueEnum};
 use quill_data::corpus::read_text;
-use quill_data::{Corpus, DataConfig, Vocab};
+use quill_data::{Corpus, DataConfig, Vocab, Windows};
 use quill_generate::LoadedRun;
 use quill_interop::write_run::write_run;
 use quill_interop::{nanogpt, safetensors};
-use quill_train::evaluate::{EvalWindows, evaluate};
+use quill_train::evaluate::evaluate;
 use quill_train::{RunConfig, RunDir};
 
-use crate::commands::WeightsArg;
+use crate::args::WeightsArg;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub(crate) enum SplitArg {
@@ -89,20 +89,22 @@ pub(crate) fn eval_command<B: Backend>(args: EvalArgs, device: &B::Device) -> an
     if batches == 0 {
         anyhow::bail!("--batches 0 would score nothing; use 1 or more");
     }
-    let windows = EvalWindows {
+    let windows = Windows {
+        tokens: tokens.into(),
         block_size: run.config.model.block_size,
         batch_size: t.batch_size,
         batches,
         seed: t.seed,
     };
-    let result = evaluate(&run.model, tokens.into(), windows, device);
+    let (block_size, seed) = (windows.block_size, windows.seed);
+    let result = evaluate(&run.model, windows, device);
     println!(
         "{name} loss {:.4} nats/char, {:.4} bits/char ({} windows of {} characters, seed {}, {} weights)",
         result.loss,
         result.bits_per_char(),
         result.windows,
-        windows.block_size,
-        windows.seed,
+        block_size,
+        seed,
         quill_train::Weights::from(args.weights).name(),
     );
     Ok(())

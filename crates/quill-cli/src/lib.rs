@@ -1,6 +1,7 @@
 //! `quill-<backend>`: the command line every runner shares. A runner picks a backend and a
 //! device and calls [`main`]; everything else is here, written once for any backend.
 
+mod args;
 mod bench;
 mod commands;
 mod config;

@@ -9,7 +9,7 @@ use quill_train::training::TrainOptions;
 use quill_train::{RunConfig, RunDir, TrainError, interrupt, train};
 
 use crate::Runner;
-use crate::commands::{ConfigArgs, WeightsArg};
+use crate::args::{ConfigArgs, WeightsArg};
 use crate::errors::Interrupted;
 use crate::precision::use_precision;
 

@@ -15,6 +15,6 @@ pub mod windows;
 
 pub use corpus::{Corpus, DataConfig};
 pub use error::DataError;
-pub use loader::{TokenBatch, TrainingPosition, WindowLoader};
+pub use loader::{TokenBatch, TrainingPosition, WindowLoader, Windows};
 pub use split::Split;
 pub use vocab::Vocab;

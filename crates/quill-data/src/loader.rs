@@ -68,14 +68,22 @@ enum Sampling {
     },
 }
 
-/// A [`DataLoader`] of `batches` batches of `batch_size` windows of one token split.
+/// Which windows a [`WindowLoader`] serves: `batches` batches of `batch_size` windows of
+/// `block_size` tokens (and their shifted targets) from one token split, placed by `seed`.
+#[derive(Debug, Clone)]
+pub struct Windows {
+    pub tokens: Arc<[u32]>,
+    pub block_size: usize,
+    pub batch_size: usize,
+    /// Batches per pass (for training, per epoch).
+    pub batches: usize,
+    pub seed: u64,
+}
+
+/// A [`DataLoader`] of the [`Windows`] of one token split.
 #[derive(Debug)]
 pub struct WindowLoader<B: Backend> {
-    tokens: Arc<[u32]>,
-    block_size: usize,
-    batch_size: usize,
-    batches: usize,
-    seed: u64,
+    windows: Windows,
     sampling: Arc<Sampling>,
     device: B::Device,
 }
@@ -87,44 +95,22 @@ impl<B: Backend> WindowLoader<B> {
     /// Each batch also reseeds the backend's generator from `(seed, epoch, batch)`: dropout
     /// masks are then a function of the position too, so a run resumed at any batch repeats
     /// the uninterrupted one exactly.
-    pub fn training(
-        tokens: Arc<[u32]>,
-        block_size: usize,
-        batch_size: usize,
-        batches_per_epoch: usize,
-        seed: u64,
-        start: TrainingPosition,
-        device: B::Device,
-    ) -> Self {
+    pub fn training(windows: Windows, start: TrainingPosition, device: B::Device) -> Self {
+        let sampling = Sampling::PerEpoch {
+            next_epoch: AtomicU64::new(start.epoch),
+            skip_first: AtomicUsize::new(start.batches),
+        };
         Self {
-            tokens,
-            block_size,
-            batch_size,
-            batches: batches_per_epoch,
-            seed,
-            sampling: Arc::new(Sampling::PerEpoch {
-                next_epoch: AtomicU64::new(start.epoch),
-                skip_first: AtomicUsize::new(start.batches),
-            }),
+            windows,
+            sampling: Arc::new(sampling),
             device,
         }
     }
 
     /// Validation windows: the same `batches * batch_size` windows on every pass.
-    pub fn fixed(
-        tokens: Arc<[u32]>,
-        block_size: usize,
-        batch_size: usize,
-        batches: usize,
-        seed: u64,
-        device: B::Device,
-    ) -> Self {
+    pub fn fixed(windows: Windows, device: B::Device) -> Self {
         Self {
-            tokens,
-            block_size,
-            batch_size,
-            batches,
-            seed,
+            windows,
             sampling: Arc::new(Sampling::Fixed),
             device,
         }
@@ -133,11 +119,10 @@ impl<B: Backend> WindowLoader<B> {
     /// The same loader (sharing its epoch counter) with `batches` batches on `device`.
     fn resized(&self, batches: usize, device: B::Device) -> Self {
         Self {
-            tokens: self.tokens.clone(),
-            block_size: self.block_size,
-            batch_size: self.batch_size,
-            batches,
-            seed: self.seed,
+            windows: Windows {
+                batches,
+                ..self.windows.clone()
+            },
             sampling: self.sampling.clone(),
             device,
         }
@@ -153,16 +138,18 @@ impl<B: Backend> WindowLoader<B> {
                 skip_first,
             } => {
                 let epoch = next_epoch.fetch_add(1, Ordering::SeqCst);
-                let skip = skip_first.swap(0, Ordering::SeqCst).min(self.batches);
+                let skip = skip_first
+                    .swap(0, Ordering::SeqCst)
+                    .min(self.windows.batches);
                 (epoch, skip, Some(epoch))
             }
         };
         let offsets = random_offsets(
-            self.seed,
+            self.windows.seed,
             stream,
-            self.batches * self.batch_size,
-            self.tokens.len(),
-            self.block_size,
+            self.windows.batches * self.windows.batch_size,
+            self.windows.tokens.len(),
+            self.windows.block_size,
         );
         (offsets, skip, epoch)
     }
@@ -174,22 +161,22 @@ impl<B: Backend> DataLoader<B, TokenBatch<B>> for WindowLoader<B> {
         Box::new(WindowIter {
             loader: self,
             offsets,
-            next: skip * self.batch_size,
+            next: skip * self.windows.batch_size,
             epoch,
         })
     }
 
     fn num_items(&self) -> usize {
-        self.batches * self.batch_size
+        self.windows.batches * self.windows.batch_size
     }
 
     fn to_device(&self, device: &B::Device) -> Arc<dyn DataLoader<B, TokenBatch<B>>> {
-        Arc::new(self.resized(self.batches, device.clone()))
+        Arc::new(self.resized(self.windows.batches, device.clone()))
     }
 
     fn slice(&self, start: usize, end: usize) -> Arc<dyn DataLoader<B, TokenBatch<B>>> {
         // Items are whole batches here: a slice keeps the batches that `start..end` covers.
-        let batches = end.div_ceil(self.batch_size) - start / self.batch_size;
+        let batches = end.div_ceil(self.windows.batch_size) - start / self.windows.batch_size;
         Arc::new(self.resized(batches, self.device.clone()))
     }
 }
@@ -207,18 +194,18 @@ impl<B: Backend> Iterator for WindowIter<'_, B> {
     type Item = TokenBatch<B>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let size = self.loader.batch_size;
+        let size = self.loader.windows.batch_size;
         let offsets = self.offsets.get(self.next..self.next + size)?;
         if let Some(epoch) = self.epoch {
             let batch = (self.next / size) as u64;
             let stream = mix(epoch ^ 0xD20F_0A7E, batch);
-            B::seed(&self.loader.device, mix(self.loader.seed, stream));
+            B::seed(&self.loader.device, mix(self.loader.windows.seed, stream));
         }
         self.next += size;
         Some(TokenBatch::from_offsets(
-            &self.loader.tokens,
+            &self.loader.windows.tokens,
             offsets,
-            self.loader.block_size,
+            self.loader.windows.block_size,
             &self.loader.device,
         ))
     }
@@ -237,6 +224,17 @@ mod tests {
 
     type B = NdArray;
 
+    /// `batches` batches of four windows of eight tokens.
+    fn windows(tokens: Arc<[u32]>, batches: usize, seed: u64) -> Windows {
+        Windows {
+            tokens,
+            block_size: 8,
+            batch_size: 4,
+            batches,
+            seed,
+        }
+    }
+
     fn rows(batch: &TokenBatch<B>) -> (Vec<i64>, Vec<i64>) {
         let ints = |t: &Tensor<B, 2, Int>| t.to_data().convert::<i64>().to_vec::<i64>().unwrap();
         (ints(&batch.inputs), ints(&batch.targets))
@@ -245,7 +243,7 @@ mod tests {
     #[test]
     fn batches_have_the_configured_shape_and_shifted_targets() {
         let tokens: Arc<[u32]> = (0..500).collect::<Vec<u32>>().into();
-        let loader = WindowLoader::<B>::fixed(tokens, 8, 4, 3, 1, Default::default());
+        let loader = WindowLoader::<B>::fixed(windows(tokens, 3, 1), Default::default());
         let batches: Vec<_> = loader.iter().collect();
         assert_eq!(batches.len(), 3);
         for batch in &batches {
@@ -260,18 +258,14 @@ mod tests {
     #[test]
     fn validation_repeats_and_training_moves_on() {
         let tokens: Arc<[u32]> = (0..500).collect::<Vec<u32>>().into();
-        let fixed = WindowLoader::<B>::fixed(tokens.clone(), 8, 4, 2, 1, Default::default());
+        let fixed = WindowLoader::<B>::fixed(windows(tokens.clone(), 2, 1), Default::default());
         let first: Vec<_> = fixed.iter().map(|b| rows(&b)).collect();
         let second: Vec<_> = fixed.iter().map(|b| rows(&b)).collect();
         assert_eq!(first, second);
 
         let start = |epoch, batches| TrainingPosition { epoch, batches };
         let train = WindowLoader::<B>::training(
-            tokens.clone(),
-            8,
-            4,
-            2,
-            1,
+            windows(tokens.clone(), 2, 1),
             start(0, 0),
             Default::default(),
         );
@@ -281,11 +275,7 @@ mod tests {
 
         // A loader resumed after one epoch draws what the uninterrupted one drew second.
         let resumed = WindowLoader::<B>::training(
-            tokens.clone(),
-            8,
-            4,
-            2,
-            1,
+            windows(tokens.clone(), 2, 1),
             start(1, 0),
             Default::default(),
         );
@@ -293,7 +283,8 @@ mod tests {
         assert_eq!(resumed1, epoch1);
 
         // One resumed mid-epoch draws the rest of that epoch, then whole epochs again.
-        let mid = WindowLoader::<B>::training(tokens, 8, 4, 2, 1, start(0, 1), Default::default());
+        let mid =
+            WindowLoader::<B>::training(windows(tokens, 2, 1), start(0, 1), Default::default());
         let rest: Vec<_> = mid.iter().map(|b| rows(&b)).collect();
         assert_eq!(rest, epoch0[1..]);
         let next: Vec<_> = mid.iter().map(|b| rows(&b)).collect();
@@ -304,8 +295,11 @@ mod tests {
     fn dropout_randomness_is_a_function_of_the_batch_position() {
         let tokens: Arc<[u32]> = (0..500).collect::<Vec<u32>>().into();
         let draw_after = |start: TrainingPosition, skip_batches: usize| {
-            let loader =
-                WindowLoader::<B>::training(tokens.clone(), 8, 4, 3, 9, start, Default::default());
+            let loader = WindowLoader::<B>::training(
+                windows(tokens.clone(), 3, 9),
+                start,
+                Default::default(),
+            );
             let mut batches = loader.iter();
             for _ in 0..=skip_batches {
                 batches.next().unwrap();

@@ -12,8 +12,6 @@
 
 use burn::backend::flex::Flex;
 use burn::prelude::*;
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
 use burn_autodiff::checkpoint::base::Checkpointer;
 use burn_autodiff::checkpoint::strategy::NoCheckpointing;
 use burn_autodiff::grads::Gradients;
@@ -24,59 +22,41 @@ use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
 use rayon::prelude::*;
 
 use crate::fast_math::exp_non_positive;
-use crate::route::{FlexAutodiffTensor, Route, back, flex_tensor, route, values};
+use crate::route::{FlexAutodiffTensor, Route, back, flex_tensor, route};
 
 /// Causal self-attention of `qkv: [batch, seq, 3·n_embd]` (queries, keys, values side by side,
-/// as nanoGPT's `c_attn` produces them) with `n_head` heads; the heads' outputs come back
-/// merged, `[batch, seq, n_embd]`, ready for the output projection.
-pub fn causal_attention<B: Backend>(qkv: Tensor<B, 3>, n_head: usize) -> Tensor<B, 3> {
+/// as nanoGPT's `c_attn` produces them) with `n_head` heads, when `qkv` is a burn-flex f32
+/// tensor: the heads' outputs come back merged, `[batch, seq, n_embd]`, ready for the output
+/// projection. Any other tensor is handed back (`Err`) for the caller's own attention.
+pub fn fused_causal_attention<B: Backend>(
+    qkv: Tensor<B, 3>,
+    n_head: usize,
+) -> Result<Tensor<B, 3>, Tensor<B, 3>> {
     let [batch, seq, width] = qkv.dims();
-    let shape = Shape3 {
+    let shape = AttentionShape {
         batch,
         seq,
         n_embd: width / 3,
         n_head,
     };
     match route(qkv) {
-        Route::FlexAutodiff(qkv) => back(attention_autodiff(qkv, shape)),
-        Route::Flex(qkv) => back(forward(&qkv, shape).0),
-        other => composed(other.into_tensor(), n_head),
+        Route::FlexAutodiff(qkv) => Ok(back(attention_autodiff(qkv, shape))),
+        Route::Flex(qkv) => Ok(back(forward(&qkv, shape).0)),
+        other => Err(other.into_tensor()),
     }
 }
 
-/// The same computation in burn's own operations, for every other backend.
-pub fn composed<B: Backend>(qkv: Tensor<B, 3>, n_head: usize) -> Tensor<B, 3> {
-    let [batch, seq, width] = qkv.dims();
-    let n_embd = width / 3;
-    let [q, k, v] = split_heads(qkv, n_head);
-    let options = AttentionModuleOptions {
-        scale: None,
-        softcap: None,
-        is_causal: true,
-    };
-    attention(q, k, v, None, None, options)
-        .swap_dims(1, 2)
-        .reshape([batch, seq, n_embd])
-}
-
-/// Queries, keys and values of `qkv: [batch, seq, 3·n_embd]`, each
-/// `[batch, head, seq, head_dim]`.
-pub fn split_heads<B: Backend>(qkv: Tensor<B, 3>, n_head: usize) -> [Tensor<B, 4>; 3] {
-    let [batch, seq, width] = qkv.dims();
-    let head_dim = width / 3 / n_head;
-    let [q, k, v]: [Tensor<B, 3>; 3] = qkv.chunk(3, 2).try_into().expect("three chunks");
-    [q, k, v].map(|t| t.reshape([batch, seq, n_head, head_dim]).swap_dims(1, 2))
-}
-
+/// The attention problem's sizes: `batch` sequences of `seq` positions, `n_embd` wide in
+/// `n_head` heads.
 #[derive(Debug, Clone, Copy)]
-struct Shape3 {
+struct AttentionShape {
     batch: usize,
     seq: usize,
     n_embd: usize,
     n_head: usize,
 }
 
-impl Shape3 {
+impl AttentionShape {
     fn head_dim(&self) -> usize {
         self.n_embd / self.n_head
     }
@@ -109,8 +89,8 @@ fn view_mut(data: &mut [f32], rows: usize, cols: usize) -> ArrayViewMut2<'_, f32
 }
 
 /// `(output [batch, seq, n_embd], P [batch·head, seq, seq])`.
-fn forward(qkv: &FlexTensor, s: Shape3) -> (FlexTensor, FlexTensor) {
-    let qkv = values(qkv);
+fn forward(qkv: &FlexTensor, s: AttentionShape) -> (FlexTensor, FlexTensor) {
+    let qkv = qkv.to_contiguous();
     let data = qkv.storage::<f32>();
     let (t, d, width) = (s.seq, s.head_dim(), 3 * s.n_embd);
     let mut probs = vec![0.0f32; s.batch * s.n_head * t * t];
@@ -155,7 +135,7 @@ fn causal_softmax(row: &mut [f32], last: usize) {
 /// as the tasks wrote them) into rows of `parts·n_embd`: part `p` of head `h` lands at columns
 /// `p·n_embd + h·head_dim`. One part merges the heads' outputs (`[batch, seq, n_embd]`); three
 /// lay out the gradients of queries, keys and values like `qkv`.
-fn interleave_heads(blocks: &[f32], parts: usize, s: Shape3) -> Vec<f32> {
+fn interleave_heads(blocks: &[f32], parts: usize, s: AttentionShape) -> Vec<f32> {
     let (t, d, width) = (s.seq, s.head_dim(), parts * s.n_embd);
     let mut output = vec![0.0f32; s.batch * t * width];
     output
@@ -176,10 +156,15 @@ fn interleave_heads(blocks: &[f32], parts: usize, s: Shape3) -> Vec<f32> {
 
 /// The gradient with respect to `qkv` of the forward pass that gave `probs`, given the
 /// output's gradient `grad`.
-fn backward(qkv: &FlexTensor, probs: &FlexTensor, grad: &FlexTensor, s: Shape3) -> FlexTensor {
-    let qkv = values(qkv);
-    let probs = values(probs);
-    let grad = values(grad);
+fn backward(
+    qkv: &FlexTensor,
+    probs: &FlexTensor,
+    grad: &FlexTensor,
+    s: AttentionShape,
+) -> FlexTensor {
+    let qkv = qkv.to_contiguous();
+    let probs = probs.to_contiguous();
+    let grad = grad.to_contiguous();
     let (data, p_all, dy) = (
         qkv.storage::<f32>(),
         probs.storage::<f32>(),
@@ -230,9 +215,9 @@ fn backward(qkv: &FlexTensor, probs: &FlexTensor, grad: &FlexTensor, s: Shape3) 
     )
 }
 
-fn attention_autodiff(qkv: FlexAutodiffTensor, s: Shape3) -> FlexAutodiffTensor {
+fn attention_autodiff(qkv: FlexAutodiffTensor, s: AttentionShape) -> FlexAutodiffTensor {
     #[derive(Debug)]
-    struct CausalAttention(Shape3);
+    struct CausalAttention(AttentionShape);
 
     impl Backward<Flex, 1> for CausalAttention {
         type State = (FlexTensor, FlexTensor);

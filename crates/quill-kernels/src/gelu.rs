@@ -18,7 +18,7 @@ use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
 use crate::fast_math::exp_non_positive;
-use crate::route::{FlexAutodiffTensor, Route, back, flex_tensor, route, values};
+use crate::route::{FlexAutodiffTensor, Route, back, flex_tensor, route};
 
 /// Elements per parallel task: enough to amortise rayon's scheduling.
 const CHUNK: usize = 1 << 14;
@@ -59,7 +59,7 @@ fn gelu_autodiff(x: FlexAutodiffTensor) -> FlexAutodiffTensor {
 }
 
 fn forward(x: &FlexTensor) -> FlexTensor {
-    let x = values(x);
+    let x = x.to_contiguous();
     let input = x.storage::<f32>();
     let mut output = vec![0.0f32; input.len()];
     output
@@ -76,8 +76,8 @@ fn forward(x: &FlexTensor) -> FlexTensor {
 
 /// `grad · (Φ(x) + x·φ(x))`.
 fn backward(x: &FlexTensor, grad: &FlexTensor) -> FlexTensor {
-    let x = values(x);
-    let grad = values(grad);
+    let x = x.to_contiguous();
+    let grad = grad.to_contiguous();
     let input = x.storage::<f32>();
     let upstream = grad.storage::<f32>();
     let mut output = vec![0.0f32; input.len()];

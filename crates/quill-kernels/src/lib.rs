@@ -5,10 +5,12 @@
 //! merge the heads).
 //!
 //! Each function here is written against burn's generic `Backend` and takes the fast path when
-//! the backend is burn-flex (`quill-cpu`'s default), with or without autodiff; every other
-//! backend (ndarray, wgpu, CUDA) gets the same operation composed from burn's own tensor ops,
-//! so the model code stays backend-generic. The fast paths are checked against those
-//! compositions, values and gradients, in this crate's tests.
+//! the backend is burn-flex (`quill-cpu`'s default), with or without autodiff; for every other
+//! backend [`gelu`] is burn's own, and [`fused_causal_attention`] hands the tensor back for the
+//! model's attention (quill-model), so the model code stays backend-generic. The fast paths are
+//! checked against burn's compositions of the same operations, values and gradients, in this
+//! crate's tests. quill-model uses this crate only with its `cpu-kernels` feature (quill-cpu's):
+//! the GPU runners do not compile burn-flex.
 //!
 //! Read [`route`] (how a tensor is recognised as burn-flex's), [`gelu`], then [`attention`].
 
@@ -17,5 +19,5 @@ pub mod fast_math;
 pub mod gelu;
 pub mod route;
 
-pub use attention::causal_attention;
+pub use attention::fused_causal_attention;
 pub use gelu::gelu;

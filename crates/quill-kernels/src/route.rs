@@ -72,11 +72,6 @@ fn cast<A: 'static, T: 'static>(value: A) -> Result<T, A> {
     }
 }
 
-/// A burn-flex tensor's values in row-major order (copied only when it is a strided view).
-pub fn values(tensor: &FlexTensor) -> FlexTensor {
-    tensor.to_contiguous()
-}
-
 /// A burn-flex f32 tensor of `shape` holding `values`.
 pub fn flex_tensor(values: Vec<f32>, shape: Shape) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))

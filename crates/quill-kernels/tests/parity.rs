@@ -4,8 +4,9 @@
 use burn::backend::Autodiff;
 use burn::backend::flex::Flex;
 use burn::prelude::*;
-use quill_kernels::attention::{causal_attention, composed};
-use quill_kernels::gelu;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+use quill_kernels::{fused_causal_attention, gelu};
 
 type Train = Autodiff<Flex>;
 
@@ -40,6 +41,27 @@ fn max_abs_diff<B: Backend, const D: usize>(a: Tensor<B, D>, b: Tensor<B, D>) ->
         .zip(&b)
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f32::max)
+}
+
+/// The fused kernel, which takes every burn-flex tensor.
+fn causal_attention<B: Backend>(qkv: Tensor<B, 3>, n_head: usize) -> Tensor<B, 3> {
+    fused_causal_attention(qkv, n_head).expect("a burn-flex tensor")
+}
+
+/// The reference: burn's attention op on the heads split out of `qkv`, merged again.
+fn composed<B: Backend>(qkv: Tensor<B, 3>, n_head: usize) -> Tensor<B, 3> {
+    let [batch, seq, width] = qkv.dims();
+    let head_dim = width / 3 / n_head;
+    let [q, k, v]: [Tensor<B, 3>; 3] = qkv.chunk(3, 2).try_into().unwrap();
+    let [q, k, v] = [q, k, v].map(|t| t.reshape([batch, seq, n_head, head_dim]).swap_dims(1, 2));
+    let options = AttentionModuleOptions {
+        scale: None,
+        softcap: None,
+        is_causal: true,
+    };
+    attention(q, k, v, None, None, options)
+        .swap_dims(1, 2)
+        .reshape([batch, seq, width / 3])
 }
 
 /// Output and input gradient of `op` for `input`, with a fixed random upstream gradient.

@@ -1,12 +1,13 @@
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
 
 use crate::autocast::Autocast;
 use crate::config::ModelConfig;
 use crate::init::{normal_init, residual_init};
 use crate::kv_cache::LayerCache;
-use quill_kernels::attention::{causal_attention, split_heads};
 
 /// Multi-head self-attention where position `t` only sees positions `<= t`.
 ///
@@ -71,10 +72,27 @@ impl<B: Backend> CausalSelfAttention<B> {
             let future = Tensor::<B, 2, Bool>::tril_mask([seq, seq], 0, &q.device());
             self.merge_heads(self.attend(q, k, v, future, autocast))
         } else {
-            // The fused kernel on burn-flex; burn's causal attention elsewhere.
-            causal_attention(autocast.linear(&self.qkv, x), self.n_head)
+            self.attend_fused(autocast.linear(&self.qkv, x))
         };
         self.project_out(y, autocast)
+    }
+
+    /// Causal attention of `qkv: [batch, seq, 3·n_embd]` without dropout, in one operation:
+    /// the fused kernel on burn-flex (with the `cpu-kernels` feature), burn's attention op
+    /// elsewhere. Returns the merged heads, `[batch, seq, n_embd]`.
+    fn attend_fused(&self, qkv: Tensor<B, 3>) -> Tensor<B, 3> {
+        #[cfg(feature = "cpu-kernels")]
+        let qkv = match quill_kernels::fused_causal_attention(qkv, self.n_head) {
+            Ok(merged) => return merged,
+            Err(qkv) => qkv,
+        };
+        let [q, k, v] = split_heads(qkv, self.n_head);
+        let options = AttentionModuleOptions {
+            scale: None,
+            softcap: None,
+            is_causal: true,
+        };
+        self.merge_heads(attention(q, k, v, None, None, options))
     }
 
     /// Like [`forward`](Self::forward) for `x` holding the positions that follow those in
@@ -119,4 +137,13 @@ impl<B: Backend> CausalSelfAttention<B> {
         let weights = autocast.down(self.attn_dropout.forward(softmax(scores, 3)));
         weights.matmul(v)
     }
+}
+
+/// Queries, keys and values of `qkv: [batch, seq, 3·n_embd]`, each
+/// `[batch, head, seq, head_dim]`.
+fn split_heads<B: Backend>(qkv: Tensor<B, 3>, n_head: usize) -> [Tensor<B, 4>; 3] {
+    let [batch, seq, width] = qkv.dims();
+    let head_dim = width / 3 / n_head;
+    let [q, k, v]: [Tensor<B, 3>; 3] = qkv.chunk(3, 2).try_into().expect("three chunks");
+    [q, k, v].map(|t| t.reshape([batch, seq, n_head, head_dim]).swap_dims(1, 2))
 }

@@ -1,5 +1,8 @@
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
+#[cfg(not(feature = "cpu-kernels"))]
+use burn::tensor::activation::gelu;
+#[cfg(feature = "cpu-kernels")]
 use quill_kernels::gelu;
 
 use crate::autocast::Autocast;

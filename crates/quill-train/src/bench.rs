@@ -11,7 +11,7 @@ use burn::data::dataloader::DataLoader;
 use burn::optim::GradientsAccumulator;
 use burn::tensor::backend::AutodiffBackend;
 use burn::train::TrainStep;
-use quill_data::{TrainingPosition, WindowLoader};
+use quill_data::{TrainingPosition, WindowLoader, Windows};
 use quill_model::Gpt;
 
 use crate::config::RunConfig;
@@ -51,15 +51,14 @@ pub fn time_train_steps<B: AutodiffBackend>(
         t.grad_accum,
     );
     let mut optimizer = MatrixDecayAdamW::init::<B, Trainee<B>>(&config.optimizer);
-    let loader = WindowLoader::<B>::training(
-        train_tokens,
-        config.model.block_size,
-        t.batch_size,
-        (warmup + steps) * t.grad_accum,
-        t.seed,
-        TrainingPosition::default(),
-        device.clone(),
-    );
+    let windows = Windows {
+        tokens: train_tokens,
+        block_size: config.model.block_size,
+        batch_size: t.batch_size,
+        batches: (warmup + steps) * t.grad_accum,
+        seed: t.seed,
+    };
+    let loader = WindowLoader::<B>::training(windows, TrainingPosition::default(), device.clone());
     let mut batches = loader.iter();
     let mut step = |trainee: Trainee<B>| {
         let mut accumulator = GradientsAccumulator::new();

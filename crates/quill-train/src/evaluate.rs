@@ -1,11 +1,9 @@
 //! The mean next-character loss of a model over a fixed, seeded set of windows of a split: the
 //! same windows, for the same config, as the val loss measured during training.
 
-use std::sync::Arc;
-
 use burn::data::dataloader::DataLoader;
 use burn::prelude::*;
-use quill_data::WindowLoader;
+use quill_data::{WindowLoader, Windows};
 use quill_model::Gpt;
 
 /// What [`evaluate`] measured.
@@ -23,32 +21,11 @@ impl Evaluation {
     }
 }
 
-/// Which windows to score: `batches` batches of `batch_size` windows of `block_size`
-/// characters, drawn from `seed`.
-#[derive(Debug, Clone, Copy)]
-pub struct EvalWindows {
-    pub block_size: usize,
-    pub batch_size: usize,
-    pub batches: usize,
-    pub seed: u64,
-}
-
-/// Scores `gpt` on `tokens` (one split of a corpus). On a backend without autodiff, dropout is
-/// off, as inference wants.
-pub fn evaluate<B: Backend>(
-    gpt: &Gpt<B>,
-    tokens: Arc<[u32]>,
-    windows: EvalWindows,
-    device: &B::Device,
-) -> Evaluation {
-    let loader = WindowLoader::<B>::fixed(
-        tokens,
-        windows.block_size,
-        windows.batch_size,
-        windows.batches,
-        windows.seed,
-        device.clone(),
-    );
+/// Scores `gpt` on `windows` of one split of a corpus. On a backend without autodiff, dropout
+/// is off, as inference wants.
+pub fn evaluate<B: Backend>(gpt: &Gpt<B>, windows: Windows, device: &B::Device) -> Evaluation {
+    let batch_size = windows.batch_size;
+    let loader = WindowLoader::<B>::fixed(windows, device.clone());
     let mut sum = 0.0;
     let mut batches = 0;
     for batch in loader.iter() {
@@ -59,12 +36,14 @@ pub fn evaluate<B: Backend>(
     Evaluation {
         loss: sum / batches.max(1) as f64,
         batches,
-        windows: batches * windows.batch_size,
+        windows: batches * batch_size,
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use burn::backend::NdArray;
     use quill_model::ModelConfig;
@@ -82,16 +61,17 @@ mod tests {
         let device = Default::default();
         let gpt = Gpt::<NdArray>::new(&config, 20, &device);
         let tokens: Arc<[u32]> = (0..400).map(|i| (i * 7 % 20) as u32).collect();
-        let windows = EvalWindows {
+        let windows = Windows {
+            tokens,
             block_size: 8,
             batch_size: 4,
             batches: 3,
             seed: 5,
         };
-        let first = evaluate(&gpt, tokens.clone(), windows, &device);
+        let first = evaluate(&gpt, windows.clone(), &device);
         assert_eq!((first.batches, first.windows), (3, 12));
         assert!((first.loss - 20f64.ln()).abs() < 0.1, "{first:?}");
         assert!((first.bits_per_char() - first.loss / 2f64.ln()).abs() < 1e-12);
-        assert_eq!(evaluate(&gpt, tokens, windows, &device), first);
+        assert_eq!(evaluate(&gpt, windows, &device), first);
     }
 }

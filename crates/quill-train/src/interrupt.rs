@@ -6,7 +6,7 @@
 //! process group, and a terminal's Ctrl-C reaches every process of the foreground group, so one
 //! request can arrive as two signals microseconds apart. A listening thread (signal-hook's
 //! iterator, no code runs inside the signal handler itself) tells the two cases apart by time.
-//! The training step reads the flag after each optimizer step, see [`crate::step::RunControl`].
+//! The training step reads the flag after each optimizer step, see `step::RunControl`.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -83,8 +83,8 @@ pub fn requested() -> bool {
     flag().load(Ordering::SeqCst)
 }
 
-/// Asks the run to stop, as a first Ctrl-C does.
-pub fn request() {
+/// Asks the run to stop, as a first Ctrl-C does (the signal thread's only way in).
+fn request() {
     flag().store(true, Ordering::SeqCst);
 }
 

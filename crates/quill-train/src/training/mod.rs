@@ -20,7 +20,7 @@ use burn::train::logger::FileMetricLogger;
 use burn::train::metric::store::{Aggregate, Direction, Split};
 use burn::train::metric::{LearningRateMetric, LossMetric};
 use burn::train::{Learner, SupervisedTraining};
-use quill_data::{TrainingPosition, WindowLoader};
+use quill_data::{TrainingPosition, WindowLoader, Windows};
 use quill_model::Gpt;
 
 pub use error::TrainError;
@@ -81,12 +81,15 @@ fn learn<B: AutodiffBackend>(
         ..
     } = setup;
     let epochs = config.epochs();
+    let windows = |tokens: Vec<u32>, batches| Windows {
+        tokens: tokens.into(),
+        block_size: config.model.block_size,
+        batch_size: t.batch_size,
+        batches,
+        seed: t.seed,
+    };
     let train_loader = WindowLoader::<B>::training(
-        corpus.split.train.into(),
-        config.model.block_size,
-        t.batch_size,
-        t.eval_interval * t.grad_accum,
-        t.seed,
+        windows(corpus.split.train, t.eval_interval * t.grad_accum),
         TrainingPosition {
             epoch: first_epoch as u64,
             batches: (start.steps_done - first_epoch * t.eval_interval) * t.grad_accum,
@@ -94,11 +97,7 @@ fn learn<B: AutodiffBackend>(
         device.clone(),
     );
     let valid_loader = WindowLoader::<B::InnerBackend>::fixed(
-        corpus.split.val.into(),
-        config.model.block_size,
-        t.batch_size,
-        t.eval_batches,
-        t.seed,
+        windows(corpus.split.val, t.eval_batches),
         device.clone(),
     );
 
