@@ -80,6 +80,11 @@ fn samples_are_separated_reproducible_and_cache_free_text_matches() {
         quill.run(&["generate", "--run", &run, "--temperature=-1"]),
         "must be 0 (greedy) or positive",
     );
+    // A negative number is a value, not a flag: our range check answers, not clap.
+    fails_with(
+        quill.run(&["generate", "--run", &run, "--temperature", "-1"]),
+        "--temperature -1 must be 0 (greedy) or positive",
+    );
     fails_with(
         quill.run(&["generate", "--run", &run, "--top-k", "0"]),
         "--top-k 0",

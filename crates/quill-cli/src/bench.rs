@@ -18,6 +18,7 @@ use crate::args::ConfigArgs;
 use crate::precision::use_precision;
 
 #[derive(Debug, Args)]
+#[command(allow_negative_numbers = true)]
 pub(crate) struct BenchArgs {
     #[command(flatten)]
     config: ConfigArgs,

@@ -2,6 +2,7 @@
 
 use clap::Subcommand;
 use quill_train::RunConfig;
+use quill_train::memory::MemoryEstimate;
 
 use crate::args::ConfigArgs;
 
@@ -16,6 +17,9 @@ pub(crate) fn config_command(command: ConfigCommand) -> anyhow::Result<()> {
         ConfigCommand::Show(args) => {
             let config = RunConfig::load(&args.config, &args.overrides)?;
             print!("{}", config.to_toml());
+            // A comment, so the output stays a config that loads.
+            let estimate = MemoryEstimate::of(&config, crate::train::ASSUMED_VOCAB);
+            println!("\n# memory to train: {}", estimate.describe(&config));
             Ok(())
         }
     }

@@ -90,6 +90,7 @@ fn stream<B: Backend>(
 }
 
 #[derive(Debug, Args)]
+#[command(allow_negative_numbers = true)]
 pub(crate) struct GenerateArgs {
     /// The run directory, e.g. artifacts/cpu-small-20260101-120000.
     #[arg(long)]

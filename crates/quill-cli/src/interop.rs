@@ -22,6 +22,7 @@ pub(crate) enum SplitArg {
 }
 
 #[derive(Debug, Args)]
+#[command(allow_negative_numbers = true)]
 pub(crate) struct EvalArgs {
     /// The run directory.
     #[arg(long)]
@@ -42,6 +43,7 @@ pub(crate) enum FormatArg {
 }
 
 #[derive(Debug, Args)]
+#[command(allow_negative_numbers = true)]
 pub(crate) struct ExportArgs {
     /// The run directory.
     #[arg(long)]
@@ -56,6 +58,7 @@ pub(crate) struct ExportArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(allow_negative_numbers = true)]
 pub(crate) struct ImportArgs {
     /// A nanoGPT checkpoint (ckpt.pt); its vocabulary comes from --data.
     #[arg(

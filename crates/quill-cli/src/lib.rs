@@ -32,6 +32,9 @@ pub struct Runner {
     pub backend: String,
     /// GPU runners: how many kernels this process compiled so far (reported by `bench`).
     pub kernels_compiled: Option<fn() -> usize>,
+    /// Whether the device computes in the host's memory (the CPU runners): `train` then checks
+    /// its memory estimate against what the host has available before it starts.
+    pub host_memory: bool,
 }
 
 static STARTED: OnceLock<Instant> = OnceLock::new();

@@ -12,6 +12,7 @@ use quill_train::interrupt;
 use crate::errors::Interrupted;
 
 #[derive(Debug, Args)]
+#[command(allow_negative_numbers = true)]
 pub(crate) struct SweepArgs {
     /// A sweep file, e.g. configs/sweeps/lr-dropout.toml.
     #[arg(long)]
@@ -33,6 +34,7 @@ pub(crate) struct SweepArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(allow_negative_numbers = true)]
 pub(crate) struct ReportArgs {
     /// A sweep directory (artifacts/NAME) or a run directory.
     dir: PathBuf,

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
+use quill_data::Vocab;
+use quill_train::memory::{self, MemoryEstimate};
 use quill_train::training::TrainOptions;
 use quill_train::{RunConfig, RunDir, TrainError, interrupt, train};
 
@@ -14,6 +16,7 @@ use crate::errors::Interrupted;
 use crate::precision::use_precision;
 
 #[derive(Debug, Args)]
+#[command(allow_negative_numbers = true)]
 pub(crate) struct TrainArgs {
     #[command(flatten)]
     config: ConfigArgs,
@@ -65,6 +68,8 @@ pub(crate) fn train_command<B: AutodiffBackend>(
             );
         }
         let config = RunConfig::load(&run.config(), &args.config.overrides)?;
+        let vocab = Vocab::load(&run.vocab()).ok().map(|v| v.len());
+        check_memory(&config, runner, vocab)?;
         (run, config)
     } else {
         let mut config = RunConfig::load(&args.config.config, &args.config.overrides)?;
@@ -74,6 +79,8 @@ pub(crate) fn train_command<B: AutodiffBackend>(
         if let Some(weights) = args.weights {
             config.init.weights = weights.into();
         }
+        // Before anything on disk changes (`--force` removes the old run below).
+        check_memory(&config, runner, None)?;
         let name = args
             .name
             .clone()
@@ -93,12 +100,13 @@ pub(crate) fn train_command<B: AutodiffBackend>(
     };
 
     println!(
-        "{} {} on {}: {} ({} steps)",
+        "{} {} on {}: {} ({} steps; memory {})",
         runner.name,
         if args.resume { "resuming" } else { "training" },
         runner.backend,
         run.path.display(),
-        config.train.max_steps
+        config.train.max_steps,
+        MemoryEstimate::of(&config, ASSUMED_VOCAB).describe(&config),
     );
     let options = TrainOptions {
         run: run.clone(),
@@ -208,4 +216,21 @@ fn timestamp() -> String {
         now.minute(),
         now.second()
     )
+}
+
+/// The vocabulary assumed before the corpus is read: a character-level one is rarely larger,
+/// and the logits are a small part of the estimate.
+pub(crate) const ASSUMED_VOCAB: usize = 256;
+
+/// Refuses a run that cannot fit in the host's memory, on the runners that compute there.
+fn check_memory(config: &RunConfig, runner: &Runner, vocab: Option<usize>) -> anyhow::Result<()> {
+    if !runner.host_memory {
+        return Ok(());
+    }
+    let Some(available) = memory::host_available() else {
+        return Ok(());
+    };
+    MemoryEstimate::of(config, vocab.unwrap_or(ASSUMED_VOCAB))
+        .check(config, available)
+        .map_err(anyhow::Error::msg)
 }

@@ -24,6 +24,7 @@ fn runner(backend: &str) -> Runner {
         name: "quill-cpu",
         backend: backend.into(),
         kernels_compiled: None,
+        host_memory: true,
     }
 }
 

@@ -14,6 +14,7 @@ fn main() -> ExitCode {
         name: "quill-cuda",
         backend: "cuda".into(),
         kernels_compiled: Some(quill_gpu::kernels_compiled),
+        host_memory: false,
     };
     quill_cli::main::<Autodiff<Cuda>>(runner, pick_device)
 }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use burn::data::dataloader::{DataLoader, DataLoaderIterator, Progress};
 use burn::prelude::*;
 
-use crate::windows::{mix, random_offsets, window};
+use crate::windows::{Offsets, mix, window};
 
 /// A batch of windows: `inputs[b, t]` predicts `targets[b, t]`.
 #[derive(Debug, Clone)]
@@ -128,9 +128,9 @@ impl<B: Backend> WindowLoader<B> {
         }
     }
 
-    /// The windows of the next pass, the batches of it to skip, and its epoch when the pass
+    /// The offsets of the next pass, the batches of it to skip, and its epoch when the pass
     /// trains (and so reseeds the backend per batch).
-    fn next_pass(&self) -> (Vec<usize>, usize, Option<u64>) {
+    fn next_pass(&self) -> (Offsets, usize, Option<u64>) {
         let (stream, skip, epoch) = match self.sampling.as_ref() {
             Sampling::Fixed => (u64::MAX, 0, None),
             Sampling::PerEpoch {
@@ -144,24 +144,20 @@ impl<B: Backend> WindowLoader<B> {
                 (epoch, skip, Some(epoch))
             }
         };
-        let offsets = random_offsets(
-            self.windows.seed,
-            stream,
-            self.windows.batches * self.windows.batch_size,
-            self.windows.tokens.len(),
-            self.windows.block_size,
-        );
+        let w = &self.windows;
+        let offsets = Offsets::new(w.seed, stream, w.tokens.len(), w.block_size);
         (offsets, skip, epoch)
     }
 }
 
 impl<B: Backend> DataLoader<B, TokenBatch<B>> for WindowLoader<B> {
     fn iter<'a>(&'a self) -> Box<dyn DataLoaderIterator<TokenBatch<B>> + 'a> {
-        let (offsets, skip, epoch) = self.next_pass();
+        let (mut offsets, skip, epoch) = self.next_pass();
+        offsets.skip(skip * self.windows.batch_size);
         Box::new(WindowIter {
             loader: self,
             offsets,
-            next: skip * self.windows.batch_size,
+            batch: skip,
             epoch,
         })
     }
@@ -176,16 +172,18 @@ impl<B: Backend> DataLoader<B, TokenBatch<B>> for WindowLoader<B> {
 
     fn slice(&self, start: usize, end: usize) -> Arc<dyn DataLoader<B, TokenBatch<B>>> {
         // Items are whole batches here: a slice keeps the batches that `start..end` covers.
-        let batches = end.div_ceil(self.windows.batch_size) - start / self.windows.batch_size;
+        let size = self.windows.batch_size;
+        let batches = end.div_ceil(size) - start / size;
         Arc::new(self.resized(batches, self.device.clone()))
     }
 }
 
 struct WindowIter<'a, B: Backend> {
     loader: &'a WindowLoader<B>,
-    offsets: Vec<usize>,
-    /// Index of the next window in `offsets`.
-    next: usize,
+    /// Where the next batch's windows start, drawn batch by batch.
+    offsets: Offsets,
+    /// Index of the next batch of the pass.
+    batch: usize,
     /// The training epoch this pass draws for; `None` for validation.
     epoch: Option<u64>,
 }
@@ -194,18 +192,20 @@ impl<B: Backend> Iterator for WindowIter<'_, B> {
     type Item = TokenBatch<B>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let size = self.loader.windows.batch_size;
-        let offsets = self.offsets.get(self.next..self.next + size)?;
-        if let Some(epoch) = self.epoch {
-            let batch = (self.next / size) as u64;
-            let stream = mix(epoch ^ 0xD20F_0A7E, batch);
-            B::seed(&self.loader.device, mix(self.loader.windows.seed, stream));
+        let w = &self.loader.windows;
+        if self.batch >= w.batches {
+            return None;
         }
-        self.next += size;
+        if let Some(epoch) = self.epoch {
+            let stream = mix(epoch ^ 0xD20F_0A7E, self.batch as u64);
+            B::seed(&self.loader.device, mix(w.seed, stream));
+        }
+        self.batch += 1;
+        let offsets = self.offsets.take(w.batch_size);
         Some(TokenBatch::from_offsets(
-            &self.loader.windows.tokens,
-            offsets,
-            self.loader.windows.block_size,
+            &w.tokens,
+            &offsets,
+            w.block_size,
             &self.loader.device,
         ))
     }
@@ -213,7 +213,8 @@ impl<B: Backend> Iterator for WindowIter<'_, B> {
 
 impl<B: Backend> DataLoaderIterator<TokenBatch<B>> for WindowIter<'_, B> {
     fn progress(&self) -> Progress {
-        Progress::new(self.next, self.offsets.len())
+        let w = &self.loader.windows;
+        Progress::new(self.batch * w.batch_size, w.batches * w.batch_size)
     }
 }
 

@@ -12,19 +12,37 @@ pub fn window(tokens: &[u32], offset: usize, block_size: usize) -> (&[u32], &[u3
     )
 }
 
-/// `count` window offsets drawn uniformly (with replacement, as nanoGPT's `get_batch`) from the
-/// `len - block_size` valid starts. The draw depends only on `(seed, stream)`, so batch `k` of a
-/// run is the same whether the run was interrupted or not.
-pub fn random_offsets(
-    seed: u64,
-    stream: u64,
-    count: usize,
-    len: usize,
-    block_size: usize,
-) -> Vec<usize> {
-    let starts = len - block_size;
-    let mut rng = StdRng::seed_from_u64(mix(seed, stream));
-    (0..count).map(|_| rng.random_range(0..starts)).collect()
+/// Window offsets drawn uniformly (with replacement, as nanoGPT's `get_batch`) from the
+/// `len - block_size` valid starts, one batch at a time: a pass of any length holds no table
+/// of offsets. The draws depend only on `(seed, stream)`, so batch `k` of a run is the same
+/// whether the run was interrupted or not.
+#[derive(Debug, Clone)]
+pub struct Offsets {
+    rng: StdRng,
+    starts: usize,
+}
+
+impl Offsets {
+    pub fn new(seed: u64, stream: u64, len: usize, block_size: usize) -> Self {
+        Self {
+            rng: StdRng::seed_from_u64(mix(seed, stream)),
+            starts: len - block_size,
+        }
+    }
+
+    /// The next `count` offsets.
+    pub fn take(&mut self, count: usize) -> Vec<usize> {
+        (0..count)
+            .map(|_| self.rng.random_range(0..self.starts))
+            .collect()
+    }
+
+    /// Draws and drops `count` offsets (the batches a resumed pass already trained on).
+    pub fn skip(&mut self, count: usize) {
+        for _ in 0..count {
+            self.rng.random_range(0..self.starts);
+        }
+    }
 }
 
 /// Combines a seed and a stream number into one well-spread seed (SplitMix64's finalizer).
@@ -50,10 +68,14 @@ mod tests {
 
     #[test]
     fn offsets_are_in_range_and_reproducible() {
-        let a = random_offsets(7, 3, 1000, 100, 10);
-        assert_eq!(a, random_offsets(7, 3, 1000, 100, 10));
-        assert_ne!(a, random_offsets(7, 4, 1000, 100, 10));
+        let a = Offsets::new(7, 3, 100, 10).take(1000);
+        assert_eq!(a, Offsets::new(7, 3, 100, 10).take(1000));
+        assert_ne!(a, Offsets::new(7, 4, 100, 10).take(1000));
         assert!(a.iter().all(|&o| o + 10 < 100));
         assert!(a.contains(&0) && a.contains(&89));
+        // Drawn in pieces or skipped, the sequence is the same.
+        let mut pieces = Offsets::new(7, 3, 100, 10);
+        pieces.skip(300);
+        assert_eq!(pieces.take(700), a[300..]);
     }
 }

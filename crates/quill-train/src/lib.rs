@@ -5,6 +5,7 @@
 //! matrices, global-norm clipping), the [`schedule`] (warmup then cosine), [`metrics`], the
 //! [`metrics_csv`] log and [`progress`] lines, all written into a [`run_dir`]. [`checkpoint`]s
 //! survive kills, and [`interrupt`] turns Ctrl-C into a clean stop that can be resumed.
+//! [`memory`] estimates what a run needs before it starts.
 //!
 //! # One optimizer step, in order
 //!
@@ -42,6 +43,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod evaluate;
 pub mod interrupt;
+pub mod memory;
 pub mod metrics;
 pub mod metrics_csv;
 pub mod optimizer;

@@ -16,6 +16,7 @@ fn main() -> ExitCode {
         name: "quill-wgpu",
         backend: "wgpu".into(),
         kernels_compiled: Some(quill_gpu::kernels_compiled),
+        host_memory: false,
     };
     quill_cli::main::<Autodiff<Wgpu>>(runner, pick_device)
 }
