@@ -134,6 +134,28 @@ fn existing_runs_are_never_overwritten_by_accident() {
         "has no complete checkpoint",
     );
 
+    // A run that cannot fit in memory is refused before anything changes: `--force` does not
+    // remove the old run. One zero too many: terabytes of activations, or of weights.
+    fails_with(
+        quill.train(
+            "tiny.toml",
+            "mine",
+            &["--force", "--set", "train.batch_size=100000000"],
+        ),
+        "lower train.batch_size (and raise train.grad_accum to keep the tokens per step)",
+    );
+    fails_with(
+        quill.train("tiny.toml", "deep", &["--set", "model.n_layer=10000000"]),
+        "make the model smaller (model.n_layer, model.n_embd)",
+    );
+    assert_eq!(std::fs::read(&summary).unwrap(), before);
+    assert!(!quill.artifacts().join("deep").exists());
+    // `config show` states the estimate, as a comment that keeps the output a config.
+    let tiny = Quill::config("tiny.toml");
+    let shown = quill.run(&["config", "show", "--config", tiny.to_str().unwrap()]);
+    let text = crate::common::stdout(&shown);
+    assert!(text.contains("\n# memory to train: about "), "{text}");
+
     // --force starts over.
     ok(quill.train("tiny.toml", "mine", &[&fast[..], &["--force"]].concat()));
 }
@@ -231,34 +253,4 @@ fn checkpoints_and_weights_that_do_not_fit_are_named() {
         quill.run(&["generate", "--run", run_arg, "--prompt", "O"]),
         "best.mpk: it is truncated or corrupted",
     );
-}
-
-#[test]
-fn a_run_that_cannot_fit_in_memory_is_refused_before_anything_changes() {
-    let quill = Quill::new();
-    let fast = crate::common::QUICK;
-    ok(quill.train("tiny.toml", "mine", &fast));
-    let summary = quill.artifacts().join("mine/summary.json");
-    let before = std::fs::read(&summary).unwrap();
-    // One zero too many: terabytes of activations, or of weights.
-    fails_with(
-        quill.train(
-            "tiny.toml",
-            "mine",
-            &["--force", "--set", "train.batch_size=100000000"],
-        ),
-        "lower train.batch_size (and raise train.grad_accum to keep the tokens per step)",
-    );
-    fails_with(
-        quill.train("tiny.toml", "wide", &["--set", "model.n_layer=10000000"]),
-        "make the model smaller (model.n_layer, model.n_embd)",
-    );
-    // `--force` did not remove the run, and nothing was created for the other.
-    assert_eq!(std::fs::read(&summary).unwrap(), before);
-    assert!(!quill.artifacts().join("wide").exists());
-    // `config show` states the estimate, as a comment that keeps the output a config.
-    let tiny = Quill::config("tiny.toml");
-    let shown = quill.run(&["config", "show", "--config", tiny.to_str().unwrap()]);
-    let text = crate::common::stdout(&shown);
-    assert!(text.contains("\n# memory to train: about "), "{text}");
 }
