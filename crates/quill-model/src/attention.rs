@@ -132,8 +132,17 @@ impl<B: Backend> CausalSelfAttention<B> {
         autocast: Autocast,
     ) -> Tensor<B, 4> {
         let head_dim = q.dims()[3];
-        let scores = autocast.up(q.matmul(k.swap_dims(2, 3))) / (head_dim as f64).sqrt();
-        let scores = scores.mask_fill(future.unsqueeze::<4>(), f32::NEG_INFINITY);
+        // The queries are scaled rather than the scores: a tensor `seq / head_dim` times the
+        // size, so a pass over `[batch, head, seq, seq]` less forward and backward. For a
+        // head_dim of 4^k (64 here) the scale is a power of two and the scores are unchanged.
+        let q = q * (1.0 / (head_dim as f64).sqrt());
+        // The mask as an additive bias (0, or -inf where a key is in the future), broadcast:
+        // the backward pass of an addition is the identity, where a masked fill writes the
+        // scores' gradient once more.
+        let bias = Tensor::<B, 2>::zeros(future.dims(), &q.device())
+            .mask_fill(future, f32::NEG_INFINITY)
+            .unsqueeze::<4>();
+        let scores = autocast.up(q.matmul(k.swap_dims(2, 3))) + bias;
         let weights = autocast.down(self.attn_dropout.forward(softmax(scores, 3)));
         weights.matmul(v)
     }
