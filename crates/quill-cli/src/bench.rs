@@ -186,8 +186,5 @@ pub fn bench<B: AutodiffBackend>(
 
 /// The process's peak resident memory (Linux `VmHWM`), in MiB; `None` elsewhere.
 fn peak_rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
+    quill_train::memory::proc_kib("/proc/self/status", "VmHWM:").map(|kib| kib as f64 / 1024.0)
 }

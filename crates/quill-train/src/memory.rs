@@ -30,10 +30,8 @@ impl MemoryEstimate {
     /// The estimate for `config` with a vocabulary of `vocab_size` tokens.
     pub fn of(config: &RunConfig, vocab_size: usize) -> Self {
         let params = parameters(config, vocab_size);
-        let weight_bytes = match config.train.precision {
-            Precision::F16 | Precision::Bf16 => 2,
-            Precision::F32 | Precision::Bf16Mixed => 4,
-        };
+        // The weights' type: f32 under bf16-mixed, half in f16/bf16 runs.
+        let weight_bytes = config.train.precision.dtype().size() as u64;
         let weights = params.saturating_mul(weight_bytes);
         Self {
             weights,
@@ -134,10 +132,8 @@ fn activations(config: &RunConfig, vocab_size: usize) -> u64 {
     let per_token = (m.n_layer as u64)
         .saturating_mul(per_token_layer)
         .saturating_add(4 * c + 3 * vocab_size as u64);
-    let element = match config.train.precision {
-        Precision::F16 | Precision::Bf16 => 2,
-        Precision::F32 | Precision::Bf16Mixed => 4,
-    };
+    // Activations are counted in the weights' type (bf16-mixed keeps f32 between products).
+    let element = config.train.precision.dtype().size() as u64;
     tokens.saturating_mul(per_token).saturating_mul(element)
 }
 
@@ -155,10 +151,15 @@ pub fn bytes(n: u64) -> String {
 /// The memory the operating system can still give this process (Linux's `MemAvailable`);
 /// `None` where it cannot be read.
 pub fn host_available() -> Option<u64> {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
+    proc_kib("/proc/meminfo", "MemAvailable:").map(|kib| kib * 1024)
+}
+
+/// The value of a `KEY: N kB` line of a Linux `/proc` file (`/proc/meminfo`,
+/// `/proc/self/status`), in KiB; `None` elsewhere.
+pub fn proc_kib(file: &str, key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let line = text.lines().find(|l| l.starts_with(key))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 #[cfg(test)]
