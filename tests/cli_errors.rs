@@ -161,6 +161,69 @@ fn existing_runs_are_never_overwritten_by_accident() {
 }
 
 #[test]
+fn a_disk_without_room_for_two_checkpoints_is_refused_before_anything_is_written() {
+    let quill = Quill::new();
+    let fast = crate::common::QUICK;
+    let nearly_full = |name: &str, free: &str, extra: &[&str]| {
+        quill
+            .train_command("tiny.toml", name, &[&fast[..], extra].concat())
+            .env("QUILL_FREE_DISK_BYTES", free)
+            .output()
+            .unwrap()
+    };
+    fails_with(
+        nearly_full("full", "1000000", &[]),
+        "has 976.6 KiB free, and this run needs",
+    );
+    assert!(!quill.artifacts().join("full").exists());
+    // What `--force` deletes counts as free: the run it replaces makes the room.
+    ok(quill.train("tiny.toml", "again", &fast));
+    ok(nearly_full("again", "1000000", &["--force"]));
+}
+
+#[test]
+fn negative_and_malformed_numbers_in_flags_are_one_line() {
+    let quill = Quill::new();
+    let flags: [(&[&str], &str); 10] = [
+        (&["--device"], "--device <N>"),
+        (&["generate", "--max-new-tokens"], "--max-new-tokens"),
+        (&["generate", "--top-k"], "--top-k"),
+        (&["generate", "--seed"], "--seed"),
+        (&["generate", "--num-samples"], "--num-samples"),
+        (&["bench", "--steps"], "--steps"),
+        (&["bench", "--warmup"], "--warmup"),
+        (&["bench", "--threads"], "--threads"),
+        (&["bench", "--generate-tokens"], "--generate-tokens"),
+        (&["eval", "--batches"], "--batches"),
+    ];
+    for (args, flag) in flags {
+        for (value, expected) in [
+            ("-1", "must be 0 or more"),
+            ("2.5", "must be a whole number"),
+        ] {
+            let mut args = args.to_vec();
+            args.push(value);
+            let out = quill.run(&args);
+            let err = crate::common::stderr(&out);
+            // Exit status 2, as for any command-line mistake (clap's convention).
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+            assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+            assert!(
+                err.starts_with(&format!("error: invalid value '{value}' for '{flag}"))
+                    && err.trim_end().ends_with(expected),
+                "{args:?}: {err}"
+            );
+        }
+    }
+    let typo = quill.run(&["train", "--confg", "x.toml"]);
+    let err = crate::common::stderr(&typo);
+    assert_eq!(
+        err.trim_end(),
+        "error: unexpected argument '--confg' found; tip: a similar argument exists: '--config'"
+    );
+}
+
+#[test]
 fn generate_errors_name_the_problem() {
     let quill = Quill::new();
     let fast = crate::common::QUICK;

@@ -194,6 +194,70 @@ fn kills_and_crashes_mid_write_resume_from_the_last_complete_checkpoint() {
     assert_matches_reference(&quill, "killed");
 }
 
+/// A run that ended with `failure` on stderr: one line, exit status 1, the checkpoint of
+/// step 100 intact, no half-written file left, `metrics.csv` whole; the printed command
+/// finishes it as if nothing had happened.
+fn assert_reported_and_resumable(
+    quill: &Quill,
+    run: &str,
+    out: std::process::Output,
+    failure: &str,
+) {
+    let err = crate::common::stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!("error: {failure} while training ")),
+        "{err}"
+    );
+    assert!(
+        err.contains("the checkpoint of step 100 is intact"),
+        "{err}"
+    );
+    let dir = quill.artifacts().join(run);
+    let partial: Vec<_> = std::fs::read_dir(dir.join("checkpoint"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.starts_with("partial-"))
+        .collect();
+    assert!(partial.is_empty(), "{partial:?}");
+    let rows = quill.metrics(run);
+    assert!(
+        rows.len() >= 2 && rows.iter().all(|row| row.len() == 7),
+        "{rows:?}"
+    );
+
+    let command = err.split("resume with: quill-cpu ").nth(1).expect(&err);
+    let args: Vec<&str> = command.split_whitespace().collect();
+    let resumed = ok(quill.run(&args));
+    assert!(resumed.contains("resuming"), "{resumed}");
+    assert_matches_reference(quill, run);
+}
+
+#[test]
+fn a_full_disk_mid_run_is_one_line_and_the_run_resumes() {
+    // The optimizer state of epoch 3 meets a full disk halfway through.
+    let quill = Quill::new();
+    let out = quill
+        .train_command("tiny.toml", "full", &[])
+        .env("QUILL_DISK_FULL_WRITING", "optim-3")
+        .output()
+        .unwrap();
+    assert_reported_and_resumable(&quill, "full", out, "no space left on device");
+}
+
+#[test]
+fn an_allocation_failure_mid_run_is_one_line_and_the_run_resumes() {
+    // Step 120's backward pass asks for memory the machine does not have.
+    let quill = Quill::new();
+    let out = quill
+        .train_command("tiny.toml", "oom", &[])
+        .env("QUILL_FAIL_ALLOCATION_AT_STEP", "120")
+        .output()
+        .unwrap();
+    assert_reported_and_resumable(&quill, "oom", out, "out of memory");
+}
+
 #[test]
 fn a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
     let quill = Quill::new();

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use crate::Runner;
 use crate::args::ConfigArgs;
+use crate::errors::whole_number;
 use crate::precision::use_precision;
 
 #[derive(Debug, Args)]
@@ -24,13 +25,13 @@ pub(crate) struct BenchArgs {
     config: ConfigArgs,
     /// Timed training steps (forward, backward, optimizer), run back to back in up to five
     /// groups; the median of the groups' ms per step is reported.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, value_parser = whole_number::<usize>)]
     steps: usize,
     /// Untimed steps first (allocation, kernel compilation, autotuning).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = whole_number::<usize>)]
     warmup: usize,
     /// Size of the CPU thread pool (rayon) for CPU backends.
-    #[arg(long)]
+    #[arg(long, value_parser = whole_number::<usize>)]
     threads: Option<usize>,
     /// Peak FLOP/s of the device, for the model FLOPs utilization (`mfu`), e.g. 989e12.
     #[arg(long)]
@@ -39,7 +40,7 @@ pub(crate) struct BenchArgs {
     #[arg(long)]
     generate_only: bool,
     /// Characters sampled for the generation figures.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 500, value_parser = whole_number::<usize>)]
     generate_tokens: usize,
 }
 

@@ -6,6 +6,7 @@ use crate::Runner;
 use crate::bench::{BenchArgs, bench_command};
 use crate::config::{ConfigCommand, config_command};
 use crate::data::{DataCommand, data_command};
+use crate::errors::whole_number;
 use crate::generate::{GenerateArgs, generate_command};
 use crate::interop::{
     EvalArgs, ExportArgs, ImportArgs, eval_command, export_command, import_command,
@@ -15,13 +16,13 @@ use crate::train::{TrainArgs, train_command};
 
 /// Train and sample character-level GPT models.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(version, allow_negative_numbers = true)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
     /// Which GPU, on a machine with several (CUDA: the device ordinal; wgpu: discrete GPUs
     /// first, then integrated, virtual and software adapters). Default: the first.
-    #[arg(long, global = true, value_name = "N")]
+    #[arg(long, global = true, value_name = "N", value_parser = whole_number::<usize>)]
     pub device: Option<usize>,
 }
 
@@ -62,7 +63,7 @@ pub fn run<B: AutodiffBackend>(
     device: impl FnOnce() -> anyhow::Result<B::Device>,
 ) -> anyhow::Result<()> {
     match cli.command {
-        Command::Train(args) => train_command::<B>(args, runner, device()?),
+        Command::Train(args) => train_command::<B>(args, runner, cli.device, device()?),
         Command::Generate(args) => generate_command::<B>(args, device()?),
         Command::Sweep(args) => sweep_command::<B>(args, device()?),
         Command::Eval(args) => eval_command::<B::InnerBackend>(args, &device()?),

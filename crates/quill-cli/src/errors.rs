@@ -3,25 +3,31 @@ pub fn one_line(error: &anyhow::Error) -> String {
     format!("{error:#}").replace('\n', " ")
 }
 
-/// Replaces Rust's panic report with one line. A panic is a bug (input problems are errors),
-/// but the user still deserves a readable message rather than a backtrace hint.
-pub fn install_panic_hook() {
-    std::panic::set_hook(Box::new(|info| {
-        let message = info
-            .payload()
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| info.payload().downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".into());
-        let location = info
-            .location()
-            .map(|l| format!(" (at {}:{})", l.file(), l.line()))
-            .unwrap_or_default();
-        eprintln!(
-            "error: internal error: {}{location}",
-            message.replace('\n', " ")
-        );
-    }));
+/// A command-line mistake as one line: clap's message and its tips, without the usage block
+/// (`error: invalid value '-1' for '--steps <N>': ...; tip: ...`).
+pub fn usage_line(error: &clap::Error) -> String {
+    let text = error.render().to_string();
+    text.lines()
+        .map(str::trim)
+        .filter(|line| line.starts_with("error:") || line.starts_with("tip:"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// A whole number of 0 or more, for numeric flags: clap's own message for `-1` would be
+/// `invalid digit found in string`.
+pub fn whole_number<T: std::str::FromStr>(text: &str) -> Result<T, String> {
+    let text = text.trim();
+    text.parse().map_err(|_| {
+        let message = if text.starts_with('-') {
+            "must be 0 or more"
+        } else if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+            "is too large"
+        } else {
+            "must be a whole number"
+        };
+        message.to_string()
+    })
 }
 
 /// A run stopped by Ctrl-C: reported like any error, but with exit status 130 as shells expect.

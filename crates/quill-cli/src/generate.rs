@@ -11,6 +11,7 @@ use quill_generate::{LoadedRun, SampleOptions, generate};
 use quill_train::RunDir;
 
 use crate::args::WeightsArg;
+use crate::errors::whole_number;
 
 /// Printed between samples when `--num-samples` asks for several.
 pub const SAMPLE_SEPARATOR: &str = "---------------";
@@ -98,22 +99,22 @@ pub(crate) struct GenerateArgs {
     /// Text to continue; empty starts from a newline.
     #[arg(long, default_value = "")]
     prompt: String,
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 500, value_parser = whole_number::<usize>)]
     max_new_tokens: usize,
     /// Sampling temperature; 0 is greedy (always the most likely character).
     #[arg(long, default_value_t = 0.8)]
     temperature: f64,
     /// Sample only among the K most likely characters.
-    #[arg(long)]
+    #[arg(long, value_parser = whole_number::<usize>)]
     top_k: Option<usize>,
     /// Sample only among the most likely characters whose probabilities add up to P.
     #[arg(long)]
     top_p: Option<f64>,
     /// Seed of the first sample; sample i uses SEED + i.
-    #[arg(long, default_value_t = 1337)]
+    #[arg(long, default_value_t = 1337, value_parser = whole_number::<u64>)]
     seed: u64,
     /// How many samples, separated by a line of dashes.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = whole_number::<usize>)]
     num_samples: usize,
     /// Re-run the whole context for every character instead of using the key/value cache.
     #[arg(long)]

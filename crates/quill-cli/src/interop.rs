@@ -14,6 +14,7 @@ use quill_train::evaluate::evaluate;
 use quill_train::{RunConfig, RunDir};
 
 use crate::args::WeightsArg;
+use crate::errors::whole_number;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub(crate) enum SplitArg {
@@ -31,7 +32,7 @@ pub(crate) struct EvalArgs {
     split: SplitArg,
     /// Batches of windows to score; default: the run's train.eval_batches, which makes the
     /// `val` figure the val loss the run logged for these weights.
-    #[arg(long)]
+    #[arg(long, value_parser = whole_number::<usize>)]
     batches: Option<usize>,
     #[arg(long, value_enum, default_value = "best")]
     weights: WeightsArg,

@@ -32,9 +32,24 @@ pub struct Runner {
     pub backend: String,
     /// GPU runners: how many kernels this process compiled so far (reported by `bench`).
     pub kernels_compiled: Option<fn() -> usize>,
-    /// Whether the device computes in the host's memory (the CPU runners): `train` then checks
-    /// its memory estimate against what the host has available before it starts.
-    pub host_memory: bool,
+    /// The memory free where `--device N` computes, in bytes, and what that place is called
+    /// (`this machine`, `CUDA device 0`); `train` checks its estimate against it before it
+    /// starts. `None` where it cannot be known.
+    pub free_memory: fn(Option<usize>) -> Option<(u64, String)>,
+}
+
+/// Every runner's allocator: an allocation the system cannot serve ends the process with one
+/// line and the command that resumes the run, instead of an abort.
+#[global_allocator]
+static ALLOCATOR: quill_train::failure::ReportingAllocator =
+    quill_train::failure::ReportingAllocator;
+
+/// [`Runner::free_memory`] of the runners that compute in the host's memory.
+pub fn host_free_memory(_device: Option<usize>) -> Option<(u64, String)> {
+    Some((
+        quill_train::memory::host_available()?,
+        "this machine".into(),
+    ))
 }
 
 static STARTED: OnceLock<Instant> = OnceLock::new();
@@ -52,8 +67,15 @@ pub fn main<B: AutodiffBackend>(
     pick_device: impl FnOnce(Option<usize>) -> Result<B::Device, String>,
 ) -> ExitCode {
     STARTED.get_or_init(Instant::now);
-    errors::install_panic_hook();
-    let cli = Cli::parse();
+    quill_train::failure::install_panic_hook();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) if !error.use_stderr() => error.exit(), // --help, --version
+        Err(error) => {
+            eprintln!("{}", errors::usage_line(&error));
+            return ExitCode::from(error.exit_code() as u8);
+        }
+    };
     let index = cli.device;
     // Only the commands that compute open a device (so `config show` works on any machine).
     let device =

@@ -6,7 +6,10 @@ use anyhow::{Context, bail};
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 use quill_data::Vocab;
-use quill_train::memory::{self, MemoryEstimate};
+use quill_train::checkpoint::newest_step;
+use quill_train::disk;
+use quill_train::failure::{self, Fatal, RunInProgress};
+use quill_train::memory::MemoryEstimate;
 use quill_train::training::TrainOptions;
 use quill_train::{RunConfig, RunDir, TrainError, interrupt, train};
 
@@ -48,6 +51,7 @@ pub(crate) struct TrainArgs {
 pub(crate) fn train_command<B: AutodiffBackend>(
     args: TrainArgs,
     runner: &Runner,
+    device_index: Option<usize>,
     device: B::Device,
 ) -> anyhow::Result<()> {
     let stem = args
@@ -69,7 +73,9 @@ pub(crate) fn train_command<B: AutodiffBackend>(
         }
         let config = RunConfig::load(&run.config(), &args.config.overrides)?;
         let vocab = Vocab::load(&run.vocab()).ok().map(|v| v.len());
-        check_memory(&config, runner, vocab)?;
+        check_memory(&config, runner, device_index, vocab)?;
+        // Its newest checkpoint stays until the next one is complete: room for one more.
+        check_disk(&config, vocab, &run.path, 0, 1)?;
         (run, config)
     } else {
         let mut config = RunConfig::load(&args.config.config, &args.config.overrides)?;
@@ -80,12 +86,17 @@ pub(crate) fn train_command<B: AutodiffBackend>(
             config.init.weights = weights.into();
         }
         // Before anything on disk changes (`--force` removes the old run below).
-        check_memory(&config, runner, None)?;
+        check_memory(&config, runner, device_index, None)?;
         let name = args
             .name
             .clone()
             .unwrap_or_else(|| format!("{stem}-{}", timestamp()));
         let run = RunDir::new(args.artifacts.join(name));
+        let freed = match args.force {
+            true => disk::size_of_dir(&run.path),
+            false => 0,
+        };
+        check_disk(&config, None, &run.path, freed, 2)?;
         if run.path.exists() {
             if !args.force {
                 bail!(
@@ -121,20 +132,30 @@ pub(crate) fn train_command<B: AutodiffBackend>(
         || run.path.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     );
-    let summary = train::<B>(options, device).map_err(|error| {
-        // The command that goes on from the newest checkpoint, or that starts over without one.
-        let next = |has_checkpoint: bool| {
-            let (config, how) = match has_checkpoint {
-                true => (run.config(), "--resume"),
-                false => (args.config.config.clone(), "--force"),
-            };
-            format!(
-                "{} train --config {} --artifacts {} --name {run_name} {how}",
-                runner.name,
-                config.display(),
-                args.artifacts.display(),
-            )
+    // The command that goes on from the newest checkpoint, or that starts over without one.
+    let next = |has_checkpoint: bool| {
+        let (config, how) = match has_checkpoint {
+            true => (run.config(), "--resume"),
+            false => (args.config.config.clone(), "--force"),
         };
+        format!(
+            "{} train --config {} --artifacts {} --name {run_name} {how}",
+            runner.name,
+            config.display(),
+            args.artifacts.display(),
+        )
+    };
+    let steps_per_epoch = options.config.train.eval_interval;
+    let in_progress = failure::begin_run(RunInProgress {
+        run: run.clone(),
+        steps_per_epoch,
+        resume: next(true),
+        restart: next(false),
+    });
+    let summary = train::<B>(options, device).map_err(|error| {
+        if let Some(fatal) = Fatal::of(&error.to_string()) {
+            return anyhow::anyhow!("{}", failure::message(fatal, ""));
+        }
         match error {
             TrainError::Interrupted {
                 saved, resume_step, ..
@@ -160,9 +181,14 @@ pub(crate) fn train_command<B: AutodiffBackend>(
                     ),
                 }
             }
+            TrainError::Failed { .. } => match newest_step(&run, steps_per_epoch) {
+                Some(_) => anyhow::anyhow!("{error}; resume with: {}", next(true)),
+                None => anyhow::anyhow!("{error}; start again with: {}", next(false)),
+            },
             other => other.into(),
         }
     })?;
+    drop(in_progress);
     quill_report::report(&run.path, false)?;
     println!(
         "done: best val loss {:.4} (epoch {}), final {:.4}, {} steps in {:.1}s, {:.0} tokens/s, {} parameters",
@@ -222,15 +248,35 @@ fn timestamp() -> String {
 /// and the logits are a small part of the estimate.
 pub(crate) const ASSUMED_VOCAB: usize = 256;
 
-/// Refuses a run that cannot fit in the host's memory, on the runners that compute there.
-fn check_memory(config: &RunConfig, runner: &Runner, vocab: Option<usize>) -> anyhow::Result<()> {
-    if !runner.host_memory {
+/// Refuses a run whose directory `dir` cannot hold `count` more checkpoints, counting the
+/// `freed` bytes of a run that `--force` replaces.
+fn check_disk(
+    config: &RunConfig,
+    vocab: Option<usize>,
+    dir: &Path,
+    freed: u64,
+    count: u64,
+) -> anyhow::Result<()> {
+    let Some(free) = disk::free_space(dir) else {
         return Ok(());
-    }
-    let Some(available) = memory::host_available() else {
+    };
+    let vocab = vocab.unwrap_or(ASSUMED_VOCAB);
+    disk::check_room(config, vocab, dir, free.saturating_add(freed), count)
+        .map_err(anyhow::Error::msg)
+}
+
+/// Refuses a run that cannot fit in the memory of the device it computes on, where the
+/// runner knows how much is free.
+fn check_memory(
+    config: &RunConfig,
+    runner: &Runner,
+    device_index: Option<usize>,
+    vocab: Option<usize>,
+) -> anyhow::Result<()> {
+    let Some((available, place)) = (runner.free_memory)(device_index) else {
         return Ok(());
     };
     MemoryEstimate::of(config, vocab.unwrap_or(ASSUMED_VOCAB))
-        .check(config, available)
+        .check(config, available, &place)
         .map_err(anyhow::Error::msg)
 }

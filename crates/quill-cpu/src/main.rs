@@ -24,7 +24,7 @@ fn runner(backend: &str) -> Runner {
         name: "quill-cpu",
         backend: backend.into(),
         kernels_compiled: None,
-        host_memory: true,
+        free_memory: quill_cli::host_free_memory,
     }
 }
 

@@ -14,9 +14,19 @@ fn main() -> ExitCode {
         name: "quill-cuda",
         backend: "cuda".into(),
         kernels_compiled: Some(quill_gpu::kernels_compiled),
-        host_memory: false,
+        free_memory,
     };
     quill_cli::main::<Autodiff<Cuda>>(runner, pick_device)
+}
+
+/// The free memory of the GPU, from the driver (the primary context cubecl uses too).
+fn free_memory(index: Option<usize>) -> Option<(u64, String)> {
+    let ordinal = index.unwrap_or(0);
+    let (free, _total) = quill_cli::quietly(|| {
+        cudarc::driver::CudaContext::new(ordinal).and_then(|context| context.mem_get_info())
+    })?
+    .ok()?;
+    Some((free as u64, format!("CUDA device {ordinal}")))
 }
 
 fn pick_device(index: Option<usize>) -> Result<CudaDevice, String> {

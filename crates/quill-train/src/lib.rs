@@ -5,7 +5,8 @@
 //! matrices, global-norm clipping), the [`schedule`] (warmup then cosine), [`metrics`], the
 //! [`metrics_csv`] log and [`progress`] lines, all written into a [`run_dir`]. [`checkpoint`]s
 //! survive kills, and [`interrupt`] turns Ctrl-C into a clean stop that can be resumed.
-//! [`memory`] estimates what a run needs before it starts.
+//! [`memory`] estimates what a run needs before it starts; [`failure`] turns a full disk or
+//! an exhausted memory mid-run into one line and the command that resumes.
 //!
 //! # One optimizer step, in order
 //!
@@ -41,7 +42,9 @@
 pub mod bench;
 pub mod checkpoint;
 pub mod config;
+pub mod disk;
 pub mod evaluate;
+pub mod failure;
 pub mod interrupt;
 pub mod memory;
 pub mod metrics;

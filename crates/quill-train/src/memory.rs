@@ -71,7 +71,8 @@ impl MemoryEstimate {
     /// A one-line error when the run needs more than [`MARGIN`] times the `available` bytes,
     /// saying what to change. The estimate runs high (up to 1.7× the measured peak, see the
     /// README), so a run within the margin is let through rather than refused while it fits.
-    pub fn check(&self, config: &RunConfig, available: u64) -> Result<(), String> {
+    /// `place` names where `available` was measured (`this machine`, `CUDA device 0`).
+    pub fn check(&self, config: &RunConfig, available: u64, place: &str) -> Result<(), String> {
         if self.total() <= available.saturating_mul(MARGIN) {
             return Ok(());
         }
@@ -84,7 +85,7 @@ impl MemoryEstimate {
             "make the model smaller (model.n_layer, model.n_embd)"
         };
         Err(format!(
-            "the run needs {}, more than {MARGIN} times the {} this machine has available; {fix}",
+            "the run needs {}, more than {MARGIN} times the {} {place} has available; {fix}",
             self.describe(config),
             bytes(available)
         ))
@@ -205,7 +206,9 @@ mod tests {
         let mut config = RunConfig::default();
         config.train.batch_size = 100_000_000;
         let estimate = MemoryEstimate::of(&config, 65);
-        let error = estimate.check(&config, 16 << 30).unwrap_err();
+        let error = estimate
+            .check(&config, 16 << 30, "this machine")
+            .unwrap_err();
         assert!(error.starts_with("the run needs about "), "{error}");
         assert!(
             error.contains("more than 2 times the 16.0 GiB this machine has available; lower"),
@@ -216,7 +219,7 @@ mod tests {
         let mut deep = RunConfig::default();
         deep.model.n_layer = 100_000;
         let error = MemoryEstimate::of(&deep, 65)
-            .check(&deep, 16 << 30)
+            .check(&deep, 16 << 30, "this machine")
             .unwrap_err();
         assert!(error.contains("make the model smaller"), "{error}");
 
@@ -225,8 +228,8 @@ mod tests {
         let default = RunConfig::default();
         let fits = MemoryEstimate::of(&default, 65);
         assert!(fits.total() < 7 << 30, "{}", fits.describe(&default));
-        assert_eq!(fits.check(&default, 4 << 30), Ok(()));
-        assert!(fits.check(&default, 3 << 30).is_err());
+        assert_eq!(fits.check(&default, 4 << 30, "this machine"), Ok(()));
+        assert!(fits.check(&default, 3 << 30, "this machine").is_err());
     }
 
     #[test]

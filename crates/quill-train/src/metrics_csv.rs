@@ -1,9 +1,7 @@
 //! `metrics.csv`: one row per epoch (evaluation), written as each validation pass ends.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::train::logger::MetricLogger;
@@ -81,10 +79,13 @@ fn format_row(r: &MetricsRow) -> String {
     )
 }
 
-/// A burn-train metric logger that keeps each epoch's aggregates and appends a row when the
-/// epoch's validation ends.
+/// A burn-train metric logger that keeps each epoch's aggregates and adds a row when the
+/// epoch's validation ends. The file is rewritten whole each time (a temporary file and a
+/// rename), so a full disk or a kill never leaves a truncated row: it has a row per epoch or
+/// the rows it had.
 pub struct CsvMetricLogger {
-    file: File,
+    path: PathBuf,
+    text: String,
     names: HashMap<MetricId, String>,
     steps_per_epoch: usize,
     started: Instant,
@@ -96,13 +97,17 @@ impl CsvMetricLogger {
     /// Appends to `path` (created with its header if missing). `elapsed_before` is the wall
     /// time of earlier sessions of a resumed run.
     pub fn new(path: &Path, steps_per_epoch: usize, elapsed_before: f64) -> std::io::Result<Self> {
-        let fresh = !path.exists();
-        let mut file = OpenOptions::new().create(true).append(true).open(path)?;
-        if fresh {
-            writeln!(file, "{HEADER}")?;
-        }
+        let text = match path.exists() {
+            true => std::fs::read_to_string(path)?,
+            false => {
+                let text = format!("{HEADER}\n");
+                crate::checkpoint::write_atomic(path, text.as_bytes())?;
+                text
+            }
+        };
         Ok(Self {
-            file,
+            path: path.to_path_buf(),
+            text,
             names: HashMap::new(),
             steps_per_epoch,
             started: Instant::now(),
@@ -155,11 +160,10 @@ impl MetricLogger for CsvMetricLogger {
             tokens_per_s: self.get(false, "Tokens per second"),
             elapsed_s: self.elapsed_before + self.started.elapsed().as_secs_f64(),
         };
-        // A failed write must not stop training; the checkpoints still hold the run.
-        let _ = self
-            .file
-            .write_all(format_row(&row).as_bytes())
-            .and_then(|_| self.file.flush());
+        // A failed write must not stop training: the checkpoints still hold the run, and the
+        // row is written with the next one.
+        self.text.push_str(&format_row(&row));
+        let _ = crate::checkpoint::write_atomic(&self.path, self.text.as_bytes());
         self.current.clear();
     }
 }

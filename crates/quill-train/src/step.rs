@@ -128,6 +128,15 @@ impl RunControl {
         *self.stop.lock().expect("stop lock")
     }
 
+    /// Why burn-train stopped the run, when it was not quill's doing (e.g. a checkpoint that
+    /// could not be written).
+    pub fn failure(&self) -> Option<String> {
+        match self.stop() {
+            Some(_) => None,
+            None => self.interrupter.get_message(),
+        }
+    }
+
     /// Keeps a micro-batch's loss of the step in progress, for a later check.
     fn saw_loss<B: Backend>(&self, loss: Tensor<B, 1>) {
         let step = self.steps_done() + 1;
@@ -293,6 +302,10 @@ impl<B: AutodiffBackend> TrainStep for Trainee<B> {
         }
         let tokens = batch.num_tokens();
         let (loss, _) = self.gpt.forward_loss(batch.inputs, batch.targets);
+        #[cfg(feature = "fault-injection")]
+        if let Some(control) = &self.control {
+            crate::failure::maybe_fail_allocation(control.steps_done() + 1);
+        }
         let grads = (loss.clone() / self.grad_accum as f64).backward();
         if let Some(control) = &self.control {
             control.saw_loss(loss.clone().inner());

@@ -16,7 +16,8 @@ fn main() -> ExitCode {
         name: "quill-wgpu",
         backend: "wgpu".into(),
         kernels_compiled: Some(quill_gpu::kernels_compiled),
-        host_memory: false,
+        // wgpu reports no free memory, only the largest buffer it allows.
+        free_memory: |_| None,
     };
     quill_cli::main::<Autodiff<Wgpu>>(runner, pick_device)
 }

@@ -20,13 +20,18 @@ pub(super) fn sync_dir(path: &Path) {
 
 /// Writes `contents` to `path` through a synced temporary file and a rename, so a reader (or a
 /// run resumed after a power cut) never sees a half-written file.
+/// A failed write (a full disk) leaves `path` as it was and removes the temporary file.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(contents)?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&tmp, path)?;
+    let written = std::fs::File::create(&tmp).and_then(|mut file| {
+        file.write_all(contents)?;
+        file.sync_all()
+    });
+    let renamed = written.and_then(|()| std::fs::rename(&tmp, path));
+    if renamed.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    renamed?;
     sync_dir(path);
     Ok(())
 }
@@ -43,7 +48,7 @@ pub fn remove_partial_files(run: &RunDir) {
     }
 }
 
-/// Test hook: `QUILL_CRASH_WRITING=model-2` aborts the process halfway through writing
+/// Test hooks: `QUILL_CRASH_WRITING=model-2` aborts the process halfway through writing
 /// `model-2.mpk` (after its temporary file, before the rename), as a kill or power cut would.
 /// Only in builds with the `fault-injection` feature, which the tests turn on: a user's
 /// binary has no variable that can make it abort.
@@ -61,5 +66,20 @@ pub(super) mod fault_injection {
             }
             std::process::abort();
         }
+    }
+
+    /// Test hook: `QUILL_DISK_FULL_WRITING=optim-3` fails the write of `optim-3.mpk` halfway
+    /// with the error of a full disk.
+    pub fn disk_full(partial: &Path, target: &Path) -> std::io::Result<()> {
+        let Ok(name) = std::env::var("QUILL_DISK_FULL_WRITING") else {
+            return Ok(());
+        };
+        if target.file_stem().and_then(|s| s.to_str()) == Some(name.as_str()) {
+            if let Ok(bytes) = std::fs::read(partial) {
+                let _ = std::fs::write(partial, &bytes[..bytes.len() / 2]);
+            }
+            return Err(std::io::Error::from_raw_os_error(28));
+        }
+        Ok(())
     }
 }

@@ -24,11 +24,21 @@ mod saves;
 
 use std::path::PathBuf;
 
+use crate::run_dir::RunDir;
+
 pub use files::{remove_partial_files, write_atomic};
 pub use mid_epoch::MidEpoch;
 pub use recorder::AtomicRecorder;
 pub use retention::SafeRetention;
 pub use saves::SavesInFlight;
+
+/// The step a resumed run would start from (its newest complete checkpoint's, an epoch's or
+/// a mid-epoch one), if it has a checkpoint at all.
+pub fn newest_step(run: &RunDir, steps_per_epoch: usize) -> Option<usize> {
+    let epoch_step = run.latest_checkpoint().map(|e| e * steps_per_epoch);
+    let mid_step = MidEpoch::latest(run).map(|m| m.step);
+    epoch_step.max(mid_step)
+}
 
 /// The three parts of a checkpoint, as burn-train names them.
 pub const PARTS: [&str; 3] = ["model", "optim", "scheduler"];

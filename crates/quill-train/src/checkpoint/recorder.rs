@@ -94,14 +94,36 @@ impl AtomicRecorder {
             .map_or_else(|| "checkpoint".into(), |n| n.to_string_lossy().into_owned());
         // No dot in the stem: burn's recorder replaces anything after one with its extension.
         let partial = target.with_file_name(format!("partial-{name}"));
-        Recorder::<B>::save_item(&self.inner, item, partial.with_extension(""))?;
+        let written = Recorder::<B>::save_item(&self.inner, item, partial.with_extension(""))
+            .map_err(|error| {
+                // rmp-serde's message drops the I/O error; a failed write on a file system
+                // with no room left is a full disk.
+                match crate::disk::free_space(&partial).is_some_and(|free| free < 1 << 20) {
+                    true => disk_full(&target),
+                    false => error,
+                }
+            });
         #[cfg(feature = "fault-injection")]
-        super::files::fault_injection::maybe_crash(&partial, &target);
+        let written = written.and_then(|()| {
+            super::files::fault_injection::maybe_crash(&partial, &target);
+            super::files::fault_injection::disk_full(&partial, &target)
+                .map_err(|_| disk_full(&target))
+        });
+        if let Err(error) = written {
+            // The space it took is given back; the previous checkpoint is complete.
+            let _ = std::fs::remove_file(&partial);
+            return Err(error);
+        }
         sync_file(&partial).map_err(|e| RecorderError::Unknown(e.to_string()))?;
         std::fs::rename(&partial, &target).map_err(|e| RecorderError::Unknown(e.to_string()))?;
         sync_dir(&target);
         Ok(())
     }
+}
+
+fn disk_full(target: &Path) -> RecorderError {
+    let error = std::io::Error::from_raw_os_error(28);
+    RecorderError::Unknown(format!("writing {}: {error}", target.display()))
 }
 
 #[cfg(test)]

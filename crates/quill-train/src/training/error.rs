@@ -33,6 +33,9 @@ pub enum TrainError {
     InitFrom { dir: PathBuf, message: String },
     #[error("--resume: cannot use checkpoint {file}: {reason}")]
     BadCheckpoint { file: PathBuf, reason: String },
+    /// burn-train stopped the run (e.g. a checkpoint could not be written).
+    #[error("training stopped: {reason}")]
+    Failed { dir: PathBuf, reason: String },
     /// Ctrl-C (or the dashboard's stop).
     #[error("interrupted {}", match (saved, resume_step) {
         (true, _) => format!("after step {step}; its checkpoint is saved"),

@@ -19,7 +19,7 @@ use burn::train::checkpoint::{
 use burn::train::logger::FileMetricLogger;
 use burn::train::metric::store::{Aggregate, Direction, Split};
 use burn::train::metric::{LearningRateMetric, LossMetric};
-use burn::train::{Learner, SupervisedTraining};
+use burn::train::{FileApplicationLoggerInstaller, Learner, SupervisedTraining};
 use quill_data::{TrainingPosition, WindowLoader, Windows};
 use quill_model::Gpt;
 
@@ -29,6 +29,7 @@ use setup::Setup;
 
 use crate::checkpoint::SafeRetention;
 use crate::config::RunConfig;
+use crate::failure::ExperimentLog;
 use crate::metrics::{Perplexity, TokensPerSecond, TrainLoss};
 use crate::metrics_csv::CsvMetricLogger;
 use crate::optimizer::MatrixDecayAdamW;
@@ -132,6 +133,9 @@ fn learn<B: AutodiffBackend>(
             .metric_train_numeric(TrainLoss::<B::InnerBackend>::default())
             .metric_train_numeric(LearningRateMetric::new())
             .metric_train_numeric(TokensPerSecond::default())
+            .with_application_logger(Some(Box::new(ExperimentLog(
+                FileApplicationLoggerInstaller::new(run.path.join("experiment.log")),
+            ))))
             .with_metric_logger(FileMetricLogger::new(&run.path))
             .with_metric_logger(csv)
             .with_file_checkpointer(recorder)
@@ -168,6 +172,12 @@ fn learn<B: AutodiffBackend>(
     drop(result.renderer);
     if let Some(stop) = control.stop() {
         return Err(wrap_up::stopped_early(stop, run, t.eval_interval));
+    }
+    if let Some(reason) = control.failure() {
+        return Err(TrainError::Failed {
+            dir: run.path.clone(),
+            reason,
+        });
     }
     let steps_done = control.steps_done();
     if steps_done < epochs * t.eval_interval {

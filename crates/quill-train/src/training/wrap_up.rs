@@ -6,7 +6,7 @@ use burn::record::DefaultRecorder;
 use quill_model::Gpt;
 
 use super::{TrainError, file_error};
-use crate::checkpoint::{MidEpoch, write_atomic};
+use crate::checkpoint::{MidEpoch, newest_step, write_atomic};
 use crate::metrics_csv;
 use crate::run_dir::{RunDir, Weights};
 use crate::step::{Stop, Trainee};
@@ -37,23 +37,16 @@ pub(super) fn stopped_early(stop: Stop, run: &RunDir, per_epoch: usize) -> Train
             dir: run.path.clone(),
             step,
             saved,
-            resume_step: newest_checkpoint_step(run, per_epoch),
+            resume_step: newest_step(run, per_epoch),
         },
         Stop::Diverged { step, lr, loss } => TrainError::Diverged {
             dir: run.path.clone(),
             step,
             lr,
             loss,
-            checkpoint_step: newest_checkpoint_step(run, per_epoch),
+            checkpoint_step: newest_step(run, per_epoch),
         },
     }
-}
-
-/// The step a resumed run would start from, if it has a checkpoint at all.
-fn newest_checkpoint_step(run: &RunDir, per_epoch: usize) -> Option<usize> {
-    let epoch_step = run.latest_checkpoint().map(|e| e * per_epoch);
-    let mid_step = MidEpoch::latest(run).map(|m| m.step);
-    epoch_step.max(mid_step)
 }
 
 fn save_weights<B: Backend>(

@@ -1,0 +1,112 @@
+//! Disk room for a run, checked before anything is written: a checkpoint's size follows from
+//! the config, and a run needs room for two of them, since the previous one is kept until the
+//! next is complete (`checkpoint::SafeRetention`).
+
+use std::path::Path;
+
+use crate::config::RunConfig;
+use crate::memory::{bytes, parameters};
+
+/// The bytes of one checkpoint: burn's records keep the weights and AdamW's two moments in
+/// f32 whatever the run computes in, 12 bytes per parameter (the schedule's record is tiny).
+pub fn checkpoint_bytes(config: &RunConfig, vocab_size: usize) -> u64 {
+    parameters(config, vocab_size).saturating_mul(12)
+}
+
+/// The bytes free to an unprivileged user on the file system that holds `path`, or its
+/// nearest existing ancestor (the run directory may not exist yet).
+pub fn free_space(path: &Path) -> Option<u64> {
+    // Test hook: `QUILL_FREE_DISK_BYTES=N` stands for a nearly full disk (with the
+    // `fault-injection` feature only).
+    #[cfg(feature = "fault-injection")]
+    if let Some(free) = std::env::var("QUILL_FREE_DISK_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return Some(free);
+    }
+    let existing = path.ancestors().find(|p| p.exists())?;
+    let existing = if existing.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        existing
+    };
+    #[cfg(unix)]
+    {
+        let stat = rustix::fs::statvfs(existing).ok()?;
+        Some(stat.f_bavail.saturating_mul(stat.f_frsize))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = existing;
+        None
+    }
+}
+
+/// The bytes of the files under `dir` (0 when it does not exist): what `--force` frees.
+pub fn size_of_dir(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|entry| match entry.file_type() {
+            Ok(kind) if kind.is_dir() => size_of_dir(&entry.path()),
+            _ => entry.metadata().map_or(0, |m| m.len()),
+        })
+        .sum()
+}
+
+/// A one-line error when `free` bytes (where `dir` goes) cannot hold `count` checkpoints of
+/// the run.
+pub fn check_room(
+    config: &RunConfig,
+    vocab_size: usize,
+    dir: &Path,
+    free: u64,
+    count: u64,
+) -> Result<(), String> {
+    let each = checkpoint_bytes(config, vocab_size);
+    let needed = each.saturating_mul(count);
+    if needed <= free {
+        return Ok(());
+    }
+    Err(format!(
+        "{} has {} free, and this run needs {} for {count} checkpoint{} of {} each; free space or choose another --artifacts",
+        dir.display(),
+        bytes(free),
+        bytes(needed),
+        if count == 1 { "" } else { "s" },
+        bytes(each),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checkpoint_is_twelve_bytes_per_parameter_and_two_must_fit() {
+        let config = RunConfig::default();
+        let each = checkpoint_bytes(&config, 65);
+        assert_eq!(each, parameters(&config, 65) * 12);
+        assert!(check_room(&config, 65, Path::new("runs"), 2 * each, 2).is_ok());
+        let error = check_room(&config, 65, Path::new("runs"), 2 * each - 1, 2).unwrap_err();
+        assert!(
+            error.starts_with("runs has ") && error.contains("for 2 checkpoints of"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn free_space_is_read_from_the_nearest_existing_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a"), vec![0u8; 1000]).unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("sub/b"), vec![0u8; 24]).unwrap();
+        assert_eq!(size_of_dir(dir.path()), 1024);
+        assert_eq!(size_of_dir(&dir.path().join("missing")), 0);
+        #[cfg(unix)]
+        assert!(free_space(&dir.path().join("not/yet/there")).is_some_and(|free| free > 0));
+    }
+}
