@@ -8,4 +8,5 @@ mod end_to_end;
 mod generation;
 mod interop;
 mod interruption;
+mod scaling;
 mod sweeps;

@@ -9,12 +9,14 @@ use clap::Args;
 use quill_data::Corpus;
 use quill_generate::{LoadedRun, SampleOptions, generate};
 use quill_model::Gpt;
-use quill_train::RunConfig;
 use quill_train::bench::{flops_per_token, median, time_train_steps};
+use quill_train::training::TrainOptions;
+use quill_train::{RunConfig, RunDir, train_on};
 use serde_json::{Value, json};
 
 use crate::Runner;
 use crate::args::ConfigArgs;
+use crate::devices::open_devices;
 use crate::errors::whole_number;
 use crate::precision::use_precision;
 
@@ -42,14 +44,28 @@ pub(crate) struct BenchArgs {
     /// Characters sampled for the generation figures.
     #[arg(long, default_value_t = 500, value_parser = whole_number::<usize>)]
     generate_tokens: usize,
+    /// Also train `--warmup + --steps` steps on the first 1, 2, ... of these devices (those
+    /// counts that share out `train.grad_accum`) and report the tokens/s of each (`scaling`).
+    #[arg(long, value_name = "LIST")]
+    devices: Option<String>,
 }
 
 pub(crate) fn bench_command<B: AutodiffBackend>(
     args: BenchArgs,
     runner: &Runner,
-    device: impl FnOnce() -> anyhow::Result<B::Device>,
+    device_index: Option<usize>,
+    pick: &dyn Fn(Option<usize>) -> anyhow::Result<B::Device>,
 ) -> anyhow::Result<()> {
-    let config = RunConfig::load(&args.config.config, &args.config.overrides)?;
+    let mut overrides = args.config.overrides.clone();
+    if let Some(list) = &args.devices {
+        overrides.push(format!("train.devices={list}"));
+    }
+    let config = RunConfig::load(&args.config.config, &overrides)?;
+    // Opened (and checked) before any work.
+    let devices = match args.devices {
+        Some(_) => open_devices::<B>(&config, device_index, pick)?,
+        None => Vec::new(),
+    };
     let options = BenchOptions {
         steps: args.steps.max(1),
         warmup: args.warmup,
@@ -59,11 +75,59 @@ pub(crate) fn bench_command<B: AutodiffBackend>(
         generate_tokens: args.generate_tokens,
     };
     let name = args.config.config.display().to_string();
-    let device = device()?;
-    use_precision::<B>(&device, config.train.precision)?;
-    let report = bench::<B>(&config, &name, &options, runner, device)?;
+    let device = match devices.first() {
+        Some(first) => first.clone(),
+        None => pick(device_index)?,
+    };
+    for device in devices.iter().chain([&device]) {
+        use_precision::<B>(device, config.train.precision)?;
+    }
+    let mut report = bench::<B>(&config, &name, &options, runner, device)?;
+    if !devices.is_empty() {
+        report["scaling"] = scaling::<B>(&config, &devices, options.warmup + options.steps)?;
+    }
     println!("{report}");
     Ok(())
+}
+
+/// The training throughput on the first 1, 2, ... of `devices` (each count that shares out
+/// `train.grad_accum`): `steps` steps of real training (burn-train's learner, as `train`
+/// runs it) into a scratch directory, and the run's own tokens/s (its clock starts after the
+/// first micro-batch, so compilation is left out).
+fn scaling<B: AutodiffBackend>(
+    config: &RunConfig,
+    devices: &[B::Device],
+    steps: usize,
+) -> anyhow::Result<Value> {
+    let scratch = tempfile::tempdir().context("cannot make a scratch directory")?;
+    let mut rows: Vec<Value> = Vec::new();
+    let mut one = None;
+    for count in (1..=devices.len()).filter(|k| config.train.grad_accum.is_multiple_of(*k)) {
+        let mut config = config.clone();
+        config.train.max_steps = steps;
+        config.train.eval_interval = steps;
+        config.train.eval_batches = 1;
+        config.train.devices = "default".into();
+        eprintln!(
+            "bench [{:.1}s]: training {steps} steps on {count} device(s)",
+            crate::since_start()
+        );
+        let options = TrainOptions {
+            run: RunDir::new(scratch.path().join(format!("devices-{count}"))),
+            config,
+            resume: false,
+            dashboard: false,
+            progress_to_stderr: true,
+        };
+        let summary = train_on::<B>(options, devices[..count].to_vec())?;
+        let base = *one.get_or_insert(summary.tokens_per_s);
+        rows.push(json!({
+            "devices": count,
+            "tokens_per_s": summary.tokens_per_s,
+            "speedup": summary.tokens_per_s / base,
+        }));
+    }
+    Ok(Value::Array(rows))
 }
 
 #[derive(Debug, Clone)]

@@ -56,21 +56,23 @@ enum Command {
     },
 }
 
-/// Runs the command; `device` opens the device for those that compute.
+/// Runs the command; `pick` opens device `--device N` (or the default one) for those that
+/// compute.
 pub fn run<B: AutodiffBackend>(
     cli: Cli,
     runner: &Runner,
-    device: impl FnOnce() -> anyhow::Result<B::Device>,
+    pick: &dyn Fn(Option<usize>) -> anyhow::Result<B::Device>,
 ) -> anyhow::Result<()> {
+    let device = || pick(cli.device);
     match cli.command {
-        Command::Train(args) => train_command::<B>(args, runner, cli.device, device()?),
+        Command::Train(args) => train_command::<B>(args, runner, cli.device, pick),
         Command::Generate(args) => generate_command::<B>(args, device()?),
         Command::Sweep(args) => sweep_command::<B>(args, device()?),
         Command::Eval(args) => eval_command::<B::InnerBackend>(args, &device()?),
         Command::Export(args) => export_command::<B::InnerBackend>(args, &device()?),
         Command::Import(args) => import_command::<B::InnerBackend>(args, &device()?),
         Command::Report(args) => report_command(args),
-        Command::Bench(args) => bench_command::<B>(args, runner, device),
+        Command::Bench(args) => bench_command::<B>(args, runner, cli.device, pick),
         Command::Data { command } => data_command(command),
         Command::Config { command } => config_command(command),
     }

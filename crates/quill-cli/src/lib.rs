@@ -6,6 +6,7 @@ mod bench;
 mod commands;
 mod config;
 mod data;
+mod devices;
 mod errors;
 mod generate;
 mod interop;
@@ -64,7 +65,7 @@ pub(crate) fn since_start() -> f64 {
 /// line on stderr with a non-zero exit status.
 pub fn main<B: AutodiffBackend>(
     runner: Runner,
-    pick_device: impl FnOnce(Option<usize>) -> Result<B::Device, String>,
+    pick_device: impl Fn(Option<usize>) -> Result<B::Device, String>,
 ) -> ExitCode {
     STARTED.get_or_init(Instant::now);
     quill_train::failure::install_panic_hook();
@@ -76,11 +77,10 @@ pub fn main<B: AutodiffBackend>(
             return ExitCode::from(error.exit_code() as u8);
         }
     };
-    let index = cli.device;
     // Only the commands that compute open a device (so `config show` works on any machine).
-    let device =
-        move || pick_device(index).map_err(|message| anyhow::anyhow!("--device: {message}"));
-    match commands::run::<B>(cli, &runner, device) {
+    let pick =
+        move |index| pick_device(index).map_err(|message| anyhow::anyhow!("--device: {message}"));
+    match commands::run::<B>(cli, &runner, &pick) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {}", errors::one_line(&error));

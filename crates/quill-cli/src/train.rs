@@ -11,10 +11,11 @@ use quill_train::disk;
 use quill_train::failure::{self, Fatal, RunInProgress};
 use quill_train::memory::MemoryEstimate;
 use quill_train::training::TrainOptions;
-use quill_train::{RunConfig, RunDir, TrainError, interrupt, train};
+use quill_train::{RunConfig, RunDir, TrainError, interrupt, train_on};
 
 use crate::Runner;
 use crate::args::{ConfigArgs, WeightsArg};
+use crate::devices::open_devices;
 use crate::errors::Interrupted;
 use crate::precision::use_precision;
 
@@ -42,6 +43,10 @@ pub(crate) struct TrainArgs {
     /// Which weights of the --init-from run.
     #[arg(long, value_enum, requires = "init_from")]
     weights: Option<WeightsArg>,
+    /// Train data-parallel on these devices: `0,1,2,3` (CUDA ordinals, wgpu adapters; on the
+    /// CPU runner `0,0` is two replicas of the CPU) or `all`. Sets `train.devices`.
+    #[arg(long, value_name = "LIST")]
+    devices: Option<String>,
     /// Show burn-train's dashboard instead of progress lines (in a terminal only). The
     /// dashboard takes the keyboard: stop the run there with `q`, not Ctrl-C.
     #[arg(long)]
@@ -52,15 +57,20 @@ pub(crate) fn train_command<B: AutodiffBackend>(
     args: TrainArgs,
     runner: &Runner,
     device_index: Option<usize>,
-    device: B::Device,
+    pick: &dyn Fn(Option<usize>) -> anyhow::Result<B::Device>,
 ) -> anyhow::Result<()> {
+    let mut args = args;
+    if let Some(list) = &args.devices {
+        // The same as `--set train.devices=LIST`, after the config's own and the --set ones.
+        args.config.overrides.push(format!("train.devices={list}"));
+    }
     let stem = args
         .config
         .config
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "run".into());
-    let (run, config) = if args.resume {
+    let (run, config, devices) = if args.resume {
         let run = match &args.name {
             Some(name) => RunDir::new(args.artifacts.join(name)),
             None => newest_run(&args.artifacts, &stem)?,
@@ -76,7 +86,8 @@ pub(crate) fn train_command<B: AutodiffBackend>(
         check_memory(&config, runner, device_index, vocab)?;
         // Its newest checkpoint stays until the next one is complete: room for one more.
         check_disk(&config, vocab, &run.path, 0, 1)?;
-        (run, config)
+        let devices = open_devices::<B>(&config, device_index, pick)?;
+        (run, config, devices)
     } else {
         let mut config = RunConfig::load(&args.config.config, &args.config.overrides)?;
         if let Some(source) = &args.init_from {
@@ -87,6 +98,7 @@ pub(crate) fn train_command<B: AutodiffBackend>(
         }
         // Before anything on disk changes (`--force` removes the old run below).
         check_memory(&config, runner, device_index, None)?;
+        let devices = open_devices::<B>(&config, device_index, pick)?;
         let name = args
             .name
             .clone()
@@ -107,14 +119,17 @@ pub(crate) fn train_command<B: AutodiffBackend>(
             std::fs::remove_dir_all(&run.path)
                 .with_context(|| format!("cannot remove {}", run.path.display()))?;
         }
-        (run, config)
+        (run, config, devices)
     };
 
+    let on = match devices.len() {
+        1 => runner.backend.clone(),
+        n => format!("{n} {} devices", runner.backend),
+    };
     println!(
-        "{} {} on {}: {} ({} steps; memory {})",
+        "{} {} on {on}: {} ({} steps; memory {})",
         runner.name,
         if args.resume { "resuming" } else { "training" },
-        runner.backend,
         run.path.display(),
         config.train.max_steps,
         MemoryEstimate::of(&config, ASSUMED_VOCAB).describe(&config),
@@ -124,9 +139,12 @@ pub(crate) fn train_command<B: AutodiffBackend>(
         config,
         resume: args.resume,
         dashboard: args.dashboard,
+        progress_to_stderr: false,
     };
     interrupt::install_handlers().context("cannot install the Ctrl-C handler")?;
-    use_precision::<B>(&device, options.config.train.precision)?;
+    for device in &devices {
+        use_precision::<B>(device, options.config.train.precision)?;
+    }
     let lr = options.config.optimizer.lr;
     let run_name = run.path.file_name().map_or_else(
         || run.path.display().to_string(),
@@ -152,7 +170,7 @@ pub(crate) fn train_command<B: AutodiffBackend>(
         resume: next(true),
         restart: next(false),
     });
-    let summary = train::<B>(options, device).map_err(|error| {
+    let summary = train_on::<B>(options, devices).map_err(|error| {
         if let Some(fatal) = Fatal::of(&error.to_string()) {
             return anyhow::anyhow!("{}", failure::message(fatal, ""));
         }

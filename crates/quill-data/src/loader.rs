@@ -80,11 +80,22 @@ pub struct Windows {
     pub seed: u64,
 }
 
+/// Which batches of each pass a loader serves: every `count`-th, from batch `index`. One
+/// device trains all of them (`0` of `1`); with several, burn-train slices the loader into
+/// one shard per device, and round `r` gives device `d` batch `r × count + d`, so each
+/// optimizer step sums the same micro-batches as on one device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Shard {
+    index: usize,
+    count: usize,
+}
+
 /// A [`DataLoader`] of the [`Windows`] of one token split.
 #[derive(Debug)]
 pub struct WindowLoader<B: Backend> {
     windows: Windows,
     sampling: Arc<Sampling>,
+    shard: Shard,
     device: B::Device,
 }
 
@@ -103,6 +114,7 @@ impl<B: Backend> WindowLoader<B> {
         Self {
             windows,
             sampling: Arc::new(sampling),
+            shard: Shard { index: 0, count: 1 },
             device,
         }
     }
@@ -112,6 +124,7 @@ impl<B: Backend> WindowLoader<B> {
         Self {
             windows,
             sampling: Arc::new(Sampling::Fixed),
+            shard: Shard { index: 0, count: 1 },
             device,
         }
     }
@@ -124,8 +137,39 @@ impl<B: Backend> WindowLoader<B> {
                 ..self.windows.clone()
             },
             sampling: self.sampling.clone(),
+            shard: self.shard,
             device,
         }
+    }
+
+    /// Shard `index` of `count` of this loader's batches (of a shard, a finer shard): its
+    /// own pass counter, starting where this one stands, and its share of the batches to
+    /// skip. `count` must divide the batches per pass.
+    fn shard(&self, index: usize, count: usize) -> Self {
+        let sampling = match self.sampling.as_ref() {
+            Sampling::Fixed => Sampling::Fixed,
+            Sampling::PerEpoch {
+                next_epoch,
+                skip_first,
+            } => Sampling::PerEpoch {
+                next_epoch: AtomicU64::new(next_epoch.load(Ordering::SeqCst)),
+                skip_first: AtomicUsize::new(skip_first.load(Ordering::SeqCst) / count),
+            },
+        };
+        Self {
+            windows: self.windows.clone(),
+            sampling: Arc::new(sampling),
+            shard: Shard {
+                index: self.shard.index + self.shard.count * index,
+                count: self.shard.count * count,
+            },
+            device: self.device.clone(),
+        }
+    }
+
+    /// Batches per pass of this shard.
+    fn batches(&self) -> usize {
+        self.windows.batches / self.shard.count
     }
 
     /// The offsets of the next pass, the batches of it to skip, and its epoch when the pass
@@ -138,9 +182,7 @@ impl<B: Backend> WindowLoader<B> {
                 skip_first,
             } => {
                 let epoch = next_epoch.fetch_add(1, Ordering::SeqCst);
-                let skip = skip_first
-                    .swap(0, Ordering::SeqCst)
-                    .min(self.windows.batches);
+                let skip = skip_first.swap(0, Ordering::SeqCst).min(self.batches());
                 (epoch, skip, Some(epoch))
             }
         };
@@ -153,7 +195,8 @@ impl<B: Backend> WindowLoader<B> {
 impl<B: Backend> DataLoader<B, TokenBatch<B>> for WindowLoader<B> {
     fn iter<'a>(&'a self) -> Box<dyn DataLoaderIterator<TokenBatch<B>> + 'a> {
         let (mut offsets, skip, epoch) = self.next_pass();
-        offsets.skip(skip * self.windows.batch_size);
+        let first = self.shard.index + skip * self.shard.count;
+        offsets.skip(first * self.windows.batch_size);
         Box::new(WindowIter {
             loader: self,
             offsets,
@@ -163,7 +206,7 @@ impl<B: Backend> DataLoader<B, TokenBatch<B>> for WindowLoader<B> {
     }
 
     fn num_items(&self) -> usize {
-        self.windows.batches * self.windows.batch_size
+        self.batches() * self.windows.batch_size
     }
 
     fn to_device(&self, device: &B::Device) -> Arc<dyn DataLoader<B, TokenBatch<B>>> {
@@ -171,8 +214,17 @@ impl<B: Backend> DataLoader<B, TokenBatch<B>> for WindowLoader<B> {
     }
 
     fn slice(&self, start: usize, end: usize) -> Arc<dyn DataLoader<B, TokenBatch<B>>> {
-        // Items are whole batches here: a slice keeps the batches that `start..end` covers.
-        let size = self.windows.batch_size;
+        // burn-train's split among devices asks for equal parts in order: part `i` of `n` is
+        // served as shard `i` of `n`.
+        let (len, total, size) = (end - start, self.num_items(), self.windows.batch_size);
+        if len > 0
+            && total.is_multiple_of(len)
+            && start.is_multiple_of(len)
+            && len.is_multiple_of(size)
+        {
+            return Arc::new(self.shard(start / len, total / len));
+        }
+        // Otherwise items are whole batches: a slice keeps the batches `start..end` covers.
         let batches = end.div_ceil(size) - start / size;
         Arc::new(self.resized(batches, self.device.clone()))
     }
@@ -192,16 +244,20 @@ impl<B: Backend> Iterator for WindowIter<'_, B> {
     type Item = TokenBatch<B>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let w = &self.loader.windows;
-        if self.batch >= w.batches {
+        let (w, shard) = (&self.loader.windows, self.loader.shard);
+        if self.batch >= self.loader.batches() {
             return None;
         }
+        // The batch's number in the whole pass, which places its windows and dropout.
+        let batch = shard.index + self.batch * shard.count;
         if let Some(epoch) = self.epoch {
-            let stream = mix(epoch ^ 0xD20F_0A7E, self.batch as u64);
+            let stream = mix(epoch ^ 0xD20F_0A7E, batch as u64);
             B::seed(&self.loader.device, mix(w.seed, stream));
         }
         self.batch += 1;
         let offsets = self.offsets.take(w.batch_size);
+        // The other shards' batches up to this shard's next one.
+        self.offsets.skip((shard.count - 1) * w.batch_size);
         Some(TokenBatch::from_offsets(
             &w.tokens,
             &offsets,
@@ -213,8 +269,8 @@ impl<B: Backend> Iterator for WindowIter<'_, B> {
 
 impl<B: Backend> DataLoaderIterator<TokenBatch<B>> for WindowIter<'_, B> {
     fn progress(&self) -> Progress {
-        let w = &self.loader.windows;
-        Progress::new(self.batch * w.batch_size, w.batches * w.batch_size)
+        let size = self.loader.windows.batch_size;
+        Progress::new(self.batch * size, self.loader.batches() * size)
     }
 }
 
@@ -224,6 +280,10 @@ mod tests {
     use burn::backend::NdArray;
 
     type B = NdArray;
+
+    /// Training passes reseed the backend's one generator: tests that draw them, or draw from
+    /// the generator, take turns.
+    static GENERATOR: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
     /// `batches` batches of four windows of eight tokens.
     fn windows(tokens: Arc<[u32]>, batches: usize, seed: u64) -> Windows {
@@ -258,6 +318,7 @@ mod tests {
 
     #[test]
     fn validation_repeats_and_training_moves_on() {
+        let _turn = GENERATOR.lock().unwrap_or_else(|e| e.into_inner());
         let tokens: Arc<[u32]> = (0..500).collect::<Vec<u32>>().into();
         let fixed = WindowLoader::<B>::fixed(windows(tokens.clone(), 2, 1), Default::default());
         let first: Vec<_> = fixed.iter().map(|b| rows(&b)).collect();
@@ -293,7 +354,53 @@ mod tests {
     }
 
     #[test]
+    fn shards_share_out_every_pass_round_by_round() {
+        let _turn = GENERATOR.lock().unwrap_or_else(|e| e.into_inner());
+        let tokens: Arc<[u32]> = (0..500).collect::<Vec<u32>>().into();
+        let start = TrainingPosition {
+            epoch: 0,
+            batches: 0,
+        };
+        let whole =
+            WindowLoader::<B>::training(windows(tokens.clone(), 6, 3), start, Default::default());
+        let split =
+            WindowLoader::<B>::training(windows(tokens.clone(), 6, 3), start, Default::default());
+        // As burn-train splits a loader among three devices.
+        let shards: Vec<_> = (0..3).map(|i| split.slice(i * 8, (i + 1) * 8)).collect();
+        for _epoch in 0..2 {
+            let expected: Vec<_> = whole.iter().map(|b| rows(&b)).collect();
+            let mut iters: Vec<_> = shards.iter().map(|s| s.iter()).collect();
+            let mut rounds = Vec::new();
+            for _round in 0..2 {
+                for it in iters.iter_mut() {
+                    rounds.push(rows(&it.next().unwrap()));
+                }
+            }
+            assert!(iters.iter_mut().all(|it| it.next().is_none()));
+            assert_eq!(rounds, expected);
+        }
+        // Resumed after one round (three batches) of the first pass: each shard skips one.
+        let resumed = WindowLoader::<B>::training(
+            windows(tokens.clone(), 6, 3),
+            TrainingPosition {
+                epoch: 0,
+                batches: 3,
+            },
+            Default::default(),
+        );
+        let first = WindowLoader::<B>::training(windows(tokens, 6, 3), start, Default::default());
+        let all: Vec<_> = first.iter().map(|b| rows(&b)).collect();
+        let halves: Vec<_> = (0..3).map(|i| resumed.slice(i * 8, (i + 1) * 8)).collect();
+        let rest: Vec<_> = halves
+            .iter()
+            .map(|h| rows(&h.iter().next().unwrap()))
+            .collect();
+        assert_eq!(rest, all[3..]);
+    }
+
+    #[test]
     fn dropout_randomness_is_a_function_of_the_batch_position() {
+        let _turn = GENERATOR.lock().unwrap_or_else(|e| e.into_inner());
         let tokens: Arc<[u32]> = (0..500).collect::<Vec<u32>>().into();
         let draw_after = |start: TrainingPosition, skip_batches: usize| {
             let loader = WindowLoader::<B>::training(

@@ -110,6 +110,7 @@ fn train_one<B: AutodiffBackend>(
         config,
         resume,
         dashboard: false,
+        progress_to_stderr: false,
     };
     let device = device.clone();
     let summary = catch_unwind(AssertUnwindSafe(|| train::<B>(train_options, device)))

@@ -107,24 +107,26 @@ pub fn message(fatal: Fatal, detail: &str) -> String {
         return format!("{what}{detail}");
     };
     let dir = run.run.path.display();
-    match (newest_step(&run.run, run.steps_per_epoch), fatal) {
-        (Some(step), Fatal::DiskFull) => format!(
-            "{what} while training {dir}{detail}; the checkpoint of step {step} is intact; free space and resume with: {}",
-            run.resume
+    let (checkpoint, how, command) = match newest_step(&run.run, run.steps_per_epoch) {
+        Some(step) => (
+            format!("; the checkpoint of step {step} is intact"),
+            "resume",
+            &run.resume,
         ),
-        (Some(step), Fatal::OutOfMemory) => format!(
-            "{what} while training {dir}{detail}; the checkpoint of step {step} is intact; resume with: {}",
-            run.resume
+        None => (
+            ", before its first checkpoint".into(),
+            "start again",
+            &run.restart,
         ),
-        (None, Fatal::DiskFull) => format!(
-            "{what} while training {dir}{detail}, before its first checkpoint; free space and start again with: {}",
-            run.restart
+    };
+    let remedy = match (fatal, how) {
+        (Fatal::DiskFull, _) => format!("free space and {how} with"),
+        (Fatal::OutOfMemory, "start again") => format!(
+            "lower train.batch_size (a higher train.grad_accum keeps the tokens per step) and {how} with"
         ),
-        (None, Fatal::OutOfMemory) => format!(
-            "{what} while training {dir}{detail}, before its first checkpoint; lower train.batch_size (a higher train.grad_accum keeps the tokens per step) and start again with: {}",
-            run.restart
-        ),
-    }
+        (Fatal::OutOfMemory, _) => format!("{how} with"),
+    };
+    format!("{what} while training {dir}{detail}{checkpoint}; {remedy}: {command}")
 }
 
 /// Prints [`message`] and exits with status 1. Of threads failing together, the first

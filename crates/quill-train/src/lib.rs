@@ -60,4 +60,4 @@ pub mod training;
 pub use config::RunConfig;
 pub use run_dir::{RunDir, Weights};
 pub use summary::RunSummary;
-pub use training::{TrainError, train};
+pub use training::{TrainError, train, train_on};

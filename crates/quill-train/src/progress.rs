@@ -27,6 +27,7 @@ pub struct ProgressLines {
     val_loss: Mean,
     lr: f64,
     tokens_per_s: f64,
+    stderr: bool,
 }
 
 #[derive(Default)]
@@ -60,7 +61,13 @@ impl ProgressLines {
             val_loss: Mean::default(),
             lr: f64::NAN,
             tokens_per_s: 0.0,
+            stderr: false,
         }
+    }
+
+    /// Prints on stderr instead of stdout when `stderr` is set.
+    pub fn on_stderr(self, stderr: bool) -> Self {
+        Self { stderr, ..self }
     }
 
     fn value(&self, state: &MetricState) -> Option<(&str, f64)> {
@@ -92,9 +99,14 @@ impl ProgressLines {
     }
 
     fn print(&mut self, line: String) {
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{line}");
-        let _ = out.flush();
+        match self.stderr {
+            true => eprintln!("{line}"),
+            false => {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
+            }
+        }
         self.last_line = Some(Instant::now());
     }
 }

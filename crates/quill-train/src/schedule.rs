@@ -20,6 +20,9 @@ pub struct WarmupCosine {
     pub grad_accum: usize,
     /// Micro-batches seen so far.
     pub micro_batches: usize,
+    /// Micro-batches per scheduler step: 1 on one device; with several, burn-train steps the
+    /// scheduler once per round of one micro-batch on each device.
+    pub devices: usize,
 }
 
 impl WarmupCosine {
@@ -43,7 +46,7 @@ impl LrScheduler for WarmupCosine {
 
     fn step(&mut self) -> LearningRate {
         let lr = self.lr_at(self.micro_batches / self.grad_accum);
-        self.micro_batches += 1;
+        self.micro_batches += self.devices;
         lr
     }
 
@@ -69,6 +72,7 @@ mod tests {
             decay_steps: 110,
             grad_accum: 1,
             micro_batches: 0,
+            devices: 1,
         }
     }
 
@@ -107,5 +111,26 @@ mod tests {
         let rates: Vec<f64> = (0..6).map(|_| s.step()).collect();
         let expected = [0, 0, 0, 1, 1, 1].map(|i| schedule().lr_at(i));
         assert_eq!(rates, expected);
+    }
+
+    #[test]
+    fn on_several_devices_the_rate_follows_the_optimizer_step_and_the_record_carries_over() {
+        // Four micro-batches per step on two devices: burn-train steps the scheduler twice.
+        let mut two = WarmupCosine {
+            grad_accum: 4,
+            devices: 2,
+            ..schedule()
+        };
+        let rates: Vec<f64> = (0..6).map(|_| two.step()).collect();
+        assert_eq!(rates, [0, 0, 1, 1, 2, 2].map(|i| schedule().lr_at(i)));
+        // The record counts micro-batches, so one device resumes at the same step.
+        type B = burn::backend::NdArray;
+        let mut one = WarmupCosine {
+            grad_accum: 4,
+            ..schedule()
+        }
+        .load_record::<B>(two.to_record::<B>());
+        assert_eq!(one.micro_batches, 12);
+        assert_eq!(one.step(), schedule().lr_at(3));
     }
 }

@@ -20,7 +20,8 @@ use toml::Table;
 
 use overrides::{apply_override, check_against_schema, describe_toml_error};
 pub use sections::{
-    CheckpointConfig, InitConfig, OptimizerConfig, Precision, ScheduleConfig, TrainConfig,
+    CheckpointConfig, Devices, InitConfig, OptimizerConfig, Precision, ScheduleConfig, TrainConfig,
+    check_devices,
 };
 
 /// Everything that defines a training run; saved resolved as `config.toml` in the run directory.

@@ -44,8 +44,11 @@ pub(super) fn check_against_schema(
 /// Checks that `value` has the type of the schema's `default`; integers are accepted where a
 /// float is expected (`lr = 1` means 1.0).
 fn coerce(value: &mut Value, default: &Value) -> Result<(), String> {
-    if let (Value::Integer(i), Value::Float(_)) = (&*value, default) {
-        *value = Value::Float(*i as f64);
+    match (&*value, default) {
+        (Value::Integer(i), Value::Float(_)) => *value = Value::Float(*i as f64),
+        // `train.devices=0` names a device; the key is a string ("0,1", "all").
+        (Value::Integer(i), Value::String(_)) => *value = Value::String(i.to_string()),
+        _ => {}
     }
     if value.type_str() == default.type_str() {
         Ok(())

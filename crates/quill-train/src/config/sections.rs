@@ -33,6 +33,64 @@ pub struct TrainConfig {
     /// that type, where the backend and device support it (CUDA: both; wgpu: f16 on devices
     /// with shader-f16).
     pub precision: Precision,
+    /// Which devices train the run, data-parallel: `"default"` (the one `--device` picks),
+    /// `"all"`, or ordinals such as `"0,1,2,3"`; on the CPU runner each `0` is a replica of
+    /// the one CPU device. Each optimizer step's `grad_accum` micro-batches are shared out
+    /// among the devices, so `grad_accum` must be a multiple of their number.
+    pub devices: String,
+}
+
+/// A parsed `train.devices`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Devices {
+    /// The one device `--device` picks.
+    Default,
+    /// Every device the runner finds.
+    All,
+    /// These ordinals, in this order (the first is where the optimizer runs).
+    List(Vec<usize>),
+}
+
+impl Devices {
+    pub fn parse(text: &str) -> Result<Devices, String> {
+        match text.trim() {
+            "default" | "" => Ok(Devices::Default),
+            "all" => Ok(Devices::All),
+            list => list
+                .split(',')
+                .map(|n| n.trim().parse::<usize>())
+                .collect::<Result<Vec<_>, _>>()
+                .map(Devices::List)
+                .map_err(|_| {
+                    format!(
+                        "\"{text}\" is not \"default\", \"all\" or device numbers such as \"0,1\""
+                    )
+                }),
+        }
+    }
+
+    /// How many devices, where the config alone says.
+    pub fn count(&self) -> Option<usize> {
+        match self {
+            Devices::Default => Some(1),
+            Devices::All => None,
+            Devices::List(list) => Some(list.len()),
+        }
+    }
+}
+
+/// The one-line error when `grad_accum` micro-batches cannot be shared out evenly among
+/// `devices` devices.
+pub fn check_devices(grad_accum: usize, devices: usize) -> Result<(), String> {
+    if grad_accum.is_multiple_of(devices) {
+        return Ok(());
+    }
+    invalid(
+        "train.grad_accum",
+        format!(
+            "{grad_accum} micro-batches per step cannot be shared out among {devices} devices; make it a multiple of {devices} (and lower train.batch_size to keep the tokens per step)"
+        ),
+    )
 }
 
 /// The float types a run computes in.
@@ -103,7 +161,16 @@ impl TrainConfig {
                 return invalid(key, "must be at least 1");
             }
         }
-        Ok(())
+        match Devices::parse(&self.devices).map(|d| d.count()) {
+            Err(problem) => invalid("train.devices", problem),
+            Ok(Some(count)) => check_devices(self.grad_accum, count),
+            Ok(None) => Ok(()),
+        }
+    }
+
+    /// The parsed `devices` (valid once `validate` passed).
+    pub fn device_choice(&self) -> Devices {
+        Devices::parse(&self.devices).unwrap_or(Devices::Default)
     }
 }
 
@@ -117,6 +184,7 @@ impl Default for TrainConfig {
             grad_accum: 1,
             seed: 1337,
             precision: Precision::F32,
+            devices: "default".into(),
         }
     }
 }

@@ -8,6 +8,9 @@ use quill_data::DataError;
 pub enum TrainError {
     #[error(transparent)]
     Data(#[from] DataError),
+    /// A setting that cannot work with what the runner found (e.g. the devices).
+    #[error("{0}")]
+    Invalid(String),
     #[error("{path}: {message}")]
     File { path: PathBuf, message: String },
     #[error(

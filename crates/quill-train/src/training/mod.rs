@@ -19,7 +19,10 @@ use burn::train::checkpoint::{
 use burn::train::logger::FileMetricLogger;
 use burn::train::metric::store::{Aggregate, Direction, Split};
 use burn::train::metric::{LearningRateMetric, LossMetric};
-use burn::train::{FileApplicationLoggerInstaller, Learner, SupervisedTraining};
+use burn::train::{
+    ExecutionStrategy, FileApplicationLoggerInstaller, Learner, MultiDeviceOptim,
+    SupervisedTraining,
+};
 use quill_data::{TrainingPosition, WindowLoader, Windows};
 use quill_model::Gpt;
 
@@ -28,7 +31,7 @@ use error::file_error;
 use setup::Setup;
 
 use crate::checkpoint::SafeRetention;
-use crate::config::RunConfig;
+use crate::config::{RunConfig, check_devices};
 use crate::failure::ExperimentLog;
 use crate::metrics::{Perplexity, TokensPerSecond, TrainLoss};
 use crate::metrics_csv::CsvMetricLogger;
@@ -49,6 +52,8 @@ pub struct TrainOptions {
     /// Show burn-train's dashboard when stdout is a terminal, instead of progress lines. It
     /// puts the terminal in raw mode, where Ctrl-C is a key press the dashboard ignores.
     pub dashboard: bool,
+    /// Progress lines on stderr instead of stdout (for `bench`, whose stdout is its report).
+    pub progress_to_stderr: bool,
 }
 
 /// Trains the run described by `options` on `device` and returns its summary.
@@ -56,9 +61,22 @@ pub fn train<B: AutodiffBackend>(
     options: TrainOptions,
     device: B::Device,
 ) -> Result<RunSummary, TrainError> {
+    train_on::<B>(options, vec![device])
+}
+
+/// Trains the run data-parallel on `devices` (the first holds the weights and runs the
+/// optimizer): each optimizer step's `grad_accum` micro-batches are shared out among them,
+/// one per device per round, and their gradients summed, so the step is the one a single
+/// device takes, up to the order of float additions.
+pub fn train_on<B: AutodiffBackend>(
+    options: TrainOptions,
+    devices: Vec<B::Device>,
+) -> Result<RunSummary, TrainError> {
+    check_devices(options.config.train.grad_accum, devices.len()).map_err(TrainError::Invalid)?;
+    let device = devices[0].clone();
     let setup = setup::prepare::<B>(&options, &device)?;
     let params = setup.params;
-    let trained = learn(&options, setup, &device)?;
+    let trained = learn(&options, setup, &devices)?;
     wrap_up::finish(trained, &options.run, params, &device)
 }
 
@@ -67,8 +85,9 @@ pub fn train<B: AutodiffBackend>(
 fn learn<B: AutodiffBackend>(
     options: &TrainOptions,
     setup: Setup<B>,
-    device: &B::Device,
+    devices: &[B::Device],
 ) -> Result<Gpt<B::InnerBackend>, TrainError> {
+    let device = &devices[0];
     let TrainOptions { run, config, .. } = options;
     let t = &config.train;
     let Setup {
@@ -97,6 +116,7 @@ fn learn<B: AutodiffBackend>(
         },
         device.clone(),
     );
+    let replicas = devices.len();
     let valid_loader = WindowLoader::<B::InnerBackend>::fixed(
         windows(corpus.split.val, t.eval_batches),
         device.clone(),
@@ -109,6 +129,7 @@ fn learn<B: AutodiffBackend>(
         decay_steps: config.decay_steps(),
         grad_accum: t.grad_accum,
         micro_batches: 0,
+        devices: replicas,
     };
     let optimizer = MatrixDecayAdamW::init::<B, Trainee<B>>(&config.optimizer);
 
@@ -141,18 +162,24 @@ fn learn<B: AutodiffBackend>(
             .with_file_checkpointer(recorder)
             .with_checkpointing_strategy(SafeRetention::new(retention, run.clone(), saves.clone()))
             .num_epochs(epochs);
-    if t.grad_accum > 1 {
-        training = training.grads_accumulation(t.grad_accum);
+    // Rounds per optimizer step: one micro-batch on each device per round.
+    let rounds = t.grad_accum / replicas;
+    if rounds > 1 {
+        training = training.grads_accumulation(rounds);
+    }
+    if devices.len() > 1 {
+        let strategy =
+            ExecutionStrategy::MultiDevice(devices.to_vec(), MultiDeviceOptim::OptimMainDevice);
+        training = training.with_training_strategy(strategy.into());
     }
     if options.resume {
         training = training.checkpoint(first_epoch);
     }
     if !(options.dashboard && std::io::stdout().is_terminal()) {
-        training = training.renderer(ProgressLines::new(
-            t.eval_interval,
-            t.max_steps,
-            start.steps_done,
-        ));
+        training = training.renderer(
+            ProgressLines::new(t.eval_interval, t.max_steps, start.steps_done)
+                .on_stderr(options.progress_to_stderr),
+        );
     }
 
     let control = Arc::new(RunControl::new(

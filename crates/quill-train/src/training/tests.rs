@@ -35,6 +35,7 @@ fn small_run(dir: &std::path::Path, steps: usize) -> TrainOptions {
         config,
         resume: false,
         dashboard: false,
+        progress_to_stderr: false,
     }
 }
 
