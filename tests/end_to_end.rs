@@ -218,3 +218,39 @@ fn bf16_mixed_precision_trains_as_well_as_f32() {
     // bf16 products do change the numbers: this is not the f32 run again.
     assert_ne!(mixed_best, f32_best);
 }
+
+#[test]
+fn a_directory_of_text_files_trains_as_their_concatenation() {
+    // The corpus cut at line ends into three files (named so that path order is text order),
+    // one of them in a subdirectory, and a hidden file that must not be read.
+    let quill = Quill::new();
+    let text = std::fs::read_to_string(&quill.corpus).unwrap();
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let third = lines.len() / 3;
+    let dir = quill.dir.path().join("books");
+    std::fs::create_dir_all(dir.join("2-more")).unwrap();
+    std::fs::write(dir.join("1.txt"), lines[..third].concat()).unwrap();
+    std::fs::write(dir.join("2-more/a.txt"), lines[third..2 * third].concat()).unwrap();
+    std::fs::write(dir.join("3.txt"), lines[2 * third..].concat()).unwrap();
+    std::fs::write(dir.join(".notes"), "not part of the corpus").unwrap();
+
+    let fast = crate::common::QUICK;
+    ok(quill.train("tiny.toml", "file", &fast));
+    let from_dir = format!("data.path={}", dir.display());
+    ok(quill.train(
+        "tiny.toml",
+        "dir",
+        &[&fast[..], &["--set", &from_dir]].concat(),
+    ));
+    // Same text, same windows: the same losses (time and speed columns aside).
+    let losses = |run: &str| -> Vec<(f64, f64)> {
+        quill
+            .metrics(run)
+            .iter()
+            .map(|row| (row[2], row[3]))
+            .collect()
+    };
+    assert_eq!(losses("dir"), losses("file"));
+    let config = std::fs::read_to_string(quill.artifacts().join("dir/config.toml")).unwrap();
+    assert!(config.contains("books"), "{config}");
+}

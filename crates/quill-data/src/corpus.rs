@@ -10,8 +10,9 @@ use crate::{DataError, Split, Vocab};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DataConfig {
-    /// Path of a UTF-8 text file, relative to the working directory. `just data` places Tiny
-    /// Shakespeare at the default path.
+    /// A UTF-8 text file, or a directory of them (read recursively, in the byte order of
+    /// their paths, hidden files skipped), relative to the working directory. `just data`
+    /// places Tiny Shakespeare at the default path.
     pub path: PathBuf,
     /// Fraction of the text, taken from its end, held out for validation (nanoGPT: 0.1).
     pub val_fraction: f64,
@@ -92,8 +93,62 @@ impl Corpus {
     }
 }
 
-/// Reads a whole UTF-8 text file, with errors that say which file and what is wrong with it.
+/// Reads the corpus at `path`: a UTF-8 text file, or every file under a directory in a stable
+/// order (the byte order of their paths below it; names starting with `.` skipped), each
+/// followed by a newline if it does not end with one, so that no two documents run together.
+/// The validation split is then the end of the last files. Errors name the file at fault.
 pub fn read_text(path: &Path) -> Result<String, DataError> {
+    if !path.is_dir() {
+        return read_file(path);
+    }
+    let mut files = Vec::new();
+    collect_files(path, &mut files)?;
+    files.sort();
+    let mut text = String::new();
+    for file in &files {
+        let part = match read_file(file) {
+            Err(DataError::CorpusEmpty { .. }) => continue,
+            other => other?,
+        };
+        text.push_str(&part);
+        if !part.ends_with('\n') {
+            text.push('\n');
+        }
+    }
+    if text.is_empty() {
+        return Err(DataError::CorpusEmpty {
+            path: path.to_owned(),
+        });
+    }
+    Ok(text)
+}
+
+/// The files under `dir`, hidden ones (and hidden directories) skipped.
+fn collect_files(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), DataError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| DataError::CorpusRead {
+        path: dir.to_owned(),
+        source,
+    })?;
+    for entry in entries {
+        let entry = entry.map_err(|source| DataError::CorpusRead {
+            path: dir.to_owned(),
+            source,
+        })?;
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let path = entry.path();
+        if path.is_dir() {
+            collect_files(&path, files)?;
+        } else {
+            files.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Reads a whole UTF-8 text file, with errors that say which file and what is wrong with it.
+fn read_file(path: &Path) -> Result<String, DataError> {
     let bytes = std::fs::read(path).map_err(|source| {
         if source.kind() == std::io::ErrorKind::NotFound {
             DataError::CorpusMissing {
@@ -147,6 +202,37 @@ mod tests {
             err.contains("not valid UTF-8") && err.contains("offset 3"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_directory_is_its_files_in_path_order_each_ending_a_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("b/inner")).unwrap();
+        std::fs::create_dir_all(root.join(".git")).unwrap();
+        for (name, text) in [
+            ("b/inner/3.txt", "three\n"),
+            ("a.txt", "one"),
+            ("b/2.md", "two\n"),
+            ("c.txt", ""),
+            (".hidden", "never"),
+            (".git/config", "never"),
+        ] {
+            std::fs::write(root.join(name), text).unwrap();
+        }
+        assert_eq!(read_text(root).unwrap(), "one\ntwo\nthree\n");
+
+        std::fs::write(root.join("b/bad.txt"), b"ok\xff").unwrap();
+        let err = read_text(root).unwrap_err().to_string();
+        assert!(
+            err.contains("bad.txt") && err.contains("not valid UTF-8"),
+            "{err}"
+        );
+
+        let empty = tempfile::tempdir().unwrap();
+        std::fs::write(empty.path().join("blank.txt"), "").unwrap();
+        let err = read_text(empty.path()).unwrap_err().to_string();
+        assert!(err.contains("is empty"), "{err}");
     }
 
     #[test]
