@@ -247,6 +247,35 @@ fn a_full_disk_mid_run_is_one_line_and_the_run_resumes() {
 }
 
 #[test]
+fn a_full_disk_at_the_final_weights_resumes_into_the_wrap_up() {
+    let quill = Quill::new();
+    let fast = crate::common::QUICK;
+    let out = quill
+        .train_command("tiny.toml", "end", &fast)
+        .env("QUILL_DISK_FULL_WRITING", "final")
+        .output()
+        .unwrap();
+    let err = crate::common::stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("no space left on device")
+            && err.contains("the checkpoint of step 50 is intact"),
+        "{err}"
+    );
+    let run = quill.artifacts().join("end");
+    assert!(!run.join("final.mpk").exists() && !run.join("summary.json").exists());
+
+    let command = err.split("resume with: quill-cpu ").nth(1).expect(&err);
+    let args: Vec<&str> = command.split_whitespace().collect();
+    let out = ok(quill.run(&args));
+    assert!(out.contains("done: best val loss"), "{out}");
+    assert!(run.join("final.mpk").is_file() && run.join("summary.json").is_file());
+    // Finished now: a further --resume says so.
+    crate::common::fails_with(quill.run(&args), "already finished its 50 steps");
+}
+
+#[test]
 fn an_allocation_failure_mid_run_is_one_line_and_the_run_resumes() {
     // Step 120's backward pass asks for memory the machine does not have.
     let quill = Quill::new();

@@ -10,13 +10,14 @@ use quill_data::Corpus;
 use quill_generate::{LoadedRun, SampleOptions, generate};
 use quill_model::Gpt;
 use quill_train::bench::{flops_per_token, median, time_train_steps};
+use quill_train::config::Devices;
 use quill_train::training::TrainOptions;
 use quill_train::{RunConfig, RunDir, train_on};
 use serde_json::{Value, json};
 
 use crate::Runner;
 use crate::args::ConfigArgs;
-use crate::devices::open_devices;
+use crate::devices::pick_devices;
 use crate::errors::whole_number;
 use crate::precision::use_precision;
 
@@ -56,14 +57,13 @@ pub(crate) fn bench_command<B: AutodiffBackend>(
     device_index: Option<usize>,
     pick: &dyn Fn(Option<usize>) -> anyhow::Result<B::Device>,
 ) -> anyhow::Result<()> {
-    let mut overrides = args.config.overrides.clone();
-    if let Some(list) = &args.devices {
-        overrides.push(format!("train.devices={list}"));
-    }
-    let config = RunConfig::load(&args.config.config, &overrides)?;
-    // Opened (and checked) before any work.
-    let devices = match args.devices {
-        Some(_) => open_devices::<B>(&config, device_index, pick)?,
+    let config = RunConfig::load(&args.config.config, &args.config.overrides)?;
+    // Opened before any work; each count that shares out `grad_accum` is measured.
+    let devices = match &args.devices {
+        Some(list) => {
+            let choice = Devices::parse(list).map_err(|e| anyhow::anyhow!("--devices: {e}"))?;
+            pick_devices::<B>(&choice, device_index, pick)?
+        }
         None => Vec::new(),
     };
     let options = BenchOptions {

@@ -7,28 +7,35 @@ use quill_train::RunConfig;
 use quill_train::config::{Devices, check_devices};
 
 /// The devices `train.devices` names (the one `--device` picks by default), opened before
-/// anything on disk changes.
+/// anything on disk changes, and checked to share out `train.grad_accum`.
 pub(crate) fn open_devices<B: AutodiffBackend>(
     config: &RunConfig,
     device_index: Option<usize>,
     pick: &dyn Fn(Option<usize>) -> anyhow::Result<B::Device>,
 ) -> anyhow::Result<Vec<B::Device>> {
-    let devices = match config.train.device_choice() {
+    let devices = pick_devices::<B>(&config.train.device_choice(), device_index, pick)
+        .map_err(|e| anyhow::anyhow!("train.devices = \"{}\": {e:#}", config.train.devices))?;
+    check_devices(config.train.grad_accum, devices.len()).map_err(anyhow::Error::msg)?;
+    Ok(devices)
+}
+
+/// The devices `choice` names, through the runner's picker: `all` is every ordinal it
+/// accepts from 0 (on wgpu that includes software adapters; name the GPUs to leave them out).
+pub(crate) fn pick_devices<B: AutodiffBackend>(
+    choice: &Devices,
+    device_index: Option<usize>,
+    pick: &dyn Fn(Option<usize>) -> anyhow::Result<B::Device>,
+) -> anyhow::Result<Vec<B::Device>> {
+    let devices: Vec<B::Device> = match choice {
         Devices::Default => vec![pick(device_index)?],
-        // Every ordinal the runner accepts, from 0.
         Devices::All => (0..).map_while(|i| pick(Some(i)).ok()).collect(),
         Devices::List(list) => list
             .iter()
-            .map(|&i| {
-                pick(Some(i)).map_err(|e| {
-                    anyhow::anyhow!("train.devices = \"{}\": {e:#}", config.train.devices)
-                })
-            })
+            .map(|&i| pick(Some(i)))
             .collect::<anyhow::Result<_>>()?,
     };
     if devices.is_empty() {
-        bail!("train.devices = \"all\": no device found");
+        bail!("no device found");
     }
-    check_devices(config.train.grad_accum, devices.len()).map_err(anyhow::Error::msg)?;
     Ok(devices)
 }

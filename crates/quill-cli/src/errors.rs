@@ -3,15 +3,24 @@ pub fn one_line(error: &anyhow::Error) -> String {
     format!("{error:#}").replace('\n', " ")
 }
 
-/// A command-line mistake as one line: clap's message and its tips, without the usage block
+/// A command-line mistake as one line: clap's message with what it lists (missing
+/// arguments, possible values) and its tips, without the usage block
 /// (`error: invalid value '-1' for '--steps <N>': ...; tip: ...`).
 pub fn usage_line(error: &clap::Error) -> String {
     let text = error.render().to_string();
-    text.lines()
+    let mut line = String::new();
+    for part in text
+        .lines()
         .map(str::trim)
-        .filter(|line| line.starts_with("error:") || line.starts_with("tip:"))
-        .collect::<Vec<_>>()
-        .join("; ")
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty())
+    {
+        if !line.is_empty() {
+            line.push_str(if part.starts_with("tip:") { "; " } else { " " });
+        }
+        line.push_str(part);
+    }
+    line
 }
 
 /// A whole number of 0 or more, for numeric flags: clap's own message for `-1` would be

@@ -71,7 +71,14 @@ pub fn main<B: AutodiffBackend>(
     quill_train::failure::install_panic_hook();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(error) if !error.use_stderr() => error.exit(), // --help, --version
+        // --help, --version, and a bare command that shows its help.
+        Err(error)
+            if !error.use_stderr()
+                || error.kind()
+                    == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
+            error.exit()
+        }
         Err(error) => {
             eprintln!("{}", errors::usage_line(&error));
             return ExitCode::from(error.exit_code() as u8);

@@ -84,7 +84,7 @@ pub(crate) fn train_command<B: AutodiffBackend>(
         let config = RunConfig::load(&run.config(), &args.config.overrides)?;
         let vocab = Vocab::load(&run.vocab()).ok().map(|v| v.len());
         check_memory(&config, runner, device_index, vocab)?;
-        // Its newest checkpoint stays until the next one is complete: room for one more.
+        // Its checkpoints are on disk already: room for one more and the final weights.
         check_disk(&config, vocab, &run.path, 0, 1)?;
         let devices = open_devices::<B>(&config, device_index, pick)?;
         (run, config, devices)
@@ -108,7 +108,8 @@ pub(crate) fn train_command<B: AutodiffBackend>(
             true => disk::size_of_dir(&run.path),
             false => 0,
         };
-        check_disk(&config, None, &run.path, freed, 2)?;
+        let checkpoints = disk::checkpoints_at_once(&config);
+        check_disk(&config, None, &run.path, freed, checkpoints)?;
         if run.path.exists() {
             if !args.force {
                 bail!(

@@ -1,6 +1,7 @@
 //! Disk room for a run, checked before anything is written: a checkpoint's size follows from
-//! the config, and a run needs room for two of them, since the previous one is kept until the
-//! next is complete (`checkpoint::SafeRetention`).
+//! the config. A run keeps `checkpoint.keep` checkpoints and the best one, and a checkpoint
+//! is only deleted once a newer one is complete (`checkpoint::SafeRetention`): up to
+//! `keep + 2` at once, besides the final and best weights.
 
 use std::path::Path;
 
@@ -25,12 +26,14 @@ pub fn free_space(path: &Path) -> Option<u64> {
     {
         return Some(free);
     }
-    let existing = path.ancestors().find(|p| p.exists())?;
-    let existing = if existing.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        existing
-    };
+    // A relative path's last ancestor is "", which is the working directory.
+    let existing = path
+        .ancestors()
+        .map(|p| match p.as_os_str().is_empty() {
+            true => Path::new("."),
+            false => p,
+        })
+        .find(|p| p.exists())?;
     #[cfg(unix)]
     {
         let stat = rustix::fs::statvfs(existing).ok()?;
@@ -57,8 +60,14 @@ pub fn size_of_dir(dir: &Path) -> u64 {
         .sum()
 }
 
-/// A one-line error when `free` bytes (where `dir` goes) cannot hold `count` checkpoints of
-/// the run.
+/// The checkpoints a run can hold at once: the newest `checkpoint.keep`, the best one, and
+/// the one being written.
+pub fn checkpoints_at_once(config: &RunConfig) -> u64 {
+    config.checkpoint.keep as u64 + 2
+}
+
+/// A one-line error when `free` bytes (where `dir` goes) cannot hold `count` more
+/// checkpoints of the run and its final and best weights (4 bytes per parameter each).
 pub fn check_room(
     config: &RunConfig,
     vocab_size: usize,
@@ -67,12 +76,13 @@ pub fn check_room(
     count: u64,
 ) -> Result<(), String> {
     let each = checkpoint_bytes(config, vocab_size);
-    let needed = each.saturating_mul(count);
+    let weights = parameters(config, vocab_size).saturating_mul(8);
+    let needed = each.saturating_mul(count).saturating_add(weights);
     if needed <= free {
         return Ok(());
     }
     Err(format!(
-        "{} has {} free, and this run needs {} for {count} checkpoint{} of {} each; free space or choose another --artifacts",
+        "{} has {} free, and this run needs {}: {count} checkpoint{} of {} each and its final and best weights; free space or choose another --artifacts",
         dir.display(),
         bytes(free),
         bytes(needed),
@@ -86,14 +96,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_checkpoint_is_twelve_bytes_per_parameter_and_two_must_fit() {
+    fn a_checkpoint_is_twelve_bytes_per_parameter_and_all_a_run_keeps_must_fit() {
         let config = RunConfig::default();
         let each = checkpoint_bytes(&config, 65);
         assert_eq!(each, parameters(&config, 65) * 12);
-        assert!(check_room(&config, 65, Path::new("runs"), 2 * each, 2).is_ok());
-        let error = check_room(&config, 65, Path::new("runs"), 2 * each - 1, 2).unwrap_err();
+        // keep = 2 by default: two kept, the best, and the one being written.
+        assert_eq!(checkpoints_at_once(&config), 4);
+        let needed = 4 * each + parameters(&config, 65) * 8;
+        assert!(check_room(&config, 65, Path::new("runs"), needed, 4).is_ok());
+        let error = check_room(&config, 65, Path::new("runs"), needed - 1, 4).unwrap_err();
         assert!(
-            error.starts_with("runs has ") && error.contains("for 2 checkpoints of"),
+            error.starts_with("runs has ")
+                && error.contains(": 4 checkpoints of")
+                && error.contains("and its final and best weights"),
             "{error}"
         );
     }
@@ -108,5 +123,8 @@ mod tests {
         assert_eq!(size_of_dir(&dir.path().join("missing")), 0);
         #[cfg(unix)]
         assert!(free_space(&dir.path().join("not/yet/there")).is_some_and(|free| free > 0));
+        // A relative path whose first part does not exist either: the working directory's.
+        #[cfg(unix)]
+        assert!(free_space(Path::new("surely/not/here")).is_some());
     }
 }

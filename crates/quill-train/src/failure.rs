@@ -133,6 +133,8 @@ pub fn message(fatal: Fatal, detail: &str) -> String {
 /// reports and the others wait for the exit.
 pub fn exit_with(fatal: Fatal, detail: &str) -> ! {
     static REPORTED: AtomicBool = AtomicBool::new(false);
+    // An allocation that fails while this reports is left to Rust's abort, not reported again.
+    REPORTING.store(true, Ordering::SeqCst);
     if REPORTED.swap(true, Ordering::SeqCst) {
         loop {
             std::thread::park();

@@ -39,6 +39,9 @@ pub fn read_values<B: Backend>(tensors: Vec<Tensor<B, 1>>) -> Vec<f64> {
         return Vec::new();
     }
     HOST_READS.fetch_add(1, Ordering::Relaxed);
+    // With several devices the losses live on each; one read from the first device's.
+    let device = tensors[0].device();
+    let tensors = tensors.into_iter().map(|t| t.to_device(&device)).collect();
     Tensor::cat(tensors, 0).into_data().iter::<f64>().collect()
 }
 

@@ -85,6 +85,12 @@ impl RunDir {
         gpt.clone()
             .save_file(&partial, &DefaultRecorder::new())
             .map_err(|e| describe(&e))?;
+        // Test hook (the `fault-injection` feature): `QUILL_DISK_FULL_WRITING=final`.
+        #[cfg(feature = "fault-injection")]
+        if std::env::var("QUILL_DISK_FULL_WRITING").is_ok_and(|name| name == weights.name()) {
+            let _ = std::fs::remove_file(partial.with_extension("mpk"));
+            return Err(describe(&std::io::Error::from_raw_os_error(28)));
+        }
         std::fs::rename(partial.with_extension("mpk"), &target).map_err(|e| describe(&e))
     }
 

@@ -78,6 +78,9 @@ pub struct RunControl {
 /// requested stop: reading a loss waits for the device, so it is not done every step.
 pub const CHECK_EVERY: usize = 50;
 
+/// The interrupter message of burn-train 0.21's dashboard when the user stops the run.
+const DASHBOARD_STOP: &str = "Stopping training from user input.";
+
 /// Losses and learning rates of the steps since the last check.
 #[derive(Default)]
 struct Unchecked {
@@ -128,12 +131,16 @@ impl RunControl {
         *self.stop.lock().expect("stop lock")
     }
 
-    /// Why burn-train stopped the run, when it was not quill's doing (e.g. a checkpoint that
-    /// could not be written).
+    /// Why burn-train stopped the run, when it was neither quill's doing nor the user's (e.g.
+    /// a checkpoint that could not be written).
     pub fn failure(&self) -> Option<String> {
         match self.stop() {
             Some(_) => None,
-            None => self.interrupter.get_message(),
+            // burn-train's dashboard stops with this message when the user asks it to.
+            None => self
+                .interrupter
+                .get_message()
+                .filter(|message| message != DASHBOARD_STOP),
         }
     }
 

@@ -49,7 +49,10 @@ pub(super) fn prepare<B: AutodiffBackend>(
         Start::default()
     };
     let first_epoch = start.epochs_done(t.eval_interval);
-    if first_epoch >= config.epochs() {
+    // A run whose steps are all done but whose wrap-up failed (a full disk while writing its
+    // final weights) resumes into the wrap-up alone: burn-train loads the last checkpoint and
+    // trains no epoch.
+    if first_epoch >= config.epochs() && run.summary().exists() {
         return Err(TrainError::AlreadyComplete {
             dir: run.path.clone(),
             steps: start.steps_done,
