@@ -13,8 +13,12 @@ pub(crate) fn open_devices<B: AutodiffBackend>(
     device_index: Option<usize>,
     pick: &dyn Fn(Option<usize>) -> anyhow::Result<B::Device>,
 ) -> anyhow::Result<Vec<B::Device>> {
-    let devices = pick_devices::<B>(&config.train.device_choice(), device_index, pick)
-        .map_err(|e| anyhow::anyhow!("train.devices = \"{}\": {e:#}", config.train.devices))?;
+    let choice = config.train.device_choice();
+    let devices = pick_devices::<B>(&choice, device_index, pick).map_err(|e| match choice {
+        // `--device N` named it: the picker's own message says so.
+        Devices::Default => e,
+        _ => anyhow::anyhow!("train.devices = \"{}\": {e:#}", config.train.devices),
+    })?;
     check_devices(config.train.grad_accum, devices.len()).map_err(anyhow::Error::msg)?;
     Ok(devices)
 }
