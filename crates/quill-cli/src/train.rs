@@ -54,12 +54,11 @@ pub(crate) struct TrainArgs {
 }
 
 pub(crate) fn train_command<B: AutodiffBackend>(
-    args: TrainArgs,
+    mut args: TrainArgs,
     runner: &Runner,
     device_index: Option<usize>,
     pick: &dyn Fn(Option<usize>) -> anyhow::Result<B::Device>,
 ) -> anyhow::Result<()> {
-    let mut args = args;
     if let Some(list) = &args.devices {
         // The same as `--set train.devices=LIST`, after the config's own and the --set ones.
         args.config.overrides.push(format!("train.devices={list}"));

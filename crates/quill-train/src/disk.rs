@@ -8,12 +8,6 @@ use std::path::Path;
 use crate::config::RunConfig;
 use crate::memory::{bytes, parameters};
 
-/// The bytes of one checkpoint: burn's records keep the weights and AdamW's two moments in
-/// f32 whatever the run computes in, 12 bytes per parameter (the schedule's record is tiny).
-pub fn checkpoint_bytes(config: &RunConfig, vocab_size: usize) -> u64 {
-    parameters(config, vocab_size).saturating_mul(12)
-}
-
 /// The bytes free to an unprivileged user on the file system that holds `path`, or its
 /// nearest existing ancestor (the run directory may not exist yet).
 pub fn free_space(path: &Path) -> Option<u64> {
@@ -67,7 +61,9 @@ pub fn checkpoints_at_once(config: &RunConfig) -> u64 {
 }
 
 /// A one-line error when `free` bytes (where `dir` goes) cannot hold `count` more
-/// checkpoints of the run and its final and best weights (4 bytes per parameter each).
+/// checkpoints of the run and its final and best weights. burn's records keep the weights
+/// and AdamW's two moments in f32 whatever the run computes in: 12 bytes per parameter a
+/// checkpoint (the schedule's record is tiny), 4 for each of the weights files.
 pub fn check_room(
     config: &RunConfig,
     vocab_size: usize,
@@ -75,8 +71,9 @@ pub fn check_room(
     free: u64,
     count: u64,
 ) -> Result<(), String> {
-    let each = checkpoint_bytes(config, vocab_size);
-    let weights = parameters(config, vocab_size).saturating_mul(8);
+    let params = parameters(config, vocab_size);
+    let each = params.saturating_mul(12);
+    let weights = params.saturating_mul(8);
     let needed = each.saturating_mul(count).saturating_add(weights);
     if needed <= free {
         return Ok(());
@@ -98,8 +95,7 @@ mod tests {
     #[test]
     fn a_checkpoint_is_twelve_bytes_per_parameter_and_all_a_run_keeps_must_fit() {
         let config = RunConfig::default();
-        let each = checkpoint_bytes(&config, 65);
-        assert_eq!(each, parameters(&config, 65) * 12);
+        let each = parameters(&config, 65) * 12;
         // keep = 2 by default: two kept, the best, and the one being written.
         assert_eq!(checkpoints_at_once(&config), 4);
         let needed = 4 * each + parameters(&config, 65) * 8;

@@ -195,7 +195,13 @@ pub struct ReportingAllocator;
 
 static REPORTING: AtomicBool = AtomicBool::new(false);
 
-fn checked(pointer: *mut u8, size: usize) -> *mut u8 {
+/// What `allocate` returns for `size` bytes (nothing under an injected failure), after
+/// reporting a failure.
+fn serve(size: usize, allocate: impl FnOnce() -> *mut u8) -> *mut u8 {
+    let pointer = match injected_failure() {
+        true => std::ptr::null_mut(),
+        false => allocate(),
+    };
     if pointer.is_null() && !REPORTING.swap(true, Ordering::SeqCst) {
         // Reporting allocates a little; should that fail too, Rust's own abort follows.
         exit_with(
@@ -210,27 +216,17 @@ fn checked(pointer: *mut u8, size: usize) -> *mut u8 {
 // returned as is after reporting (or instead of `System`'s under fault injection).
 unsafe impl GlobalAlloc for ReportingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if injected_failure() {
-            return checked(std::ptr::null_mut(), layout.size());
-        }
-        checked(unsafe { System.alloc(layout) }, layout.size())
+        serve(layout.size(), || unsafe { System.alloc(layout) })
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if injected_failure() {
-            return checked(std::ptr::null_mut(), layout.size());
-        }
-        checked(unsafe { System.alloc_zeroed(layout) }, layout.size())
+        serve(layout.size(), || unsafe { System.alloc_zeroed(layout) })
     }
 
     unsafe fn realloc(&self, pointer: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if injected_failure() {
-            return checked(std::ptr::null_mut(), new_size);
-        }
-        checked(
-            unsafe { System.realloc(pointer, layout, new_size) },
-            new_size,
-        )
+        serve(new_size, || unsafe {
+            System.realloc(pointer, layout, new_size)
+        })
     }
 
     unsafe fn dealloc(&self, pointer: *mut u8, layout: Layout) {

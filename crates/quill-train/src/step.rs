@@ -78,9 +78,6 @@ pub struct RunControl {
 /// requested stop: reading a loss waits for the device, so it is not done every step.
 pub const CHECK_EVERY: usize = 50;
 
-/// The interrupter message of burn-train 0.21's dashboard when the user stops the run.
-const DASHBOARD_STOP: &str = "Stopping training from user input.";
-
 /// Losses and learning rates of the steps since the last check.
 #[derive(Default)]
 struct Unchecked {
@@ -131,16 +128,12 @@ impl RunControl {
         *self.stop.lock().expect("stop lock")
     }
 
-    /// Why burn-train stopped the run, when it was neither quill's doing nor the user's (e.g.
-    /// a checkpoint that could not be written).
+    /// Why the run stopped when it was neither quill's doing nor the user's: a checkpoint
+    /// that could not be written (burn-train then stops its learner).
     pub fn failure(&self) -> Option<String> {
         match self.stop() {
             Some(_) => None,
-            // burn-train's dashboard stops with this message when the user asks it to.
-            None => self
-                .interrupter
-                .get_message()
-                .filter(|message| message != DASHBOARD_STOP),
+            None => self.saves.failure(),
         }
     }
 

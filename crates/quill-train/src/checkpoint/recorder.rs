@@ -66,7 +66,11 @@ impl<B: Backend> Recorder<B> for AtomicRecorder {
         // Counted off even if converting the tensors panics, so that no step waits forever.
         let _counted = self.saves.as_ref().map(SavesInFlight::count_off_when_done);
         let item = BurnRecord::<_, B>::new::<Self>(record.into_item::<FullPrecisionSettings>());
-        Recorder::<B>::save_item(self, item, file)
+        let saved = Recorder::<B>::save_item(self, item, file);
+        if let (Err(error), Some(saves)) = (&saved, &self.saves) {
+            saves.failed(error.to_string());
+        }
+        saved
     }
 
     fn save_item<I: serde::Serialize>(&self, item: I, file: PathBuf) -> Result<(), RecorderError> {

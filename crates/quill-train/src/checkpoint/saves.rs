@@ -12,13 +12,42 @@ use super::PARTS;
 /// ("Should have handle for tensor", tracel-ai/burn#4347, open in 0.21). So the training step
 /// waits until the checkpoint started at the epoch's end is written: one pause per epoch, the
 /// time of writing a checkpoint.
+///
+/// It also keeps the first write that failed: burn-train only passes that on as a stop of its
+/// interrupter, indistinguishable from a user's stop.
 #[derive(Debug, Clone, Default)]
-pub struct SavesInFlight(Arc<(Mutex<usize>, Condvar)>);
+pub struct SavesInFlight(Arc<(Mutex<Saves>, Condvar)>);
+
+#[derive(Debug, Default)]
+struct Saves {
+    in_flight: usize,
+    failed: Option<String>,
+}
 
 impl SavesInFlight {
     /// Counts a checkpoint (all its parts) about to be handed to the writer threads.
     pub(super) fn started(&self) {
-        *self.0.0.lock().expect("saves lock") += PARTS.len();
+        self.0.0.lock().expect("saves lock").in_flight += PARTS.len();
+    }
+
+    /// Keeps `error` if it is the first checkpoint write that failed.
+    pub(super) fn failed(&self, error: String) {
+        let mut saves = self
+            .0
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        saves.failed.get_or_insert(error);
+    }
+
+    /// Why a checkpoint could not be written, if one could not.
+    pub fn failure(&self) -> Option<String> {
+        let saves = self
+            .0
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        saves.failed.clone()
     }
 
     pub(super) fn count_off_when_done(&self) -> CountOff<'_> {
@@ -28,9 +57,9 @@ impl SavesInFlight {
     /// Blocks until every checkpoint file started is written (or failed).
     pub fn wait(&self) {
         let (lock, written) = &*self.0;
-        let mut in_flight = lock.lock().expect("saves lock");
-        while *in_flight > 0 {
-            in_flight = written.wait(in_flight).expect("saves lock");
+        let mut saves = lock.lock().expect("saves lock");
+        while saves.in_flight > 0 {
+            saves = written.wait(saves).expect("saves lock");
         }
     }
 }
@@ -42,8 +71,8 @@ impl Drop for CountOff<'_> {
     fn drop(&mut self) {
         let (lock, written) = &*self.0.0;
         // A writer thread that panicked may have poisoned the lock; the count is still right.
-        let mut in_flight = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        *in_flight = in_flight.saturating_sub(1);
+        let mut saves = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        saves.in_flight = saves.in_flight.saturating_sub(1);
         written.notify_all();
     }
 }
