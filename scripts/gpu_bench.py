@@ -10,7 +10,9 @@ limit inside an overall budget (default 450 s), so a slow section costs only its
 Each section's figures come from the command's own JSON line (`bench`, torch_ref.py).
 
   1. quill-cuda bench, f32, cold kernel cache: time to the first step, ms/step
-  2. the same again, warm: time to the first step, kernels compiled (0 when the cache works)
+  2. the same again, warm: time to the first step, kernels compiled (0 when the cache works);
+     then each weight gradient as one product (QUILL_WEIGHT_GRAD_SPLIT=1) against quill-cuda's 8
+     partial products, and the pre-flight memory check on a model too big for the GPU
   3. PyTorch (torch_ref.py) eager f32 and eager --amp bf16, same model, batch and dropout
   4. quill-cuda bench, train.precision = "bf16-mixed"
   5. 1000 steps of shakespeare-char (bf16-mixed): val loss and wall time
@@ -59,7 +61,7 @@ class Bench:
     def left(self):
         return self.deadline - time.monotonic()
 
-    def run(self, name, cmd, limit):
+    def run(self, name, cmd, limit, env=None):
         """Runs cmd with at most `limit` seconds (less when the budget is short); returns
         (stdout, wall seconds) or None, with the reason recorded."""
         if self.a.only and name not in self.a.only:
@@ -73,7 +75,7 @@ class Bench:
         started = time.monotonic()
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=limit,
-                                  env=self.env, cwd=self.a.workdir)
+                                  env={**self.env, **(env or {})}, cwd=self.a.workdir)
         except subprocess.TimeoutExpired as e:
             wall = time.monotonic() - started
             self.log(name, e.stdout, e.stderr)
@@ -97,8 +99,8 @@ class Bench:
         with open(self.out / "commands.log", "a") as f:
             f.write(f"===== {name}: stdout =====\n{text(stdout)}\n===== {name}: stderr =====\n{text(stderr)}\n")
 
-    def json_line(self, name, cmd, limit):
-        got = self.run(name, cmd, limit)
+    def json_line(self, name, cmd, limit, env=None):
+        got = self.run(name, cmd, limit, env)
         if got is None:
             return None
         stdout, wall = got
@@ -190,6 +192,15 @@ def main():
         # A fresh machine compiles and tunes every kernel: over 200 s on an H200 (2026-11).
         b.json_line("cuda_f32_cold", [cuda, *bench(a.steps, 0)], 320)
         b.json_line("cuda_f32_warm", [cuda, *bench(10, 0)], 60)
+        # Each weight gradient as one product (quill-cuda computes it as 8 partial products).
+        b.json_line("cuda_f32_split1", [cuda, *bench(a.steps, 0)], 120, {"QUILL_WEIGHT_GRAD_SPLIT": "1"})
+        # The pre-flight memory check against the driver's free memory: a model that cannot
+        # fit ends with one line before anything is compiled.
+        got = b.run("cuda_memory_check", [cuda, "train", "--config", a.config, "--name", "too-big", "--force",
+                                          "--set", "model.n_embd=16384", "--set", "model.n_head=128",
+                                          "--set", "model.n_layer=48"], 60)
+        if "cuda_memory_check" in b.results:
+            b.results["cuda_memory_check"]["expected"] = "a one-line memory error, exit 1"
     if torch:
         b.json_line("torch_f32", torch, 60)
         b.json_line("torch_bf16", [*torch, "--amp", "bf16"], 60)
@@ -257,6 +268,7 @@ def report(r):
     rows = [
         ("quill-cuda f32 (warm)", "cuda_f32_warm"),
         ("quill-cuda f32 (cold cache)", "cuda_f32_cold"),
+        ("quill-cuda f32, weight gradients as 1 product", "cuda_f32_split1"),
         ("quill-cuda bf16-mixed", "cuda_bf16_mixed"),
         ("PyTorch eager f32", "torch_f32"),
         ("PyTorch eager --amp bf16", "torch_bf16"),
@@ -284,6 +296,9 @@ def report(r):
     summary = {
         "gpu": r.get("gpu"),
         "quill_f32_over_torch_f32": ratio(("cuda_f32_warm", "tokens_per_s"), ("torch_f32", "tokens_per_s")),
+        "weight_grad_split8_over_split1": ratio(("cuda_f32_warm", "tokens_per_s"),
+                                                ("cuda_f32_split1", "tokens_per_s")),
+        "memory_check": get(r, "cuda_memory_check", "error"),
         "quill_bf16_mixed_over_torch_bf16": ratio(("cuda_bf16_mixed", "tokens_per_s"), ("torch_bf16", "tokens_per_s")),
         "quill_bf16_mixed_over_torch_compile_bf16": ratio(("cuda_bf16_mixed", "tokens_per_s"),
                                                           ("torch_compile_bf16", "tokens_per_s")),

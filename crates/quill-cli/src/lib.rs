@@ -37,6 +37,11 @@ pub struct Runner {
     /// (`this machine`, `CUDA device 0`); `train` checks its estimate against it before it
     /// starts. `None` where it cannot be known.
     pub free_memory: fn(Option<usize>) -> Option<(u64, String)>,
+    /// How many partial products each linear layer's weight gradient is computed as in
+    /// training (`quill_model::autocast::set_weight_grad_split`): 1 on the CPU, more on GPUs,
+    /// whose matrix-product kernels need many output tiles. `QUILL_WEIGHT_GRAD_SPLIT` overrides
+    /// it (benchmarks).
+    pub weight_grad_split: usize,
 }
 
 /// Every runner's allocator: an allocation the system cannot serve ends the process with one
@@ -84,6 +89,13 @@ pub fn main<B: AutodiffBackend>(
             return ExitCode::from(error.exit_code() as u8);
         }
     };
+    match weight_grad_split(runner.weight_grad_split) {
+        Ok(parts) => quill_model::autocast::set_weight_grad_split(parts),
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    }
     // Only the commands that compute open a device (so `config show` works on any machine).
     let pick =
         move |index| pick_device(index).map_err(|message| anyhow::anyhow!("--device: {message}"));
@@ -93,5 +105,17 @@ pub fn main<B: AutodiffBackend>(
             eprintln!("error: {}", errors::one_line(&error));
             errors::exit_status(&error)
         }
+    }
+}
+
+/// The runner's weight-gradient split, or `QUILL_WEIGHT_GRAD_SPLIT` when set.
+fn weight_grad_split(runner: usize) -> Result<usize, String> {
+    let name = quill_model::autocast::WEIGHT_GRAD_SPLIT_ENV;
+    match std::env::var(name) {
+        Err(_) => Ok(runner),
+        Ok(value) => match value.trim().parse::<usize>() {
+            Ok(parts) if parts > 0 => Ok(parts),
+            _ => Err(format!("{name}={value} is not a positive whole number")),
+        },
     }
 }

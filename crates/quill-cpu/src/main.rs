@@ -25,6 +25,8 @@ fn runner(backend: &str) -> Runner {
         backend: backend.into(),
         kernels_compiled: None,
         free_memory: quill_cli::host_free_memory,
+        // burn-flex's products already spread one large product over the cores.
+        weight_grad_split: 1,
     }
 }
 

@@ -15,6 +15,8 @@ fn main() -> ExitCode {
         backend: "cuda".into(),
         kernels_compiled: Some(quill_gpu::kernels_compiled),
         free_memory,
+        // cubek's products tile only the output: a weight gradient needs the sum split.
+        weight_grad_split: 8,
     };
     quill_cli::main::<Autodiff<Cuda>>(runner, pick_device)
 }

@@ -18,6 +18,8 @@ fn main() -> ExitCode {
         kernels_compiled: Some(quill_gpu::kernels_compiled),
         // wgpu reports no free memory, only the largest buffer it allows.
         free_memory: |_| None,
+        // Measured on CUDA only (the same cubek kernels); 1 until measured through Vulkan.
+        weight_grad_split: 1,
     };
     quill_cli::main::<Autodiff<Wgpu>>(runner, pick_device)
 }

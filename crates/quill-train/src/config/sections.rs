@@ -118,11 +118,13 @@ impl Precision {
     }
 
     /// Where the model's matrix products run, relative to the weights.
+    /// Weight gradients are split as the runner set (`quill_model::autocast::set_weight_grad_split`).
     pub fn autocast(self) -> quill_model::Autocast {
         match self {
             Precision::Bf16Mixed => quill_model::Autocast::to(burn::tensor::FloatDType::BF16),
             _ => quill_model::Autocast::OFF,
         }
+        .with_weight_grad_split(quill_model::autocast::weight_grad_split())
     }
 
     pub fn name(self) -> &'static str {
