@@ -85,7 +85,7 @@ fn corpus_errors_are_reported_before_training() {
         (binary, "binary.txt is not valid UTF-8"),
         (
             short,
-            "the val split has 21 characters, but block_size 32 needs at least 33",
+            "the val split has 21 tokens, but block_size 32 needs at least 33",
         ),
     ] {
         let set = format!("data.path={path}");

@@ -110,7 +110,7 @@ fn imported_runs_work_with_every_command_and_round_trip() {
         imported_arg,
     ]));
     assert!(
-        out.contains("2 layers, 2 heads, 16 wide, block 16, 52 characters"),
+        out.contains("2 layers, 2 heads, 16 wide, block 16, tokenizer char (52 tokens)"),
         "{out}"
     );
     fails_with(

@@ -155,7 +155,7 @@ pub fn bench<B: AutodiffBackend>(
     }
     let corpus = Corpus::load(&config.data)?;
     corpus.check_block_size(config.model.block_size)?;
-    let vocab_size = corpus.vocab.len();
+    let vocab_size = corpus.tokenizer.len();
     let params = burn::module::Module::num_params(&Gpt::<B::InnerBackend>::new(
         &config.model,
         vocab_size,
@@ -224,7 +224,7 @@ pub fn bench<B: AutodiffBackend>(
     B::seed(&device, config.train.seed);
     let run = LoadedRun {
         model: Gpt::<B::InnerBackend>::new(&config.model, vocab_size, &device),
-        vocab: corpus.vocab.clone(),
+        tokenizer: corpus.tokenizer.clone(),
         config: config.clone(),
     };
     for (key, use_cache) in [

@@ -25,7 +25,7 @@ pub fn print_samples<B: Backend>(
     num_samples: usize,
 ) -> anyhow::Result<()> {
     // Check the prompt before printing anything.
-    run.vocab.encode(prompt)?;
+    run.tokenizer.encode(prompt)?;
     let mut out = std::io::stdout().lock();
     for i in 0..num_samples {
         if i > 0 {
@@ -57,7 +57,7 @@ pub fn interactive<B: Backend>(run: &LoadedRun<B>, options: &SampleOptions) -> a
             return Ok(());
         };
         let line = line?;
-        if let Err(e) = run.vocab.encode(&line) {
+        if let Err(e) = run.tokenizer.encode(&line) {
             writeln!(out, "error: {e}")?;
             continue;
         }

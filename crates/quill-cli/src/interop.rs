@@ -6,7 +6,7 @@ use anyhow::Context;
 use burn::prelude::*;
 use clap::{Args, ValueEnum};
 use quill_data::corpus::read_text;
-use quill_data::{Corpus, DataConfig, Vocab, Windows};
+use quill_data::{Corpus, DataConfig, Tokenizer, TokenizerKind, Vocab, Windows};
 use quill_generate::LoadedRun;
 use quill_interop::write_run::write_run;
 use quill_interop::{nanogpt, safetensors};
@@ -82,7 +82,7 @@ pub(crate) struct ImportArgs {
 
 pub(crate) fn eval_command<B: Backend>(args: EvalArgs, device: &B::Device) -> anyhow::Result<()> {
     let run = LoadedRun::<B>::load(&RunDir::new(&args.run), args.weights.into(), device)?;
-    let corpus = Corpus::load_with_vocab(&run.config.data, run.vocab.clone())?;
+    let corpus = Corpus::load_with_tokenizer(&run.config.data, run.tokenizer.clone())?;
     corpus.check_block_size(run.config.model.block_size)?;
     let (name, tokens) = match args.split {
         SplitArg::Train => ("train", corpus.split.train),
@@ -120,7 +120,7 @@ pub(crate) fn export_command<B: Backend>(
 ) -> anyhow::Result<()> {
     let FormatArg::Safetensors = args.format;
     let run = LoadedRun::<B>::load(&RunDir::new(&args.run), args.weights.into(), device)?;
-    safetensors::export(&run.model, &run.config.model, &run.vocab, &args.out)?;
+    safetensors::export(&run.model, &run.config.model, &run.tokenizer, &args.out)?;
     println!(
         "wrote {} (nanoGPT tensor names, PyTorch layout; model config and vocabulary in its metadata)",
         args.out.display()
@@ -156,7 +156,7 @@ pub(crate) fn import_command<B: Backend>(
                 .expect("clap requires --data with --nanogpt");
             let vocab = Vocab::from_text(&read_text(path)?);
             let (model, gpt) = nanogpt::import::<B>(ckpt, &vocab, device)?;
-            (ckpt, vocab, model, gpt)
+            (ckpt, Tokenizer::Char(vocab), model, gpt)
         }
         (None, Some(file)) => {
             let (model, vocab, gpt) = safetensors::import::<B>(file, device)?;
@@ -165,16 +165,18 @@ pub(crate) fn import_command<B: Backend>(
         (None, None) => unreachable!("clap requires --nanogpt or --safetensors"),
     };
     config.model = model;
+    config.data.tokenizer = vocab.kind();
+    config.data.vocab_size = (vocab.kind() == TokenizerKind::Bpe).then(|| vocab.len());
     write_run(&run, &config, &vocab, &gpt)?;
     println!(
-        "imported {} into {}: {} layers, {} heads, {} wide, block {}, {} characters",
+        "imported {} into {}: {} layers, {} heads, {} wide, block {}, tokenizer {}",
         source.display(),
         run.path.display(),
         config.model.n_layer,
         config.model.n_head,
         config.model.n_embd,
         config.model.block_size,
-        vocab.len()
+        vocab.describe()
     );
     Ok(())
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
-use quill_data::Vocab;
+use quill_data::Tokenizer;
 use quill_train::checkpoint::newest_step;
 use quill_train::disk;
 use quill_train::failure::{self, Fatal, RunInProgress};
@@ -81,7 +81,7 @@ pub(crate) fn train_command<B: AutodiffBackend>(
             );
         }
         let config = RunConfig::load(&run.config(), &args.config.overrides)?;
-        let vocab = Vocab::load(&run.vocab()).ok().map(|v| v.len());
+        let vocab = Tokenizer::load(&run.path).ok().map(|t| t.len());
         check_memory(&config, runner, device_index, vocab)?;
         // Its checkpoints are on disk already: room for one more and the final weights.
         check_disk(&config, vocab, &run.path, 0, 1)?;

@@ -4,7 +4,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{DataError, Split, Vocab};
+use crate::split::split_text;
+use crate::tokenizer::BPE_VOCAB_SIZE;
+use crate::{DataError, Split, Tokenizer, TokenizerKind};
 
 /// `[data]`: where the text comes from and how it is split.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -16,6 +18,12 @@ pub struct DataConfig {
     pub path: PathBuf,
     /// Fraction of the text, taken from its end, held out for validation (nanoGPT: 0.1).
     pub val_fraction: f64,
+    /// `"char"` (one token per character), `"gpt2"` (GPT-2's BPE) or `"bpe"` (a BPE trained
+    /// on the training split, `vocab_size` tokens).
+    pub tokenizer: TokenizerKind,
+    /// The number of tokens of a trained BPE (`tokenizer = "bpe"` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vocab_size: Option<usize>,
 }
 
 impl Default for DataConfig {
@@ -23,6 +31,8 @@ impl Default for DataConfig {
         Self {
             path: PathBuf::from("data/tinyshakespeare.txt"),
             val_fraction: 0.1,
+            tokenizer: TokenizerKind::Char,
+            vocab_size: None,
         }
     }
 }
@@ -30,46 +40,81 @@ impl Default for DataConfig {
 impl DataConfig {
     /// Checks what the types cannot: a validation share strictly between nothing and all.
     pub fn validate(&self) -> Result<(), String> {
-        if self.val_fraction > 0.0 && self.val_fraction < 1.0 {
-            Ok(())
-        } else {
-            Err(format!(
+        if !(self.val_fraction > 0.0 && self.val_fraction < 1.0) {
+            return Err(format!(
                 "invalid value for `data.val_fraction`: {} is outside (0, 1)",
                 self.val_fraction
-            ))
+            ));
+        }
+        let (low, high) = (BPE_VOCAB_SIZE.start(), BPE_VOCAB_SIZE.end());
+        match (self.tokenizer, self.vocab_size) {
+            (TokenizerKind::Bpe, None) => Err(format!(
+                "`data.tokenizer = \"bpe\"` needs `data.vocab_size` (from {low} to {high})"
+            )),
+            (TokenizerKind::Bpe, Some(n)) if !BPE_VOCAB_SIZE.contains(&n) => Err(format!(
+                "invalid value for `data.vocab_size`: {n} is outside {low}..={high} (256 byte \
+                 tokens and at least one merge)"
+            )),
+            (TokenizerKind::Bpe, Some(_)) | (_, None) => Ok(()),
+            (kind, Some(_)) => Err(format!(
+                "`data.vocab_size` is only for `data.tokenizer = \"bpe\"`; \"{}\" has a fixed \
+                 vocabulary",
+                kind.name()
+            )),
         }
     }
 }
 
-/// A loaded corpus: its vocabulary and its token ids split into train and validation.
+/// A loaded corpus: its tokenizer and its token ids split into train and validation.
 #[derive(Debug, Clone)]
 pub struct Corpus {
     pub path: PathBuf,
-    pub vocab: Vocab,
+    pub tokenizer: Tokenizer,
     pub split: Split,
+    /// The UTF-8 bytes of the validation text (for bits per byte, which compares across
+    /// tokenizers).
+    pub val_bytes: usize,
 }
 
 impl Corpus {
-    /// Reads the file, builds its vocabulary and splits it.
+    /// Reads the text, makes its tokenizer (`data.tokenizer`) and splits it: by characters, the
+    /// end held out, then each part encoded on its own.
     pub fn load(config: &DataConfig) -> Result<Self, DataError> {
         let text = read_text(&config.path)?;
-        let vocab = Vocab::from_text(&text);
-        Self::with_vocab(config, &text, vocab)
+        let (train, _) = split_text(&text, config.val_fraction);
+        let tokenizer = Tokenizer::for_corpus(
+            config.tokenizer,
+            config.vocab_size.unwrap_or(0),
+            &text,
+            train,
+        )?;
+        Self::with_tokenizer(config, &text, tokenizer)
     }
 
-    /// Like [`Corpus::load`], but encodes with an existing vocabulary (a resumed run keeps the
-    /// vocabulary it was trained with).
-    pub fn load_with_vocab(config: &DataConfig, vocab: Vocab) -> Result<Self, DataError> {
+    /// Like [`Corpus::load`], but encodes with an existing tokenizer (a resumed run keeps the
+    /// one it was trained with).
+    pub fn load_with_tokenizer(
+        config: &DataConfig,
+        tokenizer: Tokenizer,
+    ) -> Result<Self, DataError> {
         let text = read_text(&config.path)?;
-        Self::with_vocab(config, &text, vocab)
+        Self::with_tokenizer(config, &text, tokenizer)
     }
 
-    fn with_vocab(config: &DataConfig, text: &str, vocab: Vocab) -> Result<Self, DataError> {
-        let tokens = vocab.encode(text)?;
+    fn with_tokenizer(
+        config: &DataConfig,
+        text: &str,
+        tokenizer: Tokenizer,
+    ) -> Result<Self, DataError> {
+        let (train, val) = split_text(text, config.val_fraction);
         Ok(Self {
             path: config.path.clone(),
-            vocab,
-            split: Split::new(tokens, config.val_fraction),
+            split: Split {
+                train: tokenizer.encode(train)?,
+                val: tokenizer.encode(val)?,
+            },
+            tokenizer,
+            val_bytes: val.len(),
         })
     }
 
@@ -241,7 +286,7 @@ mod tests {
         let path = write(&dir, "abcdefghijklmnopqrstuvwxyz".repeat(4).as_bytes());
         let config = DataConfig {
             path,
-            val_fraction: 0.1,
+            ..DataConfig::default()
         };
         let corpus = Corpus::load(&config).unwrap();
         assert_eq!(corpus.split.val.len(), 11);

@@ -17,7 +17,7 @@ pub enum DataError {
     #[error("corpus file {path} is not valid UTF-8 (first bad byte at offset {offset})")]
     NotUtf8 { path: PathBuf, offset: usize },
     #[error(
-        "corpus file {path}: the {split} split has {len} characters, but block_size {block_size} needs at least {need}"
+        "corpus file {path}: the {split} split has {len} tokens, but block_size {block_size} needs at least {need}"
     )]
     SplitTooShort {
         path: PathBuf,
@@ -28,6 +28,8 @@ pub enum DataError {
     },
     #[error("characters not in the vocabulary: {chars}")]
     UnknownChars { chars: String },
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
     #[error("vocabulary file {path}: {reason}")]
     VocabFile { path: PathBuf, reason: String },
 }

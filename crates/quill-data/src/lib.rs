@@ -1,7 +1,7 @@
 //! Everything between a text file on disk and batches of token ids on a device.
 //!
-//! The pipeline, one module each: [`corpus`] reads a UTF-8 file, [`vocab`] maps characters to
-//! ids, [`split`] cuts train and validation (nanoGPT's convention), [`windows`] draws
+//! The pipeline, one module each: [`corpus`] reads a UTF-8 file, [`tokenizer`] maps text to
+//! ids (characters through [`vocab`], or a BPE), [`split`] cuts train and validation (nanoGPT's convention), [`windows`] draws
 //! `(input, target)` windows where the target is the input shifted by one, and [`loader`] turns
 //! them into burn data loaders. [`fetch`] downloads and verifies Tiny Shakespeare.
 
@@ -10,6 +10,7 @@ pub mod error;
 pub mod fetch;
 pub mod loader;
 pub mod split;
+pub mod tokenizer;
 pub mod vocab;
 pub mod windows;
 
@@ -17,4 +18,5 @@ pub use corpus::{Corpus, DataConfig};
 pub use error::DataError;
 pub use loader::{TokenBatch, TrainingPosition, WindowLoader, Windows};
 pub use split::Split;
+pub use tokenizer::{Tokenizer, TokenizerKind, Utf8Stream};
 pub use vocab::Vocab;

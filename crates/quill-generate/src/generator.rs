@@ -9,7 +9,7 @@
 //! window is run for every character.
 
 use burn::prelude::*;
-use quill_data::DataError;
+use quill_data::{DataError, Utf8Stream};
 use quill_model::KvCache;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -91,9 +91,10 @@ fn tokens<B: Backend>(ids: &[u32], device: &B::Device) -> Tensor<B, 2, Int> {
     Tensor::from_data(TensorData::new(ids, [1, len]), device)
 }
 
-/// Continues `prompt` by `options.max_new_tokens` characters, calling `on_char` with each new
-/// character as soon as it is chosen. Returns the continuation (without the prompt). An empty
-/// prompt starts from a newline, as nanoGPT's sampler does.
+/// Continues `prompt` by `options.max_new_tokens` tokens, calling `on_char` with each new
+/// character as soon as it is complete (a sub-word token may end inside a UTF-8 character,
+/// which then waits for the next token). Returns the continuation (without the prompt). An
+/// empty prompt starts from a newline, as nanoGPT's sampler does.
 pub fn generate<B: Backend>(
     run: &LoadedRun<B>,
     prompt: &str,
@@ -101,20 +102,25 @@ pub fn generate<B: Backend>(
     mut on_char: impl FnMut(char),
 ) -> Result<String, DataError> {
     let prompt = if prompt.is_empty() {
-        vec![run.vocab.encode("\n").map(|ids| ids[0]).unwrap_or(0)]
+        let newline = run.tokenizer.encode("\n").ok();
+        vec![newline.and_then(|ids| ids.first().copied()).unwrap_or(0)]
     } else {
-        run.vocab.encode(prompt)?
+        run.tokenizer.encode(prompt)?
     };
     let mut decoder = Decoder::new(run, prompt, options.use_cache);
     let mut rng = StdRng::seed_from_u64(options.seed);
     let mut out = String::new();
+    let mut text = Utf8Stream::default();
     for _ in 0..options.max_new_tokens {
         let next = sample(&decoder.next_logits(), options, &mut rng) as u32;
         decoder.push(next);
-        let c = run.vocab.decode(&[next]);
-        c.chars().for_each(&mut on_char);
-        out.push_str(&c);
+        let piece = text.push(&run.tokenizer, next);
+        piece.chars().for_each(&mut on_char);
+        out.push_str(&piece);
     }
+    let rest = text.finish();
+    rest.chars().for_each(&mut on_char);
+    out.push_str(&rest);
     Ok(out)
 }
 
@@ -122,7 +128,7 @@ pub fn generate<B: Backend>(
 mod tests {
     use super::*;
     use burn::backend::NdArray;
-    use quill_data::Vocab;
+    use quill_data::{Tokenizer, Vocab};
     use quill_model::{Gpt, ModelConfig, Positional};
     use quill_train::RunConfig;
 
@@ -141,11 +147,11 @@ mod tests {
             },
             ..RunConfig::default()
         };
-        let vocab = Vocab::from_text("abcdefgh \n");
-        let model = Gpt::new(&config.model, vocab.len(), &device);
+        let tokenizer = Tokenizer::Char(Vocab::from_text("abcdefgh \n"));
+        let model = Gpt::new(&config.model, tokenizer.len(), &device);
         LoadedRun {
             config,
-            vocab,
+            tokenizer,
             model,
         }
     }
@@ -177,7 +183,7 @@ mod tests {
         // block_size 6 and 20 new characters: the window slides several times.
         for positional in [Positional::Learned, Positional::Sinusoidal] {
             let run = run(positional);
-            let prompt = run.vocab.encode("abcdefgh").unwrap();
+            let prompt = run.tokenizer.encode("abcdefgh").unwrap();
             let mut cached = Decoder::new(&run, prompt.clone(), true);
             let mut uncached = Decoder::new(&run, prompt, false);
             let mut slides = 0;
@@ -190,7 +196,7 @@ mod tests {
                         "step {step}: {a:?} vs {b:?}"
                     );
                 }
-                let next = (step * 7 % run.vocab.len()) as u32;
+                let next = (step * 7 % run.tokenizer.len()) as u32;
                 let before = cached.window_start;
                 cached.push(next);
                 uncached.push(next);

@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 
 use burn::prelude::*;
-use quill_data::{DataError, Vocab};
+use quill_data::{DataError, Tokenizer};
 use quill_model::Gpt;
 use quill_train::{RunConfig, RunDir, Weights};
 
@@ -30,7 +30,7 @@ pub enum LoadError {
 #[derive(Debug)]
 pub struct LoadedRun<B: Backend> {
     pub config: RunConfig,
-    pub vocab: Vocab,
+    pub tokenizer: Tokenizer,
     pub model: Gpt<B>,
 }
 
@@ -40,7 +40,7 @@ impl<B: Backend> LoadedRun<B> {
             return Err(LoadError::NotARun(run.path.clone()));
         }
         let config = RunConfig::load(&run.config(), &[])?;
-        let vocab = Vocab::load(&run.vocab())?;
+        let tokenizer = Tokenizer::load(&run.path)?;
         let file = run.weights_file(weights);
         if !file.exists() {
             return Err(LoadError::NoWeights {
@@ -55,14 +55,14 @@ impl<B: Backend> LoadedRun<B> {
         }
         let model = run
             .load_weights(
-                Gpt::new(&config.model, vocab.len(), device),
+                Gpt::new(&config.model, tokenizer.len(), device),
                 weights,
                 device,
             )
             .map_err(|reason| LoadError::Weights { file, reason })?;
         Ok(Self {
             config,
-            vocab,
+            tokenizer,
             model,
         })
     }

@@ -3,7 +3,9 @@
 //!
 //! - `format`: `quill-gpt`
 //! - `quill.model`: the `[model]` table as JSON (n_layer, n_head, n_embd, block_size, ...)
-//! - `quill.vocab`: the vocabulary as a JSON list of characters; token id = position
+//! - `quill.tokenizer`: `char`, `gpt2` or `bpe` (a file without it is `char`)
+//! - `quill.vocab`: a char vocabulary as a JSON list of characters; token id = position
+//! - `quill.tokenizer_json`: a trained BPE as Hugging Face's `tokenizer.json`
 //!
 //! nanoGPT can read such a file with `model.load_state_dict(safetensors.torch.load_file(f),
 //! strict=False)` (its tied `lm_head.weight` is the embedding, not stored twice).
@@ -12,7 +14,7 @@ use std::path::Path;
 
 use burn::prelude::*;
 use burn_store::{BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
-use quill_data::Vocab;
+use quill_data::{Tokenizer, TokenizerKind, Vocab};
 use quill_model::{Gpt, ModelConfig};
 
 use crate::{InteropError, apply, names};
@@ -23,7 +25,7 @@ pub const FORMAT: &str = "quill-gpt";
 pub fn export<B: Backend>(
     gpt: &Gpt<B>,
     model: &ModelConfig,
-    vocab: &Vocab,
+    tokenizer: &Tokenizer,
     out: &Path,
 ) -> Result<(), InteropError> {
     let fail = |e: &dyn std::fmt::Display| InteropError::new(out, e);
@@ -31,7 +33,6 @@ pub fn export<B: Backend>(
         return Err(fail(&"already exists; choose another --out or remove it"));
     }
     let model_json = serde_json::to_string(model).expect("a model config serializes");
-    let vocab_json = serde_json::to_string(vocab.chars()).expect("characters serialize");
     // Written beside the target and renamed, so a reader never sees half a file.
     let partial = out.with_extension("safetensors.partial");
     let mut store = SafetensorsStore::from_file(&partial)
@@ -40,13 +41,21 @@ pub fn export<B: Backend>(
         .remap(names::to_nanogpt())
         .metadata("format", FORMAT)
         .metadata("quill.model", model_json)
-        .metadata("quill.vocab", vocab_json);
+        .metadata("quill.tokenizer", tokenizer.kind().name());
+    store = match tokenizer {
+        Tokenizer::Char(vocab) => store.metadata(
+            "quill.vocab",
+            serde_json::to_string(vocab.chars()).expect("characters serialize"),
+        ),
+        Tokenizer::Gpt2(_) => store,
+        Tokenizer::Bpe(bpe) => store.metadata("quill.tokenizer_json", bpe.to_json()),
+    };
     gpt.save_into(&mut store).map_err(|e| fail(&e))?;
     std::fs::rename(&partial, out).map_err(|e| fail(&e))
 }
 
 /// The model config and vocabulary in the metadata of a file [`export`] wrote.
-pub fn read_metadata(path: &Path) -> Result<(ModelConfig, Vocab), InteropError> {
+pub fn read_metadata(path: &Path) -> Result<(ModelConfig, Tokenizer), InteropError> {
     let fail = |e: &dyn std::fmt::Display| InteropError::new(path, e);
     let bytes = std::fs::read(path).map_err(|e| fail(&e))?;
     let (_, header) = ::safetensors::SafeTensors::read_metadata(&bytes)
@@ -65,27 +74,40 @@ pub fn read_metadata(path: &Path) -> Result<(ModelConfig, Vocab), InteropError> 
     model
         .validate()
         .map_err(|e| fail(&format!("`quill.model` metadata: {e}")))?;
-    let chars: Vec<char> = serde_json::from_str(field("quill.vocab")?)
-        .map_err(|e| fail(&format!("`quill.vocab` metadata: {e}")))?;
-    let vocab: Vocab = serde_json::from_value(serde_json::json!({ "chars": chars }))
-        .map_err(|e| fail(&format!("`quill.vocab` metadata: {e}")))?;
-    Ok((model, vocab))
+    let kind = match metadata.get("quill.tokenizer") {
+        None => TokenizerKind::Char,
+        Some(name) => serde_json::from_value(serde_json::Value::String(name.clone()))
+            .map_err(|e| fail(&format!("`quill.tokenizer` metadata: {e}")))?,
+    };
+    let tokenizer = match kind {
+        TokenizerKind::Char => {
+            let chars: Vec<char> = serde_json::from_str(field("quill.vocab")?)
+                .map_err(|e| fail(&format!("`quill.vocab` metadata: {e}")))?;
+            let vocab: Vocab = serde_json::from_value(serde_json::json!({ "chars": chars }))
+                .map_err(|e| fail(&format!("`quill.vocab` metadata: {e}")))?;
+            Tokenizer::Char(vocab)
+        }
+        TokenizerKind::Gpt2 => Tokenizer::gpt2(),
+        TokenizerKind::Bpe => Tokenizer::from_bpe_json(field("quill.tokenizer_json")?)
+            .map_err(|e| fail(&format!("`quill.tokenizer_json` metadata: {e}")))?,
+    };
+    Ok((model, tokenizer))
 }
 
 /// The model stored in `path` by [`export`], with its config and vocabulary.
 pub fn import<B: Backend>(
     path: &Path,
     device: &B::Device,
-) -> Result<(ModelConfig, Vocab, Gpt<B>), InteropError> {
-    let (model, vocab) = read_metadata(path)?;
-    let mut gpt = Gpt::new(&model, vocab.len(), device);
+) -> Result<(ModelConfig, Tokenizer, Gpt<B>), InteropError> {
+    let (model, tokenizer) = read_metadata(path)?;
+    let mut gpt = Gpt::new(&model, tokenizer.len(), device);
     let mut store = SafetensorsStore::from_file(path)
         .with_from_adapter(PyTorchToBurnAdapter)
         .remap(names::from_nanogpt())
         .validate(false)
         .allow_partial(true);
     apply::load_all(&mut gpt, &mut store).map_err(|e| InteropError::new(path, e))?;
-    Ok((model, vocab, gpt))
+    Ok((model, tokenizer, gpt))
 }
 
 #[cfg(test)]

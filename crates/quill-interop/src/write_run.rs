@@ -1,8 +1,8 @@
-//! An imported model as a run directory: `config.toml`, `vocab.json`, and the weights as both
+//! An imported model as a run directory: `config.toml`, its tokenizer (`vocab.json`), and the weights as both
 //! `best.mpk` and `final.mpk`, so `generate`, `eval`, `bench` and `train --init-from` take it.
 
 use burn::prelude::*;
-use quill_data::Vocab;
+use quill_data::Tokenizer;
 use quill_model::Gpt;
 use quill_train::checkpoint::write_atomic;
 use quill_train::{RunConfig, RunDir, Weights};
@@ -13,7 +13,7 @@ use crate::InteropError;
 pub fn write_run<B: Backend>(
     run: &RunDir,
     config: &RunConfig,
-    vocab: &Vocab,
+    tokenizer: &Tokenizer,
     gpt: &Gpt<B>,
 ) -> Result<(), InteropError> {
     let fail = |e: &dyn std::fmt::Display| InteropError::new(&run.path, e);
@@ -23,7 +23,7 @@ pub fn write_run<B: Backend>(
     config.validate().map_err(|e| fail(&e))?;
     std::fs::create_dir_all(&run.path).map_err(|e| fail(&e))?;
     write_atomic(&run.config(), config.to_toml().as_bytes()).map_err(|e| fail(&e))?;
-    vocab.save(&run.vocab()).map_err(|e| fail(&e))?;
+    tokenizer.save(&run.path).map_err(|e| fail(&e))?;
     for weights in [Weights::Final, Weights::Best] {
         run.save_weights(gpt, weights).map_err(|e| fail(&e))?;
     }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use burn::backend::NdArray;
 use burn::prelude::*;
 use burn_store::ModuleSnapshot;
-use quill_data::Vocab;
+use quill_data::{Tokenizer, Vocab};
 use quill_interop::{nanogpt, safetensors};
 use quill_model::Gpt;
 use serde::Deserialize;
@@ -94,11 +94,11 @@ fn export_then_import_is_bit_exact() {
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("model.safetensors");
-    safetensors::export(&gpt, &config, &corpus_vocab(), &file).unwrap();
+    safetensors::export(&gpt, &config, &Tokenizer::Char(corpus_vocab()), &file).unwrap();
     let (config_back, vocab_back, back) =
         safetensors::import::<B>(&file, &Default::default()).unwrap();
     assert_eq!(config_back, config);
-    assert_eq!(vocab_back, corpus_vocab());
+    assert_eq!(vocab_back, Tokenizer::Char(corpus_vocab()));
     let params = |g: &Gpt<B>| -> Vec<(String, Vec<u8>)> {
         g.collect(None, None, false)
             .iter()
@@ -117,6 +117,7 @@ fn export_then_import_is_bit_exact() {
     assert!(tensors.tensor("transformer.h.1.ln_2.bias").is_ok());
 
     // Never over an existing file.
-    let err = safetensors::export(&gpt, &config, &corpus_vocab(), &file).unwrap_err();
+    let err = safetensors::export(&gpt, &config, &Tokenizer::Char(corpus_vocab()), &file)
+        .unwrap_err();
     assert!(err.to_string().contains("already exists"), "{err}");
 }

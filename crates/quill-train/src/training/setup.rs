@@ -8,7 +8,7 @@ use burn::optim::adaptor::OptimizerAdaptor;
 use burn::prelude::*;
 use burn::record::Recorder;
 use burn::tensor::backend::AutodiffBackend;
-use quill_data::{Corpus, DataError, Vocab};
+use quill_data::{Corpus, DataError, Tokenizer};
 use quill_model::{Gpt, ModelConfig};
 
 use super::{TrainError, TrainOptions, file_error};
@@ -64,7 +64,9 @@ pub(super) fn prepare<B: AutodiffBackend>(
     let source =
         (!options.resume && !config.init.from.is_empty()).then(|| RunDir::new(&config.init.from));
     let corpus = match &source {
-        _ if options.resume => Corpus::load_with_vocab(&config.data, Vocab::load(&run.vocab())?)?,
+        _ if options.resume => {
+            Corpus::load_with_tokenizer(&config.data, Tokenizer::load(&run.path)?)?
+        }
         Some(source) => init_corpus(source, config)?,
         None => Corpus::load(&config.data)?,
     };
@@ -78,7 +80,7 @@ pub(super) fn prepare<B: AutodiffBackend>(
         });
     }
     B::seed(device, config.train.seed);
-    let mut gpt = Gpt::<B>::new(&config.model, corpus.vocab.len(), device)
+    let mut gpt = Gpt::<B>::new(&config.model, corpus.tokenizer.len(), device)
         .with_autocast(config.train.precision.autocast());
     if let Some(source) = &source {
         gpt = source
@@ -102,7 +104,7 @@ pub(super) fn prepare<B: AutodiffBackend>(
     write_atomic(&run.config(), config.to_toml().as_bytes())
         .map_err(|e| file_error(run.config(), e))?;
     if !options.resume {
-        corpus.vocab.save(&run.vocab())?;
+        corpus.tokenizer.save(&run.path)?;
     }
     let earlier_rows = metrics_csv::truncate_after(&run.metrics(), first_epoch)
         .map_err(|e| file_error(run.metrics(), e))?;
@@ -177,8 +179,16 @@ fn init_corpus(source: &RunDir, config: &RunConfig) -> Result<Corpus, TrainError
             "{difference}; a run starting from its weights must keep its model's shape"
         )));
     }
-    let vocab = Vocab::load(&source.vocab()).map_err(|e| fail(e.to_string()))?;
-    Corpus::load_with_vocab(&config.data, vocab).map_err(|e| match e {
+    let tokenizer = Tokenizer::load(&source.path).map_err(|e| fail(e.to_string()))?;
+    if tokenizer.kind() != config.data.tokenizer {
+        return Err(fail(format!(
+            "it was trained with data.tokenizer = \"{}\", this run asks for \"{}\"; a run \
+             starting from its weights must keep its tokenizer",
+            tokenizer.kind().name(),
+            config.data.tokenizer.name()
+        )));
+    }
+    Corpus::load_with_tokenizer(&config.data, tokenizer).map_err(|e| match e {
         DataError::UnknownChars { chars } => fail(format!(
             "{} has characters its vocabulary lacks: {chars}",
             config.data.path.display()

@@ -1,0 +1,507 @@
+//! How text becomes token ids and back (`data.tokenizer`):
+//!
+//! - `"char"`: one id per distinct character of the corpus ([`Vocab`], nanoGPT's
+//!   shakespeare_char), saved as the run's `vocab.json`;
+//! - `"gpt2"`: GPT-2's byte-level BPE, 50257 tokens, exactly as OpenAI's tiktoken `gpt2`
+//!   encoding's `encode_ordinary` (tiktoken-rs ships its merge ranks: nothing is downloaded);
+//! - `"bpe"`: a byte-level BPE with `data.vocab_size` tokens trained on the corpus's training
+//!   split with Hugging Face's `tokenizers`, saved as a standard `tokenizer.json`.
+//!
+//! Every token is a byte string ([`Tokenizer::token_bytes`]); a sub-word token may hold part of
+//! a UTF-8 character, which is why streamed text goes through [`Utf8Stream`].
+
+use std::borrow::Cow;
+use std::path::Path;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use tiktoken_rs::CoreBPE;
+
+use crate::{DataError, Vocab};
+
+/// `data.tokenizer`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenizerKind {
+    #[default]
+    Char,
+    Gpt2,
+    Bpe,
+}
+
+impl TokenizerKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            TokenizerKind::Char => "char",
+            TokenizerKind::Gpt2 => "gpt2",
+            TokenizerKind::Bpe => "bpe",
+        }
+    }
+}
+
+/// The smallest and largest `data.vocab_size` of a trained BPE: its 256 byte tokens plus at
+/// least one merge; at most what a `u32` token file and a sane embedding table hold.
+pub const BPE_VOCAB_SIZE: std::ops::RangeInclusive<usize> = 257..=1 << 20;
+
+/// GPT-2's vocabulary size (tiktoken's `gpt2`, `r50k_base`).
+pub const GPT2_VOCAB_SIZE: usize = 50257;
+
+/// A run's tokenizer. Cloning is cheap (the BPE tables are shared).
+#[derive(Clone)]
+pub enum Tokenizer {
+    Char(Vocab),
+    Gpt2(Arc<CoreBPE>),
+    Bpe(Arc<TrainedBpe>),
+}
+
+/// A byte-level BPE from Hugging Face's `tokenizers`, with the bytes of each token.
+pub struct TrainedBpe {
+    tokenizer: tokenizers::Tokenizer,
+    bytes: Vec<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Tokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tokenizer({}, {} tokens)", self.kind().name(), self.len())
+    }
+}
+
+impl PartialEq for Tokenizer {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Tokenizer::Char(a), Tokenizer::Char(b)) => a == b,
+            (Tokenizer::Gpt2(_), Tokenizer::Gpt2(_)) => true,
+            (Tokenizer::Bpe(a), Tokenizer::Bpe(b)) => a.bytes == b.bytes,
+            _ => false,
+        }
+    }
+}
+
+/// What a run directory's `vocab.json` holds: the characters of a char vocabulary, or the name
+/// of a tokenizer kept elsewhere (`gpt2` needs nothing more; `bpe` is in `tokenizer.json`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum VocabFile {
+    Chars(Vocab),
+    Named { tokenizer: TokenizerKind },
+}
+
+impl Tokenizer {
+    /// The tokenizer `kind` for a corpus whose training split is `train_text`: the characters
+    /// of the whole `text` (char), GPT-2's, or a BPE of `vocab_size` tokens trained on
+    /// `train_text` (never on the validation text it will be scored on).
+    pub fn for_corpus(
+        kind: TokenizerKind,
+        vocab_size: usize,
+        text: &str,
+        train_text: &str,
+    ) -> Result<Self, DataError> {
+        match kind {
+            TokenizerKind::Char => Ok(Tokenizer::Char(Vocab::from_text(text))),
+            TokenizerKind::Gpt2 => Ok(Self::gpt2()),
+            TokenizerKind::Bpe => Ok(Tokenizer::Bpe(Arc::new(TrainedBpe::train(
+                train_text, vocab_size,
+            )?))),
+        }
+    }
+
+    /// GPT-2's tokenizer (built once per process: parsing its 50k ranks takes ~100 ms).
+    pub fn gpt2() -> Self {
+        static GPT2: std::sync::OnceLock<Arc<CoreBPE>> = std::sync::OnceLock::new();
+        Tokenizer::Gpt2(
+            GPT2.get_or_init(|| {
+                Arc::new(tiktoken_rs::r50k_base().expect("tiktoken-rs ships GPT-2's ranks"))
+            })
+            .clone(),
+        )
+    }
+
+    pub fn kind(&self) -> TokenizerKind {
+        match self {
+            Tokenizer::Char(_) => TokenizerKind::Char,
+            Tokenizer::Gpt2(_) => TokenizerKind::Gpt2,
+            Tokenizer::Bpe(_) => TokenizerKind::Bpe,
+        }
+    }
+
+    /// The number of token ids: the model's input and output width.
+    pub fn len(&self) -> usize {
+        match self {
+            Tokenizer::Char(vocab) => vocab.len(),
+            Tokenizer::Gpt2(_) => GPT2_VOCAB_SIZE,
+            Tokenizer::Bpe(bpe) => bpe.bytes.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `char (65 tokens)`, `gpt2 (50257 tokens)`.
+    pub fn describe(&self) -> String {
+        format!("{} ({} tokens)", self.kind().name(), self.len())
+    }
+
+    /// The ids of `text`. A char vocabulary refuses characters it has no id for; the BPEs
+    /// encode any text. Long texts are cut at line starts and encoded in parallel, which gives
+    /// the same ids: both BPEs split text into pieces before merging, and a newline followed
+    /// by a non-space character always ends a piece.
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>, DataError> {
+        if let Tokenizer::Char(vocab) = self {
+            return vocab.encode(text);
+        }
+        self.encode_in_chunks(text, 1 << 20)
+    }
+
+    fn encode_in_chunks(&self, text: &str, size: usize) -> Result<Vec<u32>, DataError> {
+        let chunks = line_chunks(text, size);
+        let encoded: Result<Vec<Vec<u32>>, DataError> =
+            chunks.par_iter().map(|chunk| self.encode_piece(chunk)).collect();
+        Ok(encoded?.concat())
+    }
+
+    fn encode_piece(&self, text: &str) -> Result<Vec<u32>, DataError> {
+        match self {
+            Tokenizer::Char(vocab) => vocab.encode(text),
+            Tokenizer::Gpt2(bpe) => Ok(bpe.encode_ordinary(text)),
+            Tokenizer::Bpe(bpe) => bpe
+                .tokenizer
+                .encode_fast(text, false)
+                .map(|encoding| encoding.get_ids().to_vec())
+                .map_err(|e| DataError::Tokenizer(e.to_string())),
+        }
+    }
+
+    /// The bytes token `id` stands for (`None` for an id outside the vocabulary).
+    pub fn token_bytes(&self, id: u32) -> Option<Cow<'_, [u8]>> {
+        match self {
+            Tokenizer::Char(vocab) => vocab
+                .chars()
+                .get(id as usize)
+                .map(|c| Cow::Owned(c.to_string().into_bytes())),
+            Tokenizer::Gpt2(bpe) => bpe.decode_bytes(&[id]).ok().map(Cow::Owned),
+            Tokenizer::Bpe(bpe) => bpe.bytes.get(id as usize).map(|b| Cow::Borrowed(&b[..])),
+        }
+    }
+
+    /// The text of `ids`; bytes that are not UTF-8 (a cut character) and ids outside the
+    /// vocabulary decode as U+FFFD.
+    pub fn decode(&self, ids: &[u32]) -> String {
+        let mut stream = Utf8Stream::default();
+        let mut text: String = ids.iter().map(|&id| stream.push(self, id)).collect();
+        text.push_str(&stream.finish());
+        text
+    }
+
+    /// Writes the tokenizer into the run directory `dir`: `vocab.json`, and for a trained BPE
+    /// its `tokenizer.json`.
+    pub fn save(&self, dir: &Path) -> Result<(), DataError> {
+        let vocab = dir.join("vocab.json");
+        let error = |path: &Path, reason: String| DataError::VocabFile {
+            path: path.to_owned(),
+            reason,
+        };
+        match self {
+            Tokenizer::Char(chars) => chars.save(&vocab),
+            Tokenizer::Gpt2(_) | Tokenizer::Bpe(_) => {
+                if let Tokenizer::Bpe(bpe) = self {
+                    let path = dir.join("tokenizer.json");
+                    bpe.tokenizer
+                        .save(&path, false)
+                        .map_err(|e| error(&path, e.to_string()))?;
+                }
+                let json = format!(r#"{{"tokenizer": "{}"}}"#, self.kind().name());
+                std::fs::write(&vocab, json).map_err(|e| error(&vocab, e.to_string()))
+            }
+        }
+    }
+
+    /// The tokenizer [`save`](Self::save) wrote into `dir`.
+    pub fn load(dir: &Path) -> Result<Self, DataError> {
+        let vocab = dir.join("vocab.json");
+        let error = |path: &Path, reason: String| DataError::VocabFile {
+            path: path.to_owned(),
+            reason,
+        };
+        let json = std::fs::read_to_string(&vocab).map_err(|e| error(&vocab, e.to_string()))?;
+        match serde_json::from_str(&json).map_err(|e| error(&vocab, e.to_string()))? {
+            VocabFile::Chars(chars) => Ok(Tokenizer::Char(chars)),
+            VocabFile::Named {
+                tokenizer: TokenizerKind::Gpt2,
+            } => Ok(Self::gpt2()),
+            VocabFile::Named {
+                tokenizer: TokenizerKind::Bpe,
+            } => {
+                let path = dir.join("tokenizer.json");
+                let tokenizer = tokenizers::Tokenizer::from_file(&path)
+                    .map_err(|e| error(&path, e.to_string()))?;
+                Ok(Tokenizer::Bpe(Arc::new(
+                    TrainedBpe::new(tokenizer).map_err(|reason| error(&path, reason))?,
+                )))
+            }
+            VocabFile::Named { tokenizer } => Err(error(
+                &vocab,
+                format!("\"{}\" has no vocabulary to name", tokenizer.name()),
+            )),
+        }
+    }
+}
+
+impl Tokenizer {
+    /// A trained BPE from the text of its `tokenizer.json`.
+    pub fn from_bpe_json(json: &str) -> Result<Self, String> {
+        let tokenizer: tokenizers::Tokenizer = json.parse().map_err(|e| format!("{e}"))?;
+        Ok(Tokenizer::Bpe(Arc::new(TrainedBpe::new(tokenizer)?)))
+    }
+}
+
+impl TrainedBpe {
+    /// Hugging Face's `tokenizer.json` of this BPE.
+    pub fn to_json(&self) -> String {
+        self.tokenizer
+            .to_string(false)
+            .expect("a trained tokenizer serializes")
+    }
+
+    /// Trains a byte-level BPE of at most `vocab_size` tokens on `text` (GPT-2's
+    /// pre-tokenization, no prefix space, no special tokens). A text with fewer distinct pairs
+    /// to merge yields fewer tokens.
+    fn train(text: &str, vocab_size: usize) -> Result<Self, DataError> {
+        use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
+        use tokenizers::models::{ModelWrapper, TrainerWrapper};
+        use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+
+        let byte_level = ByteLevel::new(false, true, true);
+        let mut tokenizer = tokenizers::Tokenizer::new(ModelWrapper::BPE(BPE::default()));
+        tokenizer
+            .with_pre_tokenizer(Some(byte_level))
+            .with_decoder(Some(byte_level));
+        let mut trainer: TrainerWrapper = BpeTrainerBuilder::new()
+            .vocab_size(vocab_size)
+            .min_frequency(0)
+            .show_progress(false)
+            .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
+            .build()
+            .into();
+        tokenizer
+            .train(&mut trainer, line_chunks(text, 1 << 16).into_iter())
+            .map_err(|e| DataError::Tokenizer(e.to_string()))?;
+        Self::new(tokenizer).map_err(DataError::Tokenizer)
+    }
+
+    fn new(tokenizer: tokenizers::Tokenizer) -> Result<Self, String> {
+        let byte_of = unicode_to_byte();
+        let size = tokenizer.get_vocab_size(true);
+        let bytes = (0..size as u32)
+            .map(|id| {
+                let token = tokenizer
+                    .id_to_token(id)
+                    .ok_or_else(|| format!("token ids are not contiguous: {id} is missing"))?;
+                token
+                    .chars()
+                    .map(|c| byte_of.get(&c).copied())
+                    .collect::<Option<Vec<u8>>>()
+                    .ok_or_else(|| format!("token {token:?} is not byte-level"))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { tokenizer, bytes })
+    }
+}
+
+/// GPT-2's byte-level alphabet reversed: the printable character each byte is written as in a
+/// byte-level BPE's vocabulary, mapped back to the byte (`bytes_to_unicode` in GPT-2's code).
+fn unicode_to_byte() -> std::collections::HashMap<char, u8> {
+    let printable = |b: u8| matches!(b, b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF);
+    let mut next = 256u32;
+    (0..=255u8)
+        .map(|b| {
+            if printable(b) {
+                (char::from(b), b)
+            } else {
+                let c = char::from_u32(next).expect("below U+0200");
+                next += 1;
+                (c, b)
+            }
+        })
+        .collect()
+}
+
+/// `text` cut into pieces of about `size` bytes, each cut after a single newline that follows
+/// and precedes visible ASCII (`x\n|y`). GPT-2's pre-tokenizer always ends a piece there; after
+/// two newlines it would not (`\n\n` before a word is two pieces, at the end of a text one).
+fn line_chunks(text: &str, size: usize) -> Vec<&str> {
+    let visible = |b: u8| b.is_ascii_graphic();
+    let mut chunks = Vec::new();
+    let mut rest = text;
+    while rest.len() > size {
+        let bytes = rest.as_bytes();
+        let cut = (size.max(2)..bytes.len())
+            .find(|&i| bytes[i - 1] == b'\n' && visible(bytes[i - 2]) && visible(bytes[i]));
+        match cut {
+            Some(i) => {
+                chunks.push(&rest[..i]);
+                rest = &rest[i..];
+            }
+            None => break,
+        }
+    }
+    if !rest.is_empty() || chunks.is_empty() {
+        chunks.push(rest);
+    }
+    chunks
+}
+
+/// Decoding one token at a time: a token's bytes may end inside a UTF-8 character, so bytes are
+/// held back until the character is complete; bytes that can never form one become U+FFFD.
+#[derive(Debug, Default)]
+pub struct Utf8Stream {
+    pending: Vec<u8>,
+}
+
+impl Utf8Stream {
+    /// The text token `id` completes (often empty, never half a character).
+    pub fn push(&mut self, tokenizer: &Tokenizer, id: u32) -> String {
+        match tokenizer.token_bytes(id) {
+            Some(bytes) => self.pending.extend_from_slice(&bytes),
+            None => {
+                let mut text = self.finish();
+                text.push(char::REPLACEMENT_CHARACTER);
+                return text;
+            }
+        }
+        let mut text = String::new();
+        loop {
+            match std::str::from_utf8(&self.pending) {
+                Ok(valid) => {
+                    text.push_str(valid);
+                    self.pending.clear();
+                    return text;
+                }
+                Err(error) => {
+                    let valid = error.valid_up_to();
+                    text.push_str(std::str::from_utf8(&self.pending[..valid]).expect("valid"));
+                    match error.error_len() {
+                        // An incomplete character at the end: wait for the next token.
+                        None => {
+                            self.pending.drain(..valid);
+                            return text;
+                        }
+                        Some(bad) => {
+                            text.push(char::REPLACEMENT_CHARACTER);
+                            self.pending.drain(..valid + bad);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whatever is held back, at the end of the text (U+FFFD for an unfinished character).
+    pub fn finish(&mut self) -> String {
+        let text = String::from_utf8_lossy(&self.pending).into_owned();
+        self.pending.clear();
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WORLD: &str = "Hello world! Ça va? Grüße aus Köln.\n\n日本語のテキスト、中文文本。\n\
+        Emoji: 😀🎉👩‍👩‍👧 and a flag 🇫🇷.\n  indented\n\n\nend";
+
+    fn shakespeare() -> Option<String> {
+        ["../../data/tinyshakespeare.txt", "../../../shared/data/tinyshakespeare.txt"]
+            .iter()
+            .find_map(|p| std::fs::read_to_string(p).ok())
+    }
+
+    #[test]
+    fn gpt2_encodes_as_tiktoken_does() {
+        let gpt2 = Tokenizer::gpt2();
+        assert_eq!(gpt2.len(), 50257);
+        // tiktoken.get_encoding("gpt2").encode_ordinary(...)
+        assert_eq!(gpt2.encode("Hello world").unwrap(), [15496, 995]);
+        assert_eq!(gpt2.encode("hello world").unwrap(), [31373, 995]);
+        assert_eq!(gpt2.encode("\n").unwrap(), [198]);
+        // Two newlines before a word are two tokens, at the end of a text one.
+        assert_eq!(gpt2.encode("a\n\nb").unwrap()[1..3], [198, 198]);
+        assert_eq!(gpt2.encode("a\n\n").unwrap()[1..], [628]);
+        assert_eq!(gpt2.decode(&gpt2.encode(WORLD).unwrap()), WORLD);
+    }
+
+    #[test]
+    fn long_texts_encode_in_parallel_pieces_as_one() {
+        let text = shakespeare().unwrap_or_else(|| WORLD.repeat(500));
+        let text = &text[..text.len().min(200_000)];
+        let bpe = Tokenizer::for_corpus(TokenizerKind::Bpe, 400, text, text).unwrap();
+        for tokenizer in [Tokenizer::gpt2(), bpe] {
+            let whole = tokenizer.encode_piece(text).unwrap();
+            assert!(line_chunks(text, 4096).len() > 10);
+            assert_eq!(tokenizer.encode_in_chunks(text, 4096).unwrap(), whole);
+            let tricky = WORLD.repeat(40);
+            let whole = tokenizer.encode_piece(&tricky).unwrap();
+            assert_eq!(tokenizer.encode_in_chunks(&tricky, 8).unwrap(), whole);
+        }
+        assert_eq!(line_chunks(WORLD, 8).concat(), WORLD);
+    }
+
+    #[test]
+    fn a_trained_bpe_has_its_size_round_trips_and_saves_as_tokenizer_json() {
+        let text = shakespeare().unwrap_or_else(|| WORLD.repeat(200));
+        let bpe = Tokenizer::for_corpus(TokenizerKind::Bpe, 512, &text, &text).unwrap();
+        assert_eq!(bpe.len(), 512);
+        let ids = bpe.encode(&text[..5000]).unwrap();
+        assert!(ids.len() < 5000 * 6 / 10, "merges shorten the text: {}", ids.len());
+        assert_eq!(bpe.decode(&ids), &text[..5000]);
+        // Any text, even characters the training text never had.
+        assert_eq!(bpe.decode(&bpe.encode(WORLD).unwrap()), WORLD);
+
+        let dir = tempfile::tempdir().unwrap();
+        bpe.save(dir.path()).unwrap();
+        let standard = tokenizers::Tokenizer::from_file(dir.path().join("tokenizer.json")).unwrap();
+        let back = Tokenizer::load(dir.path()).unwrap();
+        assert_eq!(back, bpe);
+        assert_eq!(back.encode(WORLD).unwrap(), bpe.encode(WORLD).unwrap());
+        let theirs = standard.encode(WORLD, false).unwrap().get_ids().to_vec();
+        assert_eq!(theirs, bpe.encode(WORLD).unwrap());
+        assert_eq!(standard.decode(&theirs, false).unwrap(), WORLD);
+    }
+
+    #[test]
+    fn every_tokenizer_round_trips_and_saves() {
+        let dir = tempfile::tempdir().unwrap();
+        for kind in [TokenizerKind::Char, TokenizerKind::Gpt2, TokenizerKind::Bpe] {
+            let tokenizer = Tokenizer::for_corpus(kind, 300, WORLD, WORLD).unwrap();
+            let ids = tokenizer.encode(WORLD).unwrap();
+            assert!(ids.iter().all(|&id| (id as usize) < tokenizer.len()));
+            assert_eq!(tokenizer.decode(&ids), WORLD, "{kind:?}");
+            let path = dir.path().join(kind.name());
+            std::fs::create_dir(&path).unwrap();
+            tokenizer.save(&path).unwrap();
+            assert_eq!(Tokenizer::load(&path).unwrap(), tokenizer);
+        }
+        assert_eq!(
+            Tokenizer::for_corpus(TokenizerKind::Char, 0, WORLD, WORLD).unwrap().len(),
+            WORLD.chars().collect::<std::collections::BTreeSet<_>>().len()
+        );
+    }
+
+    #[test]
+    fn streamed_decoding_never_prints_half_a_character() {
+        let gpt2 = Tokenizer::gpt2();
+        let ids = gpt2.encode(WORLD).unwrap();
+        // Some tokens end inside a character (emoji and CJK are split into bytes).
+        assert!(ids.iter().any(|&id| std::str::from_utf8(&gpt2.token_bytes(id).unwrap()).is_err()));
+        let mut stream = Utf8Stream::default();
+        let pieces: Vec<String> = ids.iter().map(|&id| stream.push(&gpt2, id)).collect();
+        assert!(pieces.iter().all(|p| !p.contains(char::REPLACEMENT_CHARACTER)));
+        assert_eq!(pieces.concat() + &stream.finish(), WORLD);
+        // A cut character at the end, and an id outside the vocabulary.
+        let emoji = gpt2.encode("😀").unwrap();
+        assert_eq!(gpt2.decode(&emoji[..emoji.len() - 1]), "\u{FFFD}");
+        assert_eq!(gpt2.decode(&[31373, 60000]), "hello\u{FFFD}");
+    }
+}
