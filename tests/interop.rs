@@ -12,7 +12,7 @@ fn fixture(name: &str) -> String {
         .to_owned()
 }
 
-/// The loss `eval` printed: `val loss 2.4657 nats/char, ...`.
+/// The loss `eval` printed: `val loss 2.4657 nats/token, ...`.
 fn eval_loss(out: &str) -> f64 {
     out.split_whitespace().nth(2).unwrap().parse().unwrap()
 }
@@ -30,7 +30,7 @@ fn init_from_starts_where_the_source_run_ended() {
     // eval scores the same windows as the run's validation: the same number.
     let out = ok(quill.run(&["eval", "--run", source_arg]));
     assert!(
-        out.starts_with("val loss ") && out.contains("bits/char"),
+        out.starts_with("val loss ") && out.contains("bits/byte"),
         "{out}"
     );
     assert!((eval_loss(&out) - best).abs() < 1e-4, "{out} vs {best}");
@@ -274,5 +274,5 @@ fn imported_runs_keep_a_relative_corpus_path_and_can_be_moved() {
         .current_dir(moved.path())
         .output()
         .unwrap();
-    assert!(ok(out).contains("nats/char"));
+    assert!(ok(out).contains("nats/token"));
 }

@@ -1,6 +1,5 @@
 //! `bench`: training and sampling speed at a config's shapes, as one JSON line.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -174,7 +173,7 @@ pub fn bench<B: AutodiffBackend>(
     });
     report["precision"] = json!(config.train.precision.name());
     if !options.generate_only {
-        let train: Arc<[u32]> = corpus.split.train.clone().into();
+        let train = corpus.split.train.clone();
         let before_training = crate::since_start();
         eprintln!(
             "bench [{before_training:.1}s]: {} warm-up steps, then {} timed steps",

@@ -84,17 +84,18 @@ pub(crate) fn eval_command<B: Backend>(args: EvalArgs, device: &B::Device) -> an
     let run = LoadedRun::<B>::load(&RunDir::new(&args.run), args.weights.into(), device)?;
     let corpus = Corpus::load_with_tokenizer(&run.config.data, run.tokenizer.clone())?;
     corpus.check_block_size(run.config.model.block_size)?;
-    let (name, tokens) = match args.split {
-        SplitArg::Train => ("train", corpus.split.train),
-        SplitArg::Val => ("val", corpus.split.val),
+    let (name, tokens, bytes) = match args.split {
+        SplitArg::Train => ("train", corpus.split.train, corpus.train_bytes),
+        SplitArg::Val => ("val", corpus.split.val, corpus.val_bytes),
     };
+    let token_count = tokens.len();
     let t = &run.config.train;
     let batches = args.batches.unwrap_or(t.eval_batches);
     if batches == 0 {
         anyhow::bail!("--batches 0 would score nothing; use 1 or more");
     }
     let windows = Windows {
-        tokens: tokens.into(),
+        tokens,
         block_size: run.config.model.block_size,
         batch_size: t.batch_size,
         batches,
@@ -103,13 +104,15 @@ pub(crate) fn eval_command<B: Backend>(args: EvalArgs, device: &B::Device) -> an
     let (block_size, seed) = (windows.block_size, windows.seed);
     let result = evaluate(&run.model, windows, device);
     println!(
-        "{name} loss {:.4} nats/char, {:.4} bits/char ({} windows of {} characters, seed {}, {} weights)",
+        "{name} loss {:.4} nats/token, {:.4} bits/token, {:.4} bits/byte ({} windows of {} tokens, seed {}, {} weights, tokenizer {})",
         result.loss,
-        result.bits_per_char(),
+        result.bits_per_token(),
+        result.bits_per_byte(token_count, bytes),
         result.windows,
         block_size,
         seed,
         quill_train::Weights::from(args.weights).name(),
+        run.tokenizer.describe(),
     );
     Ok(())
 }

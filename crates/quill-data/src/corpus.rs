@@ -71,8 +71,9 @@ pub struct Corpus {
     pub path: PathBuf,
     pub tokenizer: Tokenizer,
     pub split: Split,
-    /// The UTF-8 bytes of the validation text (for bits per byte, which compares across
-    /// tokenizers).
+    /// The UTF-8 bytes of the training and validation texts (for bits per byte, which
+    /// compares across tokenizers).
+    pub train_bytes: usize,
     pub val_bytes: usize,
 }
 
@@ -110,10 +111,11 @@ impl Corpus {
         Ok(Self {
             path: config.path.clone(),
             split: Split {
-                train: tokenizer.encode(train)?,
-                val: tokenizer.encode(val)?,
+                train: tokenizer.encode(train)?.into(),
+                val: tokenizer.encode(val)?.into(),
             },
             tokenizer,
+            train_bytes: train.len(),
             val_bytes: val.len(),
         })
     }

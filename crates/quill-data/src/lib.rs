@@ -11,6 +11,7 @@ pub mod fetch;
 pub mod loader;
 pub mod split;
 pub mod tokenizer;
+pub mod tokens;
 pub mod vocab;
 pub mod windows;
 
@@ -19,4 +20,5 @@ pub use error::DataError;
 pub use loader::{TokenBatch, TrainingPosition, WindowLoader, Windows};
 pub use split::Split;
 pub use tokenizer::{Tokenizer, TokenizerKind, Utf8Stream};
+pub use tokens::Tokens;
 pub use vocab::Vocab;

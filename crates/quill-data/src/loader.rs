@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use burn::data::dataloader::{DataLoader, DataLoaderIterator, Progress};
 use burn::prelude::*;
 
-use crate::windows::{Offsets, mix, window};
+use crate::Tokens;
+use crate::windows::{Offsets, mix};
 
 /// A batch of windows: `inputs[b, t]` predicts `targets[b, t]`.
 #[derive(Debug, Clone)]
@@ -22,17 +23,17 @@ pub struct TokenBatch<B: Backend> {
 impl<B: Backend> TokenBatch<B> {
     /// Builds the batch of windows starting at `offsets`.
     pub fn from_offsets(
-        tokens: &[u32],
+        tokens: &Tokens,
         offsets: &[usize],
         block_size: usize,
         device: &B::Device,
     ) -> Self {
         let mut inputs = Vec::with_capacity(offsets.len() * block_size);
         let mut targets = Vec::with_capacity(offsets.len() * block_size);
+        // The target is the input shifted by one token.
         for &offset in offsets {
-            let (input, target) = window(tokens, offset, block_size);
-            inputs.extend(input.iter().map(|&t| t as i32));
-            targets.extend(target.iter().map(|&t| t as i32));
+            tokens.extend_i32(offset, block_size, &mut inputs);
+            tokens.extend_i32(offset + 1, block_size, &mut targets);
         }
         let shape = [offsets.len(), block_size];
         Self {
@@ -72,7 +73,7 @@ enum Sampling {
 /// `block_size` tokens (and their shifted targets) from one token split, placed by `seed`.
 #[derive(Debug, Clone)]
 pub struct Windows {
-    pub tokens: Arc<[u32]>,
+    pub tokens: Tokens,
     pub block_size: usize,
     pub batch_size: usize,
     /// Batches per pass (for training, per epoch).
@@ -286,7 +287,7 @@ mod tests {
     static GENERATOR: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
     /// `batches` batches of four windows of eight tokens.
-    fn windows(tokens: Arc<[u32]>, batches: usize, seed: u64) -> Windows {
+    fn windows(tokens: Tokens, batches: usize, seed: u64) -> Windows {
         Windows {
             tokens,
             block_size: 8,
@@ -303,7 +304,7 @@ mod tests {
 
     #[test]
     fn batches_have_the_configured_shape_and_shifted_targets() {
-        let tokens: Arc<[u32]> = (0..500).collect::<Vec<u32>>().into();
+        let tokens: Tokens = (0..500).collect::<Vec<u32>>().into();
         let loader = WindowLoader::<B>::fixed(windows(tokens, 3, 1), Default::default());
         let batches: Vec<_> = loader.iter().collect();
         assert_eq!(batches.len(), 3);
@@ -319,7 +320,7 @@ mod tests {
     #[test]
     fn validation_repeats_and_training_moves_on() {
         let _turn = GENERATOR.lock().unwrap_or_else(|e| e.into_inner());
-        let tokens: Arc<[u32]> = (0..500).collect::<Vec<u32>>().into();
+        let tokens: Tokens = (0..500).collect::<Vec<u32>>().into();
         let fixed = WindowLoader::<B>::fixed(windows(tokens.clone(), 2, 1), Default::default());
         let first: Vec<_> = fixed.iter().map(|b| rows(&b)).collect();
         let second: Vec<_> = fixed.iter().map(|b| rows(&b)).collect();
@@ -356,7 +357,7 @@ mod tests {
     #[test]
     fn shards_share_out_every_pass_round_by_round() {
         let _turn = GENERATOR.lock().unwrap_or_else(|e| e.into_inner());
-        let tokens: Arc<[u32]> = (0..500).collect::<Vec<u32>>().into();
+        let tokens: Tokens = (0..500).collect::<Vec<u32>>().into();
         let start = TrainingPosition {
             epoch: 0,
             batches: 0,
@@ -401,7 +402,7 @@ mod tests {
     #[test]
     fn dropout_randomness_is_a_function_of_the_batch_position() {
         let _turn = GENERATOR.lock().unwrap_or_else(|e| e.into_inner());
-        let tokens: Arc<[u32]> = (0..500).collect::<Vec<u32>>().into();
+        let tokens: Tokens = (0..500).collect::<Vec<u32>>().into();
         let draw_after = |start: TrainingPosition, skip_batches: usize| {
             let loader = WindowLoader::<B>::training(
                 windows(tokens.clone(), 3, 9),

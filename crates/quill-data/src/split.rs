@@ -1,16 +1,21 @@
+use crate::Tokens;
+
 /// Token ids cut into a training part (the start of the text) and a validation part (its end),
 /// as nanoGPT does: with `val_fraction = 0.1`, train is `tokens[..int(n * 0.9)]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Split {
-    pub train: Vec<u32>,
-    pub val: Vec<u32>,
+    pub train: Tokens,
+    pub val: Tokens,
 }
 
 impl Split {
     pub fn new(mut tokens: Vec<u32>, val_fraction: f64) -> Self {
         let train_len = (tokens.len() as f64 * (1.0 - val_fraction)) as usize;
         let val = tokens.split_off(train_len.min(tokens.len()));
-        Self { train: tokens, val }
+        Self {
+            train: tokens.into(),
+            val: val.into(),
+        }
     }
 }
 
@@ -32,8 +37,8 @@ mod tests {
     #[test]
     fn validation_is_the_tail() {
         let split = Split::new((0..100).collect(), 0.1);
-        assert_eq!(split.train, (0..90).collect::<Vec<_>>());
-        assert_eq!(split.val, (90..100).collect::<Vec<_>>());
+        assert_eq!(split.train.to_vec(), (0..90).collect::<Vec<_>>());
+        assert_eq!(split.val.to_vec(), (90..100).collect::<Vec<_>>());
     }
 
     #[test]

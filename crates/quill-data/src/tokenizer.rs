@@ -63,7 +63,12 @@ pub struct TrainedBpe {
 
 impl std::fmt::Debug for Tokenizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Tokenizer({}, {} tokens)", self.kind().name(), self.len())
+        write!(
+            f,
+            "Tokenizer({}, {} tokens)",
+            self.kind().name(),
+            self.len()
+        )
     }
 }
 
@@ -156,8 +161,10 @@ impl Tokenizer {
 
     fn encode_in_chunks(&self, text: &str, size: usize) -> Result<Vec<u32>, DataError> {
         let chunks = line_chunks(text, size);
-        let encoded: Result<Vec<Vec<u32>>, DataError> =
-            chunks.par_iter().map(|chunk| self.encode_piece(chunk)).collect();
+        let encoded: Result<Vec<Vec<u32>>, DataError> = chunks
+            .par_iter()
+            .map(|chunk| self.encode_piece(chunk))
+            .collect();
         Ok(encoded?.concat())
     }
 
@@ -413,9 +420,12 @@ mod tests {
         Emoji: 😀🎉👩‍👩‍👧 and a flag 🇫🇷.\n  indented\n\n\nend";
 
     fn shakespeare() -> Option<String> {
-        ["../../data/tinyshakespeare.txt", "../../../shared/data/tinyshakespeare.txt"]
-            .iter()
-            .find_map(|p| std::fs::read_to_string(p).ok())
+        [
+            "../../data/tinyshakespeare.txt",
+            "../../../shared/data/tinyshakespeare.txt",
+        ]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
     }
 
     #[test]
@@ -454,7 +464,11 @@ mod tests {
         let bpe = Tokenizer::for_corpus(TokenizerKind::Bpe, 512, &text, &text).unwrap();
         assert_eq!(bpe.len(), 512);
         let ids = bpe.encode(&text[..5000]).unwrap();
-        assert!(ids.len() < 5000 * 6 / 10, "merges shorten the text: {}", ids.len());
+        assert!(
+            ids.len() < 5000 * 6 / 10,
+            "merges shorten the text: {}",
+            ids.len()
+        );
         assert_eq!(bpe.decode(&ids), &text[..5000]);
         // Any text, even characters the training text never had.
         assert_eq!(bpe.decode(&bpe.encode(WORLD).unwrap()), WORLD);
@@ -484,8 +498,13 @@ mod tests {
             assert_eq!(Tokenizer::load(&path).unwrap(), tokenizer);
         }
         assert_eq!(
-            Tokenizer::for_corpus(TokenizerKind::Char, 0, WORLD, WORLD).unwrap().len(),
-            WORLD.chars().collect::<std::collections::BTreeSet<_>>().len()
+            Tokenizer::for_corpus(TokenizerKind::Char, 0, WORLD, WORLD)
+                .unwrap()
+                .len(),
+            WORLD
+                .chars()
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
         );
     }
 
@@ -494,10 +513,17 @@ mod tests {
         let gpt2 = Tokenizer::gpt2();
         let ids = gpt2.encode(WORLD).unwrap();
         // Some tokens end inside a character (emoji and CJK are split into bytes).
-        assert!(ids.iter().any(|&id| std::str::from_utf8(&gpt2.token_bytes(id).unwrap()).is_err()));
+        assert!(
+            ids.iter()
+                .any(|&id| std::str::from_utf8(&gpt2.token_bytes(id).unwrap()).is_err())
+        );
         let mut stream = Utf8Stream::default();
         let pieces: Vec<String> = ids.iter().map(|&id| stream.push(&gpt2, id)).collect();
-        assert!(pieces.iter().all(|p| !p.contains(char::REPLACEMENT_CHARACTER)));
+        assert!(
+            pieces
+                .iter()
+                .all(|p| !p.contains(char::REPLACEMENT_CHARACTER))
+        );
         assert_eq!(pieces.concat() + &stream.finish(), WORLD);
         // A cut character at the end, and an id outside the vocabulary.
         let emoji = gpt2.encode("😀").unwrap();

@@ -4,14 +4,6 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-/// The input and target of the window starting at `offset`.
-pub fn window(tokens: &[u32], offset: usize, block_size: usize) -> (&[u32], &[u32]) {
-    (
-        &tokens[offset..offset + block_size],
-        &tokens[offset + 1..offset + block_size + 1],
-    )
-}
-
 /// Window offsets drawn uniformly (with replacement, as nanoGPT's `get_batch`) from the
 /// `len - block_size` valid starts, one batch at a time: a pass of any length holds no table
 /// of offsets. The draws depend only on `(seed, stream)`, so batch `k` of a run is the same
@@ -56,15 +48,6 @@ pub fn mix(seed: u64, stream: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn target_is_input_shifted_by_one() {
-        let tokens: Vec<u32> = (10..30).collect();
-        let (input, target) = window(&tokens, 3, 5);
-        assert_eq!(input, &[13, 14, 15, 16, 17]);
-        assert_eq!(target, &[14, 15, 16, 17, 18]);
-        assert_eq!(&input[1..], &target[..4]);
-    }
 
     #[test]
     fn offsets_are_in_range_and_reproducible() {

@@ -117,7 +117,7 @@ fn export_then_import_is_bit_exact() {
     assert!(tensors.tensor("transformer.h.1.ln_2.bias").is_ok());
 
     // Never over an existing file.
-    let err = safetensors::export(&gpt, &config, &Tokenizer::Char(corpus_vocab()), &file)
-        .unwrap_err();
+    let err =
+        safetensors::export(&gpt, &config, &Tokenizer::Char(corpus_vocab()), &file).unwrap_err();
     assert!(err.to_string().contains("already exists"), "{err}");
 }

@@ -4,14 +4,13 @@
 //! of each group of steps: a sync after every step would leave the GPU idle while the host
 //! queues the next one, which training does not do.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use burn::data::dataloader::DataLoader;
 use burn::optim::GradientsAccumulator;
 use burn::tensor::backend::AutodiffBackend;
 use burn::train::TrainStep;
-use quill_data::{TrainingPosition, WindowLoader, Windows};
+use quill_data::{Tokens, TrainingPosition, WindowLoader, Windows};
 use quill_model::Gpt;
 
 use crate::config::RunConfig;
@@ -36,7 +35,7 @@ pub struct StepTimes {
 /// Runs `warmup` untimed optimizer steps, then `steps` timed ones in up to five groups.
 pub fn time_train_steps<B: AutodiffBackend>(
     config: &RunConfig,
-    train_tokens: Arc<[u32]>,
+    train_tokens: Tokens,
     vocab_size: usize,
     warmup: usize,
     steps: usize,
@@ -160,7 +159,7 @@ mod tests {
     #[test]
     fn times_the_requested_steps() {
         let config = tiny(8, 2);
-        let tokens: Arc<[u32]> = (0..200u32).map(|i| i % 7).collect::<Vec<_>>().into();
+        let tokens: Tokens = (0..200u32).map(|i| i % 7).collect::<Vec<_>>().into();
         let times =
             time_train_steps::<Autodiff<NdArray>>(&config, tokens, 7, 1, 3, &Default::default());
         assert_eq!(times.ms_per_step.len(), 3);

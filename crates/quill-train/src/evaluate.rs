@@ -9,15 +9,21 @@ use quill_model::Gpt;
 /// What [`evaluate`] measured.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Evaluation {
-    /// Mean cross-entropy in nats per character.
+    /// Mean cross-entropy in nats per token.
     pub loss: f64,
     pub batches: usize,
     pub windows: usize,
 }
 
 impl Evaluation {
-    pub fn bits_per_char(&self) -> f64 {
+    pub fn bits_per_token(&self) -> f64 {
         self.loss / std::f64::consts::LN_2
+    }
+
+    /// Bits per byte of text, for a split of `tokens` tokens holding `bytes` bytes: the measure
+    /// that compares models with different tokenizers.
+    pub fn bits_per_byte(&self, tokens: usize, bytes: usize) -> f64 {
+        self.bits_per_token() * tokens as f64 / bytes.max(1) as f64
     }
 }
 
@@ -42,7 +48,7 @@ pub fn evaluate<B: Backend>(gpt: &Gpt<B>, windows: Windows, device: &B::Device) 
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
+    use quill_data::Tokens;
 
     use super::*;
     use burn::backend::NdArray;
@@ -60,7 +66,10 @@ mod tests {
         };
         let device = Default::default();
         let gpt = Gpt::<NdArray>::new(&config, 20, &device);
-        let tokens: Arc<[u32]> = (0..400).map(|i| (i * 7 % 20) as u32).collect();
+        let tokens: Tokens = (0..400)
+            .map(|i| (i * 7 % 20) as u32)
+            .collect::<Vec<_>>()
+            .into();
         let windows = Windows {
             tokens,
             block_size: 8,
@@ -71,7 +80,7 @@ mod tests {
         let first = evaluate(&gpt, windows.clone(), &device);
         assert_eq!((first.batches, first.windows), (3, 12));
         assert!((first.loss - 20f64.ln()).abs() < 0.1, "{first:?}");
-        assert!((first.bits_per_char() - first.loss / 2f64.ln()).abs() < 1e-12);
+        assert!((first.bits_per_token() - first.loss / 2f64.ln()).abs() < 1e-12);
         assert_eq!(evaluate(&gpt, windows, &device), first);
     }
 }

@@ -101,8 +101,8 @@ fn learn<B: AutodiffBackend>(
         ..
     } = setup;
     let epochs = config.epochs();
-    let windows = |tokens: Vec<u32>, batches| Windows {
-        tokens: tokens.into(),
+    let windows = |tokens, batches| Windows {
+        tokens,
         block_size: config.model.block_size,
         batch_size: t.batch_size,
         batches,
