@@ -1,9 +1,13 @@
-//! `data fetch`: the training text, downloaded or copied, and verified.
+//! `data fetch`: the training text, downloaded or copied, and verified. `data prepare`: the
+//! text tokenized into the token files training maps (`quill_data::prepare`).
 
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
-use quill_data::fetch;
+use quill_data::{fetch, prepare};
+use quill_train::RunConfig;
+
+use crate::args::ConfigArgs;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum DataCommand {
@@ -18,11 +22,34 @@ pub(crate) enum DataCommand {
         #[arg(long, default_value = fetch::TINY_SHAKESPEARE_URL, hide = true)]
         url: String,
     },
+    /// Tokenize the config's data.path (a file or a directory) into train.bin, val.bin and
+    /// meta.json beside it; training does this itself when they are missing or stale.
+    Prepare(ConfigArgs),
 }
 
 pub(crate) fn data_command(command: DataCommand) -> anyhow::Result<()> {
     match command {
         DataCommand::Fetch { from, out, url } => fetch_command(from.as_deref(), &out, &url),
+        DataCommand::Prepare(args) => {
+            let config = RunConfig::load(&args.config, &args.overrides)?;
+            let prepared = prepare::prepare(&config.data, &mut |line| eprintln!("{line}"))?;
+            let meta = &prepared.meta;
+            println!(
+                "{} {}: {} train and {} val tokens, {} tokenizer with {} tokens, u{} ids",
+                if prepared.written {
+                    "prepared"
+                } else {
+                    "up to date:"
+                },
+                prepared.dir.display(),
+                meta.train_tokens,
+                meta.val_tokens,
+                meta.tokenizer.name(),
+                meta.vocab_size,
+                meta.bytes_per_token * 8
+            );
+            Ok(())
+        }
     }
 }
 

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::prepare::{Prepared, prepare};
 use crate::split::split_text;
 use crate::tokenizer::BPE_VOCAB_SIZE;
 use crate::{DataError, Split, Tokenizer, TokenizerKind};
@@ -80,7 +81,45 @@ pub struct Corpus {
 impl Corpus {
     /// Reads the text, makes its tokenizer (`data.tokenizer`) and splits it: by characters, the
     /// end held out, then each part encoded on its own.
+    /// The splits are memory-mapped from the prepared token files ([`prepare`]), which are
+    /// written first when missing or stale.
     pub fn load(config: &DataConfig) -> Result<Self, DataError> {
+        let prepared = prepare(config, &mut |line| eprintln!("note: {line}"))?;
+        Self::from_prepared(config, &prepared, prepared.tokenizer()?)
+    }
+
+    /// Like [`Corpus::load`], but encodes with an existing tokenizer (a resumed run keeps the
+    /// one it was trained with): the prepared files when they were made by the same
+    /// tokenizer, else the text encoded in memory (a char vocabulary of an older corpus).
+    pub fn load_with_tokenizer(
+        config: &DataConfig,
+        tokenizer: Tokenizer,
+    ) -> Result<Self, DataError> {
+        let prepared = prepare(config, &mut |line| eprintln!("note: {line}"))?;
+        if prepared.tokenizer()? == tokenizer {
+            return Self::from_prepared(config, &prepared, tokenizer);
+        }
+        let text = read_text(&config.path)?;
+        Self::with_tokenizer(config, &text, tokenizer)
+    }
+
+    fn from_prepared(
+        config: &DataConfig,
+        prepared: &Prepared,
+        tokenizer: Tokenizer,
+    ) -> Result<Self, DataError> {
+        let (train, val) = prepared.tokens()?;
+        Ok(Self {
+            path: config.path.clone(),
+            tokenizer,
+            split: Split { train, val },
+            train_bytes: prepared.meta.train_bytes,
+            val_bytes: prepared.meta.val_bytes,
+        })
+    }
+
+    /// The corpus encoded in memory, nothing written (tests compare it with the prepared one).
+    pub fn load_in_memory(config: &DataConfig) -> Result<Self, DataError> {
         let text = read_text(&config.path)?;
         let (train, _) = split_text(&text, config.val_fraction);
         let tokenizer = Tokenizer::for_corpus(
@@ -89,16 +128,6 @@ impl Corpus {
             &text,
             train,
         )?;
-        Self::with_tokenizer(config, &text, tokenizer)
-    }
-
-    /// Like [`Corpus::load`], but encodes with an existing tokenizer (a resumed run keeps the
-    /// one it was trained with).
-    pub fn load_with_tokenizer(
-        config: &DataConfig,
-        tokenizer: Tokenizer,
-    ) -> Result<Self, DataError> {
-        let text = read_text(&config.path)?;
         Self::with_tokenizer(config, &text, tokenizer)
     }
 
@@ -171,7 +200,7 @@ pub fn read_text(path: &Path) -> Result<String, DataError> {
 }
 
 /// The files under `dir`, hidden ones (and hidden directories) skipped.
-fn collect_files(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), DataError> {
+pub(crate) fn collect_files(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), DataError> {
     let entries = std::fs::read_dir(dir).map_err(|source| DataError::CorpusRead {
         path: dir.to_owned(),
         source,

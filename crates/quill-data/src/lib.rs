@@ -9,6 +9,7 @@ pub mod corpus;
 pub mod error;
 pub mod fetch;
 pub mod loader;
+pub mod prepare;
 pub mod split;
 pub mod tokenizer;
 pub mod tokens;
