@@ -10,3 +10,4 @@ mod interop;
 mod interruption;
 mod scaling;
 mod sweeps;
+mod tokenizers;

@@ -83,8 +83,11 @@ pub fn prepared_dir(config: &DataConfig) -> PathBuf {
     PathBuf::from(root).join(name)
 }
 
+/// Corpora from this size on take long enough to tokenize that [`prepare`] says what it does.
+pub const ANNOUNCE_BYTES: u64 = 16 << 20;
+
 /// The corpus of `config` prepared: the existing files when they are fresh, else tokenized
-/// now (`progress` gets one line per stage).
+/// now (`progress` gets a line per stage when the corpus has [`ANNOUNCE_BYTES`] or more).
 pub fn prepare(config: &DataConfig, progress: &mut dyn FnMut(&str)) -> Result<Prepared, DataError> {
     let dir = prepared_dir(config);
     let files = source_files(&config.path)?;
@@ -121,6 +124,11 @@ pub fn prepare(config: &DataConfig, progress: &mut dyn FnMut(&str)) -> Result<Pr
     }
     let started = Instant::now();
     let total: u64 = sources.iter().map(|s| s.bytes).sum();
+    let progress = &mut |line: &str| {
+        if total >= ANNOUNCE_BYTES {
+            progress(line)
+        }
+    };
     progress(&format!(
         "preparing {} ({} file{}, {:.1} MB) with the {} tokenizer into {}",
         config.path.display(),
