@@ -169,7 +169,10 @@ pub(crate) fn import_command<B: Backend>(
     };
     config.model = model;
     config.data.tokenizer = vocab.kind();
-    config.data.vocab_size = (vocab.kind() == TokenizerKind::Bpe).then(|| vocab.len());
+    config.data.vocab_size = match vocab.kind() {
+        TokenizerKind::Bpe => vocab.len(),
+        _ => 0,
+    };
     write_run(&run, &config, &vocab, &gpt)?;
     println!(
         "imported {} into {}: {} layers, {} heads, {} wide, block {}, tokenizer {}",

@@ -22,9 +22,9 @@ pub struct DataConfig {
     /// `"char"` (one token per character), `"gpt2"` (GPT-2's BPE) or `"bpe"` (a BPE trained
     /// on the training split, `vocab_size` tokens).
     pub tokenizer: TokenizerKind,
-    /// The number of tokens of a trained BPE (`tokenizer = "bpe"` only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub vocab_size: Option<usize>,
+    /// The number of tokens of a trained BPE (`tokenizer = "bpe"` only; 0 for the others,
+    /// whose vocabulary is fixed by the text or by GPT-2).
+    pub vocab_size: usize,
 }
 
 impl Default for DataConfig {
@@ -33,7 +33,7 @@ impl Default for DataConfig {
             path: PathBuf::from("data/tinyshakespeare.txt"),
             val_fraction: 0.1,
             tokenizer: TokenizerKind::Char,
-            vocab_size: None,
+            vocab_size: 0,
         }
     }
 }
@@ -49,15 +49,15 @@ impl DataConfig {
         }
         let (low, high) = (BPE_VOCAB_SIZE.start(), BPE_VOCAB_SIZE.end());
         match (self.tokenizer, self.vocab_size) {
-            (TokenizerKind::Bpe, None) => Err(format!(
+            (TokenizerKind::Bpe, 0) => Err(format!(
                 "`data.tokenizer = \"bpe\"` needs `data.vocab_size` (from {low} to {high})"
             )),
-            (TokenizerKind::Bpe, Some(n)) if !BPE_VOCAB_SIZE.contains(&n) => Err(format!(
+            (TokenizerKind::Bpe, n) if !BPE_VOCAB_SIZE.contains(&n) => Err(format!(
                 "invalid value for `data.vocab_size`: {n} is outside {low}..={high} (256 byte \
                  tokens and at least one merge)"
             )),
-            (TokenizerKind::Bpe, Some(_)) | (_, None) => Ok(()),
-            (kind, Some(_)) => Err(format!(
+            (TokenizerKind::Bpe, _) | (_, 0) => Ok(()),
+            (kind, _) => Err(format!(
                 "`data.vocab_size` is only for `data.tokenizer = \"bpe\"`; \"{}\" has a fixed \
                  vocabulary",
                 kind.name()
@@ -122,12 +122,7 @@ impl Corpus {
     pub fn load_in_memory(config: &DataConfig) -> Result<Self, DataError> {
         let text = read_text(&config.path)?;
         let (train, _) = split_text(&text, config.val_fraction);
-        let tokenizer = Tokenizer::for_corpus(
-            config.tokenizer,
-            config.vocab_size.unwrap_or(0),
-            &text,
-            train,
-        )?;
+        let tokenizer = Tokenizer::for_corpus(config.tokenizer, config.vocab_size, &text, train)?;
         Self::with_tokenizer(config, &text, tokenizer)
     }
 

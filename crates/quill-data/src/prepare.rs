@@ -74,8 +74,8 @@ impl Prepared {
 /// The folder `config`'s corpus is prepared in.
 pub fn prepared_dir(config: &DataConfig) -> PathBuf {
     let mut name = config.tokenizer.name().to_owned();
-    if let (TokenizerKind::Bpe, Some(size)) = (config.tokenizer, config.vocab_size) {
-        name += &format!("-{size}");
+    if config.tokenizer == TokenizerKind::Bpe {
+        name += &format!("-{}", config.vocab_size);
     }
     name += &format!("-val{}", config.val_fraction);
     let mut root = config.path.clone().into_os_string();
@@ -140,12 +140,7 @@ pub fn prepare(config: &DataConfig, progress: &mut dyn FnMut(&str)) -> Result<Pr
     ));
     let text = read_text(&config.path)?;
     let (train, val) = split_text(&text, config.val_fraction);
-    let tokenizer = Tokenizer::for_corpus(
-        config.tokenizer,
-        config.vocab_size.unwrap_or(0),
-        &text,
-        train,
-    )?;
+    let tokenizer = Tokenizer::for_corpus(config.tokenizer, config.vocab_size, &text, train)?;
     let train_ids = tokenizer.encode(train)?;
     let val_ids = tokenizer.encode(val)?;
     let seconds = started.elapsed().as_secs_f64();
@@ -287,7 +282,7 @@ mod tests {
         root
     }
 
-    fn config(path: &Path, tokenizer: TokenizerKind, vocab_size: Option<usize>) -> DataConfig {
+    fn config(path: &Path, tokenizer: TokenizerKind, vocab_size: usize) -> DataConfig {
         DataConfig {
             path: path.to_owned(),
             tokenizer,
@@ -301,9 +296,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = corpus(dir.path());
         for (kind, size) in [
-            (TokenizerKind::Char, None),
-            (TokenizerKind::Gpt2, None),
-            (TokenizerKind::Bpe, Some(300)),
+            (TokenizerKind::Char, 0),
+            (TokenizerKind::Gpt2, 0),
+            (TokenizerKind::Bpe, 300),
         ] {
             let config = config(&root, kind, size);
             let mapped = Corpus::load(&config).unwrap();
@@ -325,7 +320,7 @@ mod tests {
     fn a_changed_corpus_is_prepared_again_and_an_unchanged_one_is_not() {
         let dir = tempfile::tempdir().unwrap();
         let root = corpus(dir.path());
-        let config = config(&root, TokenizerKind::Char, None);
+        let config = config(&root, TokenizerKind::Char, 0);
         let quiet = &mut |_: &str| {};
         assert!(prepare(&config, quiet).unwrap().written);
         assert!(!prepare(&config, quiet).unwrap().written);
