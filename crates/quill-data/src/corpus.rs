@@ -81,7 +81,7 @@ pub struct Corpus {
 impl Corpus {
     /// Reads the text, makes its tokenizer (`data.tokenizer`) and splits it: by characters, the
     /// end held out, then each part encoded on its own.
-    /// The splits are memory-mapped from the prepared token files ([`prepare`]), which are
+    /// The splits are read in place from the prepared token files ([`prepare`]), which are
     /// written first when missing or stale.
     pub fn load(config: &DataConfig) -> Result<Self, DataError> {
         let prepared = prepare(config, &mut |line| eprintln!("note: {line}"))?;

@@ -8,6 +8,7 @@
 pub mod corpus;
 pub mod error;
 pub mod fetch;
+pub mod gpt2;
 pub mod loader;
 pub mod prepare;
 pub mod split;

@@ -60,11 +60,11 @@ impl Prepared {
         Tokenizer::load(&self.dir)
     }
 
-    /// The two splits, memory-mapped.
+    /// The two splits, read from their files.
     pub fn tokens(&self) -> Result<(Tokens, Tokens), DataError> {
         let map = |name: &str| {
             let path = self.dir.join(name);
-            Tokens::map(&path, self.meta.bytes_per_token)
+            Tokens::open(&path, self.meta.bytes_per_token)
                 .map_err(|source| DataError::CorpusRead { path, source })
         };
         Ok((map("train.bin")?, map("val.bin")?))
@@ -309,7 +309,7 @@ mod tests {
                 (mapped.train_bytes, mapped.val_bytes),
                 (memory.train_bytes, memory.val_bytes)
             );
-            assert!(format!("{:?}", mapped.split.train).contains("mapped u16"));
+            assert!(format!("{:?}", mapped.split.train).contains("file u16"));
             let prepared = prepared_dir(&config);
             assert!(prepared.starts_with(dir.path().join("books.prepared")));
             assert!(prepared.join("meta.json").exists());

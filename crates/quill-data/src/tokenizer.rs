@@ -171,7 +171,7 @@ impl Tokenizer {
     fn encode_piece(&self, text: &str) -> Result<Vec<u32>, DataError> {
         match self {
             Tokenizer::Char(vocab) => vocab.encode(text),
-            Tokenizer::Gpt2(bpe) => Ok(bpe.encode_ordinary(text)),
+            Tokenizer::Gpt2(bpe) => Ok(crate::gpt2::encode(bpe, text)),
             Tokenizer::Bpe(bpe) => bpe
                 .tokenizer
                 .encode_fast(text, false)
