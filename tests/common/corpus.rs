@@ -10,14 +10,16 @@ pub fn repo_root() -> PathBuf {
         .unwrap()
 }
 
-/// Tiny Shakespeare from `../shared/data` beside the checkout when present; otherwise a text
-/// written into `dir` (tests never use the network).
+/// Tiny Shakespeare copied into `dir` from `../shared/data` beside the checkout when present;
+/// otherwise a text written there (tests never use the network). A copy, because training
+/// prepares token files beside its corpus and some tests edit it.
 pub fn corpus(dir: &Path) -> PathBuf {
     let shared = repo_root().join("../shared/data/tinyshakespeare.txt");
-    if shared.exists() {
-        return shared;
-    }
     let path = dir.join("corpus.txt");
+    if shared.exists() {
+        std::fs::copy(&shared, &path).unwrap();
+        return path;
+    }
     let verses = [
         "First Citizen:\nBefore we proceed any further, hear me speak.\n\n",
         "All:\nSpeak, speak.\n\n",

@@ -82,10 +82,17 @@ impl Corpus {
     /// Reads the text, makes its tokenizer (`data.tokenizer`) and splits it: by characters, the
     /// end held out, then each part encoded on its own.
     /// The splits are read in place from the prepared token files ([`prepare`]), which are
-    /// written first when missing or stale.
+    /// written first when missing or stale. Where they cannot be written (a read-only folder),
+    /// the text is encoded in memory, as before there were token files.
     pub fn load(config: &DataConfig) -> Result<Self, DataError> {
-        let prepared = prepare(config, &mut |line| eprintln!("note: {line}"))?;
-        Self::from_prepared(config, &prepared, prepared.tokenizer()?)
+        match prepare(config, &mut |line| eprintln!("note: {line}")) {
+            Ok(prepared) => Self::from_prepared(config, &prepared, prepared.tokenizer()?),
+            Err(error @ DataError::PreparedWrite { .. }) => {
+                eprintln!("note: {error}; encoding the corpus in memory instead");
+                Self::load_in_memory(config)
+            }
+            Err(error) => Err(error),
+        }
     }
 
     /// Like [`Corpus::load`], but encodes with an existing tokenizer (a resumed run keeps the
@@ -95,9 +102,12 @@ impl Corpus {
         config: &DataConfig,
         tokenizer: Tokenizer,
     ) -> Result<Self, DataError> {
-        let prepared = prepare(config, &mut |line| eprintln!("note: {line}"))?;
-        if prepared.tokenizer()? == tokenizer {
-            return Self::from_prepared(config, &prepared, tokenizer);
+        match prepare(config, &mut |line| eprintln!("note: {line}")) {
+            Ok(prepared) if prepared.tokenizer()? == tokenizer => {
+                return Self::from_prepared(config, &prepared, tokenizer);
+            }
+            Ok(_) | Err(DataError::PreparedWrite { .. }) => {}
+            Err(error) => return Err(error),
         }
         let text = read_text(&config.path)?;
         Self::with_tokenizer(config, &text, tokenizer)

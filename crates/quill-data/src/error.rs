@@ -28,6 +28,11 @@ pub enum DataError {
     },
     #[error("characters not in the vocabulary: {chars}")]
     UnknownChars { chars: String },
+    #[error("cannot write prepared data {path}: {source}")]
+    PreparedWrite {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("tokenizer: {0}")]
     Tokenizer(String),
     #[error("vocabulary file {path}: {reason}")]

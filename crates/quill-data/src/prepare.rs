@@ -10,7 +10,7 @@
 //! hash) is prepared again, so stale tokens are never used. `meta.json` is written last: a
 //! folder without it is unfinished and is prepared again.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Instant, UNIX_EPOCH};
 
@@ -141,28 +141,26 @@ pub fn prepare(config: &DataConfig, progress: &mut dyn FnMut(&str)) -> Result<Pr
     let text = read_text(&config.path)?;
     let (train, val) = split_text(&text, config.val_fraction);
     let tokenizer = Tokenizer::for_corpus(config.tokenizer, config.vocab_size, &text, train)?;
-    let train_ids = tokenizer.encode(train)?;
-    let val_ids = tokenizer.encode(val)?;
-    let seconds = started.elapsed().as_secs_f64();
-    progress(&format!(
-        "prepared {} train and {} val tokens in {seconds:.1} s ({:.1} MB/s)",
-        train_ids.len(),
-        val_ids.len(),
-        total as f64 / 1e6 / seconds.max(1e-9)
-    ));
     let bytes_per_token = if tokenizer.len() <= 1 << 16 { 2 } else { 4 };
-    let meta = Meta {
+    let mut meta = Meta {
         tokenizer: tokenizer.kind(),
         vocab_size: tokenizer.len(),
         val_fraction: config.val_fraction,
         bytes_per_token,
-        train_tokens: train_ids.len(),
-        val_tokens: val_ids.len(),
+        train_tokens: 0,
+        val_tokens: 0,
         train_bytes: train.len(),
         val_bytes: val.len(),
         sources,
     };
-    write(&dir, &tokenizer, &train_ids, &val_ids, &meta)?;
+    write(&dir, &tokenizer, [train, val], &mut meta)?;
+    let seconds = started.elapsed().as_secs_f64();
+    progress(&format!(
+        "prepared {} train and {} val tokens in {seconds:.1} s ({:.1} MB/s)",
+        meta.train_tokens,
+        meta.val_tokens,
+        total as f64 / 1e6 / seconds.max(1e-9)
+    ));
     Ok(Prepared {
         dir,
         meta,
@@ -171,16 +169,17 @@ pub fn prepare(config: &DataConfig, progress: &mut dyn FnMut(&str)) -> Result<Pr
 }
 
 /// Writes the folder: the old `meta.json` goes first (the folder is unfinished from then on),
-/// each file through a temporary file and a rename, the new `meta.json` last. Two processes
-/// preparing the same corpus write the same bytes, so either may finish last.
+/// each file through a temporary file and a rename, the new `meta.json` last (with the token
+/// counts, filled in here). The ids are written as they are encoded, a batch of pieces at a
+/// time, so memory holds the text and one batch of ids. Two processes preparing the same
+/// corpus write the same bytes, so either may finish last.
 fn write(
     dir: &Path,
     tokenizer: &Tokenizer,
-    train: &[u32],
-    val: &[u32],
-    meta: &Meta,
+    [train, val]: [&str; 2],
+    meta: &mut Meta,
 ) -> Result<(), DataError> {
-    let fail = |path: &Path, source: std::io::Error| DataError::CorpusRead {
+    let fail = |path: &Path, source: std::io::Error| DataError::PreparedWrite {
         path: path.to_owned(),
         source,
     };
@@ -190,28 +189,52 @@ fn write(
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(fail(&meta_path, e)),
         _ => {}
     }
-    let ids = |ids: &[u32]| -> Vec<u8> {
-        match meta.bytes_per_token {
-            2 => ids
-                .iter()
-                .flat_map(|&id| (id as u16).to_le_bytes())
-                .collect(),
-            _ => ids.iter().flat_map(|&id| id.to_le_bytes()).collect(),
-        }
-    };
-    for (name, bytes) in [("train.bin", ids(train)), ("val.bin", ids(val))] {
+    let width = meta.bytes_per_token;
+    let mut counts = [0; 2];
+    for ((name, text), count) in [("train.bin", train), ("val.bin", val)]
+        .into_iter()
+        .zip(&mut counts)
+    {
         let path = dir.join(name);
-        write_renamed(&path, &bytes).map_err(|e| fail(&path, e))?;
+        let temp = partial(&path);
+        let file = std::fs::File::create(&temp).map_err(|e| fail(&temp, e))?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        let written = tokenizer.encode_in_order(text, |ids| {
+            *count += ids.len();
+            let bytes: Vec<u8> = match width {
+                2 => ids
+                    .iter()
+                    .flat_map(|&id| (id as u16).to_le_bytes())
+                    .collect(),
+                _ => ids.iter().flat_map(|&id| id.to_le_bytes()).collect(),
+            };
+            out.write_all(&bytes).map_err(|e| fail(&temp, e))
+        });
+        let finished = written.and_then(|()| {
+            out.into_inner()
+                .map_err(|e| fail(&temp, e.into_error()))
+                .and_then(|_| std::fs::rename(&temp, &path).map_err(|e| fail(&path, e)))
+        });
+        if finished.is_err() {
+            let _ = std::fs::remove_file(&temp);
+        }
+        finished?;
     }
+    [meta.train_tokens, meta.val_tokens] = counts;
     tokenizer.save(dir)?;
     let json = serde_json::to_vec_pretty(meta).expect("meta serializes");
     write_renamed(&meta_path, &json).map_err(|e| fail(&meta_path, e))
 }
 
-fn write_renamed(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Where `path` is written before it is renamed into place (one per process).
+fn partial(path: &Path) -> PathBuf {
     let mut temp = path.as_os_str().to_owned();
     temp.push(format!(".partial-{}", std::process::id()));
-    let temp = PathBuf::from(temp);
+    PathBuf::from(temp)
+}
+
+fn write_renamed(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let temp = partial(path);
     std::fs::write(&temp, bytes)
         .and_then(|()| std::fs::rename(&temp, path))
         .inspect_err(|_| {

@@ -159,6 +159,25 @@ impl Tokenizer {
         self.encode_in_chunks(text, 1 << 20)
     }
 
+    /// Encodes `text` as [`encode`](Self::encode) does, handing the ids to `sink` in order, a
+    /// few pieces of about 1 MiB per thread at a time: memory holds those pieces' ids, not the
+    /// whole text's (`data prepare` of a large corpus).
+    pub fn encode_in_order(
+        &self,
+        text: &str,
+        mut sink: impl FnMut(&[u32]) -> Result<(), DataError>,
+    ) -> Result<(), DataError> {
+        let chunks = line_chunks(text, 1 << 20);
+        for batch in chunks.chunks(2 * rayon::current_num_threads()) {
+            let encoded: Vec<Vec<u32>> = batch
+                .par_iter()
+                .map(|chunk| self.encode_piece(chunk))
+                .collect::<Result<_, _>>()?;
+            encoded.iter().try_for_each(|ids| sink(ids))?;
+        }
+        Ok(())
+    }
+
     fn encode_in_chunks(&self, text: &str, size: usize) -> Result<Vec<u32>, DataError> {
         let chunks = line_chunks(text, size);
         let encoded: Result<Vec<Vec<u32>>, DataError> = chunks
