@@ -41,8 +41,21 @@ impl From<Vocab> for VocabFile {
 }
 
 impl Vocab {
+    /// The distinct characters of `text`. Collected one at a time: `BTreeSet`'s `from_iter`
+    /// would first gather every character of the text in a vector (4 GB for a 1 GB corpus).
     pub fn from_text(text: &str) -> Self {
-        Self::from_chars(text.chars().collect::<BTreeSet<_>>().into_iter().collect())
+        let mut ascii = [false; 128];
+        let mut other = BTreeSet::new();
+        for c in text.chars() {
+            match ascii.get_mut(c as usize) {
+                Some(seen) => *seen = true,
+                None => {
+                    other.insert(c);
+                }
+            }
+        }
+        let ascii = (0..128u8).filter(|&b| ascii[b as usize]).map(char::from);
+        Self::from_chars(ascii.chain(other).collect())
     }
 
     fn from_chars(chars: Vec<char>) -> Self {
