@@ -153,7 +153,7 @@ pub fn prepare(config: &DataConfig, progress: &mut dyn FnMut(&str)) -> Result<Pr
         val_bytes: val.len(),
         sources,
     };
-    write(&dir, &tokenizer, [train, val], &mut meta)?;
+    write(&dir, &tokenizer, [train, val], &mut meta, progress)?;
     let seconds = started.elapsed().as_secs_f64();
     progress(&format!(
         "prepared {} train and {} val tokens in {seconds:.1} s ({:.1} MB/s)",
@@ -178,6 +178,7 @@ fn write(
     tokenizer: &Tokenizer,
     [train, val]: [&str; 2],
     meta: &mut Meta,
+    progress: &mut dyn FnMut(&str),
 ) -> Result<(), DataError> {
     let fail = |path: &Path, source: std::io::Error| DataError::PreparedWrite {
         path: path.to_owned(),
@@ -191,6 +192,7 @@ fn write(
     }
     let width = meta.bytes_per_token;
     let mut counts = [0; 2];
+    let mut tracker = Progress::new(train.len() + val.len());
     for ((name, text), count) in [("train.bin", train), ("val.bin", val)]
         .into_iter()
         .zip(&mut counts)
@@ -199,8 +201,11 @@ fn write(
         let temp = partial(&path);
         let file = std::fs::File::create(&temp).map_err(|e| fail(&temp, e))?;
         let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-        let written = tokenizer.encode_in_order(text, |ids| {
+        let written = tokenizer.encode_in_order(text, |ids, bytes| {
             *count += ids.len();
+            if let Some(line) = tracker.advance(bytes) {
+                progress(&line);
+            }
             let bytes: Vec<u8> = match width {
                 2 => ids
                     .iter()
@@ -224,6 +229,44 @@ fn write(
     tokenizer.save(dir)?;
     let json = serde_json::to_vec_pretty(meta).expect("meta serializes");
     write_renamed(&meta_path, &json).map_err(|e| fail(&meta_path, e))
+}
+
+/// Progress lines for a long preparation: at most one every 2 s, with the megabytes encoded,
+/// the speed and the time left.
+struct Progress {
+    total: usize,
+    done: usize,
+    started: Instant,
+    last: Instant,
+}
+
+impl Progress {
+    fn new(total: usize) -> Self {
+        let now = Instant::now();
+        Self {
+            total,
+            done: 0,
+            started: now,
+            last: now,
+        }
+    }
+
+    /// Counts `bytes` more of text encoded; a line when it is time for one.
+    fn advance(&mut self, bytes: usize) -> Option<String> {
+        self.done += bytes;
+        if self.last.elapsed().as_secs_f64() < 2.0 || self.done >= self.total {
+            return None;
+        }
+        self.last = Instant::now();
+        let rate = self.done as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+        Some(format!(
+            "encoded {:.0} of {:.0} MB, {:.1} MB/s, {:.0} s left",
+            self.done as f64 / 1e6,
+            self.total as f64 / 1e6,
+            rate / 1e6,
+            (self.total - self.done) as f64 / rate
+        ))
+    }
 }
 
 /// Where `path` is written before it is renamed into place (one per process).

@@ -161,11 +161,12 @@ impl Tokenizer {
 
     /// Encodes `text` as [`encode`](Self::encode) does, handing the ids to `sink` in order, a
     /// few pieces of about 1 MiB per thread at a time: memory holds those pieces' ids, not the
-    /// whole text's (`data prepare` of a large corpus).
+    /// whole text's (`data prepare` of a large corpus). `sink` also gets each piece's length
+    /// in bytes of text.
     pub fn encode_in_order(
         &self,
         text: &str,
-        mut sink: impl FnMut(&[u32]) -> Result<(), DataError>,
+        mut sink: impl FnMut(&[u32], usize) -> Result<(), DataError>,
     ) -> Result<(), DataError> {
         let chunks = line_chunks(text, 1 << 20);
         for batch in chunks.chunks(2 * rayon::current_num_threads()) {
@@ -173,7 +174,9 @@ impl Tokenizer {
                 .par_iter()
                 .map(|chunk| self.encode_piece(chunk))
                 .collect::<Result<_, _>>()?;
-            encoded.iter().try_for_each(|ids| sink(ids))?;
+            for (ids, chunk) in encoded.iter().zip(batch) {
+                sink(ids, chunk.len())?;
+            }
         }
         Ok(())
     }
