@@ -1,10 +1,14 @@
-//! Everything between a text file on disk and batches of token ids on a device.
+//! Everything between text on disk and batches of token ids on a device.
 //!
-//! The pipeline, one module each: [`corpus`] reads a UTF-8 file, [`tokenizer`] maps text to
-//! ids (characters through [`vocab`], or a BPE), [`split`] cuts train and validation (nanoGPT's convention), [`windows`] draws
-//! `(input, target)` windows where the target is the input shifted by one, and [`loader`] turns
-//! them into burn data loaders. [`fetch`] downloads and verifies Tiny Shakespeare.
+//! The pipeline, one module each: [`corpus`] reads a UTF-8 file or a folder of them,
+//! [`tokenizer`] maps text to ids (characters through [`vocab`], GPT-2's BPE through [`gpt2`], a
+//! BPE trained on the corpus through [`bpe`]), [`split`] cuts train and validation (nanoGPT's
+//! convention), [`prepare`] writes the ids to token files once, [`tokens`] reads them back a
+//! window at a time, [`windows`] draws `(input, target)` windows where the target is the input
+//! shifted by one, and [`loader`] turns them into burn data loaders. [`fetch`] downloads and
+//! verifies Tiny Shakespeare.
 
+pub mod bpe;
 pub mod corpus;
 pub mod error;
 pub mod fetch;

@@ -18,6 +18,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tiktoken_rs::CoreBPE;
 
+use crate::bpe::TrainedBpe;
 use crate::{DataError, Vocab};
 
 /// `data.tokenizer`.
@@ -53,12 +54,6 @@ pub enum Tokenizer {
     Char(Vocab),
     Gpt2(Arc<CoreBPE>),
     Bpe(Arc<TrainedBpe>),
-}
-
-/// A byte-level BPE from Hugging Face's `tokenizers`, with the bytes of each token.
-pub struct TrainedBpe {
-    tokenizer: tokenizers::Tokenizer,
-    bytes: Vec<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Tokenizer {
@@ -285,81 +280,10 @@ impl Tokenizer {
     }
 }
 
-impl TrainedBpe {
-    /// Hugging Face's `tokenizer.json` of this BPE.
-    pub fn to_json(&self) -> String {
-        self.tokenizer
-            .to_string(false)
-            .expect("a trained tokenizer serializes")
-    }
-
-    /// Trains a byte-level BPE of at most `vocab_size` tokens on `text` (GPT-2's
-    /// pre-tokenization, no prefix space, no special tokens). A text with fewer distinct pairs
-    /// to merge yields fewer tokens.
-    fn train(text: &str, vocab_size: usize) -> Result<Self, DataError> {
-        use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
-        use tokenizers::models::{ModelWrapper, TrainerWrapper};
-        use tokenizers::pre_tokenizers::byte_level::ByteLevel;
-
-        let byte_level = ByteLevel::new(false, true, true);
-        let mut tokenizer = tokenizers::Tokenizer::new(ModelWrapper::BPE(BPE::default()));
-        tokenizer
-            .with_pre_tokenizer(Some(byte_level))
-            .with_decoder(Some(byte_level));
-        let mut trainer: TrainerWrapper = BpeTrainerBuilder::new()
-            .vocab_size(vocab_size)
-            .min_frequency(0)
-            .show_progress(false)
-            .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
-            .build()
-            .into();
-        tokenizer
-            .train(&mut trainer, line_chunks(text, 1 << 16).into_iter())
-            .map_err(|e| DataError::Tokenizer(e.to_string()))?;
-        Self::new(tokenizer).map_err(DataError::Tokenizer)
-    }
-
-    fn new(tokenizer: tokenizers::Tokenizer) -> Result<Self, String> {
-        let byte_of = unicode_to_byte();
-        let size = tokenizer.get_vocab_size(true);
-        let bytes = (0..size as u32)
-            .map(|id| {
-                let token = tokenizer
-                    .id_to_token(id)
-                    .ok_or_else(|| format!("token ids are not contiguous: {id} is missing"))?;
-                token
-                    .chars()
-                    .map(|c| byte_of.get(&c).copied())
-                    .collect::<Option<Vec<u8>>>()
-                    .ok_or_else(|| format!("token {token:?} is not byte-level"))
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Self { tokenizer, bytes })
-    }
-}
-
-/// GPT-2's byte-level alphabet reversed: the printable character each byte is written as in a
-/// byte-level BPE's vocabulary, mapped back to the byte (`bytes_to_unicode` in GPT-2's code).
-fn unicode_to_byte() -> std::collections::HashMap<char, u8> {
-    let printable = |b: u8| matches!(b, b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF);
-    let mut next = 256u32;
-    (0..=255u8)
-        .map(|b| {
-            if printable(b) {
-                (char::from(b), b)
-            } else {
-                let c = char::from_u32(next).expect("below U+0200");
-                next += 1;
-                (c, b)
-            }
-        })
-        .collect()
-}
-
 /// `text` cut into pieces of about `size` bytes, each cut after a single newline that follows
 /// and precedes visible ASCII (`x\n|y`). GPT-2's pre-tokenizer always ends a piece there; after
 /// two newlines it would not (`\n\n` before a word is two pieces, at the end of a text one).
-fn line_chunks(text: &str, size: usize) -> Vec<&str> {
+pub(crate) fn line_chunks(text: &str, size: usize) -> Vec<&str> {
     let visible = |b: u8| b.is_ascii_graphic();
     let mut chunks = Vec::new();
     let mut rest = text;
