@@ -152,7 +152,7 @@ pub(crate) fn import_command<B: Backend>(
         };
     }
     let run = RunDir::new(&args.out);
-    let (source, vocab, model, gpt) = match (&args.nanogpt, &args.safetensors) {
+    let (source, tokenizer, model, gpt) = match (&args.nanogpt, &args.safetensors) {
         (Some(ckpt), _) => {
             let path = data_path
                 .as_ref()
@@ -162,18 +162,18 @@ pub(crate) fn import_command<B: Backend>(
             (ckpt, Tokenizer::Char(vocab), model, gpt)
         }
         (None, Some(file)) => {
-            let (model, vocab, gpt) = safetensors::import::<B>(file, device)?;
-            (file, vocab, model, gpt)
+            let (model, tokenizer, gpt) = safetensors::import::<B>(file, device)?;
+            (file, tokenizer, model, gpt)
         }
         (None, None) => unreachable!("clap requires --nanogpt or --safetensors"),
     };
     config.model = model;
-    config.data.tokenizer = vocab.kind();
-    config.data.vocab_size = match vocab.kind() {
-        TokenizerKind::Bpe => vocab.len(),
+    config.data.tokenizer = tokenizer.kind();
+    config.data.vocab_size = match tokenizer.kind() {
+        TokenizerKind::Bpe => tokenizer.len(),
         _ => 0,
     };
-    write_run(&run, &config, &vocab, &gpt)?;
+    write_run(&run, &config, &tokenizer, &gpt)?;
     println!(
         "imported {} into {}: {} layers, {} heads, {} wide, block {}, tokenizer {}",
         source.display(),
@@ -182,7 +182,7 @@ pub(crate) fn import_command<B: Backend>(
         config.model.n_head,
         config.model.n_embd,
         config.model.block_size,
-        vocab.describe()
+        tokenizer.describe()
     );
     Ok(())
 }

@@ -30,10 +30,13 @@ impl<B: Backend> TokenBatch<B> {
     ) -> Self {
         let mut inputs = Vec::with_capacity(offsets.len() * block_size);
         let mut targets = Vec::with_capacity(offsets.len() * block_size);
-        // The target is the input shifted by one token.
+        // The target is the input shifted by one token: one read of `block_size + 1` ids.
+        let mut window = Vec::with_capacity(block_size + 1);
         for &offset in offsets {
-            tokens.extend_i32(offset, block_size, &mut inputs);
-            tokens.extend_i32(offset + 1, block_size, &mut targets);
+            window.clear();
+            tokens.extend_i32(offset, block_size + 1, &mut window);
+            inputs.extend_from_slice(&window[..block_size]);
+            targets.extend_from_slice(&window[1..]);
         }
         let shape = [offsets.len(), block_size];
         Self {

@@ -198,37 +198,29 @@ fn write(
         .zip(&mut counts)
     {
         let path = dir.join(name);
-        let temp = partial(&path);
-        let file = std::fs::File::create(&temp).map_err(|e| fail(&temp, e))?;
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-        let written = tokenizer.encode_in_order(text, |ids, bytes| {
-            *count += ids.len();
-            if let Some(line) = tracker.advance(bytes) {
-                progress(&line);
-            }
-            let bytes: Vec<u8> = match width {
-                2 => ids
-                    .iter()
-                    .flat_map(|&id| (id as u16).to_le_bytes())
-                    .collect(),
-                _ => ids.iter().flat_map(|&id| id.to_le_bytes()).collect(),
-            };
-            out.write_all(&bytes).map_err(|e| fail(&temp, e))
-        });
-        let finished = written.and_then(|()| {
-            out.into_inner()
-                .map_err(|e| fail(&temp, e.into_error()))
-                .and_then(|_| std::fs::rename(&temp, &path).map_err(|e| fail(&path, e)))
-        });
-        if finished.is_err() {
-            let _ = std::fs::remove_file(&temp);
-        }
-        finished?;
+        write_renamed(&path, |out| {
+            tokenizer.encode_in_order(text, |ids, bytes| {
+                *count += ids.len();
+                if let Some(line) = tracker.advance(bytes) {
+                    progress(&line);
+                }
+                let bytes: Vec<u8> = match width {
+                    2 => ids
+                        .iter()
+                        .flat_map(|&id| (id as u16).to_le_bytes())
+                        .collect(),
+                    _ => ids.iter().flat_map(|&id| id.to_le_bytes()).collect(),
+                };
+                out.write_all(&bytes).map_err(|e| fail(&path, e))
+            })
+        })?;
     }
     [meta.train_tokens, meta.val_tokens] = counts;
     tokenizer.save(dir)?;
     let json = serde_json::to_vec_pretty(meta).expect("meta serializes");
-    write_renamed(&meta_path, &json).map_err(|e| fail(&meta_path, e))
+    write_renamed(&meta_path, |out| {
+        out.write_all(&json).map_err(|e| fail(&meta_path, e))
+    })
 }
 
 /// Progress lines for a long preparation: at most one every 2 s, with the megabytes encoded,
@@ -269,20 +261,29 @@ impl Progress {
     }
 }
 
-/// Where `path` is written before it is renamed into place (one per process).
-fn partial(path: &Path) -> PathBuf {
+/// Writes `path` through `fill` into a temporary file (one per process) that is renamed into
+/// place when complete and removed when not.
+fn write_renamed(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> Result<(), DataError>,
+) -> Result<(), DataError> {
+    let fail = |source| DataError::PreparedWrite {
+        path: path.to_owned(),
+        source,
+    };
     let mut temp = path.as_os_str().to_owned();
     temp.push(format!(".partial-{}", std::process::id()));
-    PathBuf::from(temp)
-}
-
-fn write_renamed(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let temp = partial(path);
-    std::fs::write(&temp, bytes)
-        .and_then(|()| std::fs::rename(&temp, path))
-        .inspect_err(|_| {
-            let _ = std::fs::remove_file(&temp);
-        })
+    let temp = PathBuf::from(temp);
+    let written = std::fs::File::create(&temp).map_err(fail).and_then(|file| {
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        fill(&mut out)?;
+        out.into_inner().map_err(|e| fail(e.into_error()))?;
+        std::fs::rename(&temp, path).map_err(fail)
+    });
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    written
 }
 
 /// The corpus's files in reading order (one for a file).

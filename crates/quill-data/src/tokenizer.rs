@@ -161,9 +161,29 @@ impl Tokenizer {
     pub fn encode_in_order(
         &self,
         text: &str,
+        sink: impl FnMut(&[u32], usize) -> Result<(), DataError>,
+    ) -> Result<(), DataError> {
+        self.each_chunk(text, 1 << 20, sink)
+    }
+
+    fn encode_in_chunks(&self, text: &str, size: usize) -> Result<Vec<u32>, DataError> {
+        let mut all = Vec::with_capacity(text.len() / 2);
+        self.each_chunk(text, size, |ids, _| {
+            all.extend_from_slice(ids);
+            Ok(())
+        })?;
+        Ok(all)
+    }
+
+    /// The ids of `text`'s line-aligned pieces of about `size` bytes, in order, a batch of
+    /// pieces encoded in parallel at a time.
+    fn each_chunk(
+        &self,
+        text: &str,
+        size: usize,
         mut sink: impl FnMut(&[u32], usize) -> Result<(), DataError>,
     ) -> Result<(), DataError> {
-        let chunks = line_chunks(text, 1 << 20);
+        let chunks = line_chunks(text, size);
         for batch in chunks.chunks(2 * rayon::current_num_threads()) {
             let encoded: Vec<Vec<u32>> = batch
                 .par_iter()
@@ -174,15 +194,6 @@ impl Tokenizer {
             }
         }
         Ok(())
-    }
-
-    fn encode_in_chunks(&self, text: &str, size: usize) -> Result<Vec<u32>, DataError> {
-        let chunks = line_chunks(text, size);
-        let encoded: Result<Vec<Vec<u32>>, DataError> = chunks
-            .par_iter()
-            .map(|chunk| self.encode_piece(chunk))
-            .collect();
-        Ok(encoded?.concat())
     }
 
     fn encode_piece(&self, text: &str) -> Result<Vec<u32>, DataError> {
