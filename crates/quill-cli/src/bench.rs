@@ -50,6 +50,12 @@ pub(crate) struct BenchArgs {
     devices: Option<String>,
 }
 
+impl BenchArgs {
+    pub(crate) fn threads(&self) -> Option<usize> {
+        self.threads
+    }
+}
+
 pub(crate) fn bench_command<B: AutodiffBackend>(
     args: BenchArgs,
     runner: &Runner,
@@ -146,12 +152,6 @@ pub fn bench<B: AutodiffBackend>(
     runner: &Runner,
     device: B::Device,
 ) -> anyhow::Result<Value> {
-    if let Some(threads) = options.threads {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build_global()
-            .context("--threads: cannot size the thread pool")?;
-    }
     let corpus = Corpus::load(&config.data)?;
     corpus.check_block_size(config.model.block_size)?;
     let vocab_size = corpus.tokenizer.len();

@@ -56,6 +56,16 @@ enum Command {
     },
 }
 
+impl Cli {
+    /// The thread count the command asks for (`bench --threads`).
+    pub fn threads(&self) -> Option<usize> {
+        match &self.command {
+            Command::Bench(args) => args.threads(),
+            _ => None,
+        }
+    }
+}
+
 /// Runs the command; `pick` opens device `--device N` (or the default one) for those that
 /// compute.
 pub fn run<B: AutodiffBackend>(

@@ -70,7 +70,7 @@ pub(crate) fn since_start() -> f64 {
 /// line on stderr with a non-zero exit status.
 pub fn main<B: AutodiffBackend>(
     runner: Runner,
-    pick_device: impl Fn(Option<usize>) -> Result<B::Device, String>,
+    pick_device: impl Fn(Option<usize>) -> Result<B::Device, String> + Sync,
 ) -> ExitCode {
     STARTED.get_or_init(Instant::now);
     quill_train::failure::install_panic_hook();
@@ -99,13 +99,40 @@ pub fn main<B: AutodiffBackend>(
     // Only the commands that compute open a device (so `config show` works on any machine).
     let pick =
         move |index| pick_device(index).map_err(|message| anyhow::anyhow!("--device: {message}"));
-    match commands::run::<B>(cli, &runner, &pick) {
+    // The command runs on a worker of its own thread pool: see `worker_pool`.
+    let pool = match worker_pool(cli.threads()) {
+        Ok(pool) => pool,
+        Err(error) => {
+            eprintln!("error: --threads: cannot start the thread pool: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match pool.install(|| commands::run::<B>(cli, &runner, &pick)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {}", errors::one_line(&error));
             errors::exit_status(&error)
         }
     }
+}
+
+/// The thread pool the command runs in: `threads` workers (`bench --threads`; else
+/// `RAYON_NUM_THREADS`, else one per core), one of which runs the command itself.
+///
+/// The CPU backends split each operation's work over rayon's threads. Called from a thread
+/// outside the pool, every such operation hands its work to a sleeping worker and waits to be
+/// woken in turn: about 80 µs per operation after a millisecond's pause, on a 2-core VM, and a
+/// training step has hundreds. Run by a worker, an operation keeps half the work on its own
+/// thread and wakes only the others (16 µs), and with 2 threads there is no third thread
+/// competing for the 2 cores. Other threads (burn-train's, a checkpoint's writer) still use
+/// rayon's global pool, so no work of theirs ever waits for a worker busy with the command.
+fn worker_pool(threads: Option<usize>) -> Result<rayon::ThreadPool, rayon::ThreadPoolBuildError> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.unwrap_or(0))
+        .thread_name(|i| format!("quill-{i}"))
+        // The main thread's stack size (deep module trees and autodiff graphs recurse).
+        .stack_size(8 << 20)
+        .build()
 }
 
 /// The runner's weight-gradient split, or `QUILL_WEIGHT_GRAD_SPLIT` when set.

@@ -21,7 +21,7 @@ use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
 use rayon::prelude::*;
 
-use crate::fast_math::exp_non_positive;
+use crate::fast_math::{exp_non_positive, simd};
 use crate::route::{FlexAutodiffTensor, Route, back, flex_tensor, route};
 
 /// Causal self-attention of `qkv: [batch, seq, 3·n_embd]` (queries, keys, values side by side,
@@ -105,9 +105,11 @@ fn forward(qkv: &FlexTensor, s: AttentionShape) -> (FlexTensor, FlexTensor) {
             let k = view(data, s.qkv_offset(b, h, 1), t, d, width);
             let v = view(data, s.qkv_offset(b, h, 2), t, d, width);
             general_mat_mul(s.scale(), &q, &k.t(), 0.0, &mut view_mut(p, t, t));
-            for (i, row) in p.chunks_mut(t).enumerate() {
-                causal_softmax(row, i);
-            }
+            simd(|| {
+                for (i, row) in p.chunks_mut(t).enumerate() {
+                    causal_softmax(row, i);
+                }
+            });
             general_mat_mul(1.0, &view_mut(p, t, t), &v, 0.0, &mut view_mut(y, t, d));
         });
     let output = interleave_heads(&heads, 1, s);
@@ -118,17 +120,62 @@ fn forward(qkv: &FlexTensor, s: AttentionShape) -> (FlexTensor, FlexTensor) {
 }
 
 /// Softmax of `row[..=last]` in place; the future positions (after `last`) become 0.
+#[inline(always)]
 fn causal_softmax(row: &mut [f32], last: usize) {
     let (seen, future) = row.split_at_mut(last + 1);
     future.fill(0.0);
-    let max = seen.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0;
+    let max = lanes(seen, f32::NEG_INFINITY, f32::max);
     for x in seen.iter_mut() {
         *x = exp_non_positive(*x - max);
-        sum += *x;
     }
-    let inv = 1.0 / sum;
+    let inv = 1.0 / lanes(seen, 0.0, |a, b| a + b);
     seen.iter_mut().for_each(|x| *x *= inv);
+}
+
+/// `values` reduced with `op` in 16 independent lanes, so that the loop vectorizes (a float
+/// reduction in one accumulator is a sequential chain the compiler must keep in order).
+#[inline(always)]
+fn lanes(values: &[f32], init: f32, op: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut acc = [init; 16];
+    let chunks = values.chunks_exact(16);
+    let tail = chunks.remainder().iter().fold(init, |a, &b| op(a, b));
+    for chunk in chunks {
+        for lane in 0..16 {
+            acc[lane] = op(acc[lane], chunk[lane]);
+        }
+    }
+    acc.into_iter().fold(tail, op)
+}
+
+/// The scores' gradient of one causal softmax row in place: `dP` in, `scale·P ⊙ (dP −
+/// rowsum(P ⊙ dP))` out over the positions `p` covers, 0 after them.
+#[inline(always)]
+fn softmax_backward_row(ds: &mut [f32], p: &[f32], scale: f32) {
+    let (seen, future) = ds.split_at_mut(p.len());
+    let dot = dot(seen, p);
+    for (g, &pr) in seen.iter_mut().zip(p) {
+        *g = scale * pr * (*g - dot);
+    }
+    future.fill(0.0);
+}
+
+/// `Σ aᵢ·bᵢ`, in 16 lanes as [`lanes`].
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 16];
+    let (a_chunks, b_chunks) = (a.chunks_exact(16), b.chunks_exact(16));
+    let tail: f32 = a_chunks
+        .remainder()
+        .iter()
+        .zip(b_chunks.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in a_chunks.zip(b_chunks) {
+        for lane in 0..16 {
+            lanes[lane] += x[lane] * y[lane];
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
 }
 
 /// Interleaves per-(sequence, head) blocks of `parts` `[seq, head_dim]` matrices (head-major,
@@ -189,22 +236,15 @@ fn backward(
             general_mat_mul(1.0, &p.t(), &dy, 0.0, &mut view_mut(dv, t, d));
             let mut ds = vec![0.0f32; t * t];
             general_mat_mul(1.0, &dy, &v.t(), 0.0, &mut view_mut(&mut ds, t, t));
-            for (i, (ds_row, p_row)) in ds
-                .chunks_mut(t)
-                .zip(p_all[unit * t * t..].chunks(t))
-                .enumerate()
-            {
-                let seen = i + 1;
-                let dot: f32 = ds_row[..seen]
-                    .iter()
-                    .zip(&p_row[..seen])
-                    .map(|(a, b)| a * b)
-                    .sum();
-                for (g, &pr) in ds_row[..seen].iter_mut().zip(&p_row[..seen]) {
-                    *g = scale * pr * (*g - dot);
+            simd(|| {
+                for (i, (ds_row, p_row)) in ds
+                    .chunks_mut(t)
+                    .zip(p_all[unit * t * t..].chunks(t))
+                    .enumerate()
+                {
+                    softmax_backward_row(ds_row, &p_row[..=i], scale);
                 }
-                ds_row[seen..].fill(0.0);
-            }
+            });
             let ds = view(&ds, 0, t, t, t);
             general_mat_mul(1.0, &ds, &k, 0.0, &mut view_mut(dq, t, d));
             general_mat_mul(1.0, &ds.t(), &q, 0.0, &mut view_mut(dk, t, d));

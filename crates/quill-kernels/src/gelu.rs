@@ -17,7 +17,7 @@ use burn_autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
-use crate::fast_math::exp_non_positive;
+use crate::fast_math::{exp_non_positive, simd};
 use crate::route::{FlexAutodiffTensor, Route, back, flex_tensor, route};
 
 /// Elements per parallel task: enough to amortise rayon's scheduling.
@@ -66,10 +66,12 @@ fn forward(x: &FlexTensor) -> FlexTensor {
         .par_chunks_mut(CHUNK)
         .zip(input.par_chunks(CHUNK))
         .for_each(|(out, inp)| {
-            for (o, &v) in out.iter_mut().zip(inp) {
-                let (cdf, _) = cdf_and_pdf(v);
-                *o = v * cdf;
-            }
+            simd(|| {
+                for (o, &v) in out.iter_mut().zip(inp) {
+                    let (cdf, _) = cdf_and_pdf(v);
+                    *o = v * cdf;
+                }
+            })
         });
     flex_tensor(output, x.layout().shape().clone())
 }
@@ -85,10 +87,12 @@ fn backward(x: &FlexTensor, grad: &FlexTensor) -> FlexTensor {
         .par_chunks_mut(CHUNK)
         .zip(input.par_chunks(CHUNK).zip(upstream.par_chunks(CHUNK)))
         .for_each(|(out, (inp, up))| {
-            for ((o, &v), &g) in out.iter_mut().zip(inp).zip(up) {
-                let (cdf, pdf) = cdf_and_pdf(v);
-                *o = g * (cdf + v * pdf);
-            }
+            simd(|| {
+                for ((o, &v), &g) in out.iter_mut().zip(inp).zip(up) {
+                    let (cdf, pdf) = cdf_and_pdf(v);
+                    *o = g * (cdf + v * pdf);
+                }
+            })
         });
     flex_tensor(output, x.layout().shape().clone())
 }
