@@ -127,7 +127,14 @@ impl Autocast {
             let x = x.reshape([parts, batch / parts * seq, d_in]);
             return linear(x, self.down(weight), bias).reshape([batch, seq, d_out]);
         }
-        linear(x.flatten::<2>(0, 1), self.down(weight), bias).reshape([batch, seq, d_out])
+        let (x, weight) = (x.flatten::<2>(0, 1), self.down(weight));
+        // burn-flex in f32: the products called directly, both backward ones side by side.
+        #[cfg(feature = "cpu-kernels")]
+        let (x, weight, bias) = match quill_kernels::fused_linear(x, weight, bias) {
+            Ok(y) => return y.reshape([batch, seq, d_out]),
+            Err(inputs) => inputs,
+        };
+        linear(x, weight, bias).reshape([batch, seq, d_out])
     }
 }
 

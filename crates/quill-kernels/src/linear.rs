@@ -1,0 +1,391 @@
+//! The linear layer `y = x·W (+ b)` of `x: [rows, d_in]` and `W: [d_in, d_out]`, with the
+//! `gemm` crate's products called directly and split over the threads by rows.
+//!
+//! burn-flex runs the same products (it uses `gemm` too), but it lets `gemm` split each one
+//! over the threads itself, which scales poorly at a transformer's sizes (a `[768, 128] ×
+//! [128, 512]` product ran at 1.3× one thread's speed on two threads; split by rows, at 1.7×),
+//! and every output is allocated twice (a zeroed byte buffer, then an aligned copy of it). The
+//! backward pass is where this pays most: `dX = dY·Wᵀ` and `dW = Xᵀ·dY` have the same cost and
+//! need no synchronisation, so they run side by side, each on its share of the threads, where
+//! burn runs one after the other.
+#![allow(unsafe_code)]
+
+use burn::backend::flex::Flex;
+use burn::prelude::*;
+use burn_autodiff::checkpoint::base::Checkpointer;
+use burn_autodiff::checkpoint::strategy::NoCheckpointing;
+use burn_autodiff::grads::Gradients;
+use burn_autodiff::ops::{Backward, Ops, OpsKind};
+use burn_flex::FlexTensor;
+use rayon::prelude::*;
+
+use crate::route::{FlexAutodiffTensor, Route, back, flex_tensor, route};
+
+/// Fewest rows per thread: below this, splitting costs more than it saves.
+const MIN_ROWS: usize = 16;
+
+/// `x·weight + bias` of `x: [rows, d_in]`, `weight: [d_in, d_out]` and `bias: [d_out]`, when
+/// all are burn-flex f32 tensors (with or without autodiff). Any other tensors are handed
+/// back (`Err`) for burn's own `linear`.
+#[allow(clippy::type_complexity)]
+pub fn fused_linear<B: Backend>(
+    x: Tensor<B, 2>,
+    weight: Tensor<B, 2>,
+    bias: Option<Tensor<B, 1>>,
+) -> Result<Tensor<B, 2>, (Tensor<B, 2>, Tensor<B, 2>, Option<Tensor<B, 1>>)> {
+    let bias = bias.map(route);
+    match (route(x), route(weight), bias) {
+        (Route::FlexAutodiff(x), Route::FlexAutodiff(weight), None) => {
+            Ok(back(linear_autodiff(x, weight)))
+        }
+        (Route::FlexAutodiff(x), Route::FlexAutodiff(weight), Some(Route::FlexAutodiff(b))) => {
+            Ok(back(linear_bias_autodiff(x, weight, b)))
+        }
+        (Route::Flex(x), Route::Flex(weight), None) => Ok(back(forward(&x, &weight, None))),
+        (Route::Flex(x), Route::Flex(weight), Some(Route::Flex(b))) => {
+            Ok(back(forward(&x, &weight, Some(&b))))
+        }
+        (x, weight, bias) => Err((
+            x.into_tensor(),
+            weight.into_tensor(),
+            bias.map(Route::into_tensor),
+        )),
+    }
+}
+
+/// A read-only `[rows, cols]` matrix inside a buffer: element `(i, j)` is
+/// `data[offset + i·row_stride + j·col_stride]`.
+#[derive(Clone, Copy)]
+struct Matrix<'a> {
+    data: &'a [f32],
+    offset: usize,
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl<'a> Matrix<'a> {
+    /// The matrix a rank-2 tensor is; `None` for negative strides (flipped views).
+    fn of(tensor: &'a FlexTensor) -> Option<Self> {
+        let layout = tensor.layout();
+        let [rows, cols] = layout.shape().dims::<2>();
+        let [row_stride, col_stride] = [layout.strides()[0], layout.strides()[1]];
+        let matrix = Self {
+            data: tensor.storage::<f32>(),
+            offset: layout.start_offset(),
+            rows,
+            cols,
+            row_stride: usize::try_from(row_stride).ok()?,
+            col_stride: usize::try_from(col_stride).ok()?,
+        };
+        Some(matrix)
+    }
+
+    fn t(self) -> Self {
+        Self {
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+            ..self
+        }
+    }
+
+    /// Rows `start..start + count`.
+    fn rows(self, start: usize, count: usize) -> Self {
+        Self {
+            offset: self.offset + start * self.row_stride,
+            rows: count,
+            ..self
+        }
+    }
+
+    /// Whether every element lies inside `data`.
+    fn in_bounds(&self) -> bool {
+        self.rows == 0
+            || self.cols == 0
+            || self.offset + (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride
+                < self.data.len()
+    }
+}
+
+/// `tensor` itself when [`Matrix::of`] can read it in place, else a contiguous copy.
+fn readable(tensor: &FlexTensor) -> FlexTensor {
+    match Matrix::of(tensor) {
+        Some(_) => tensor.clone(),
+        None => tensor.to_contiguous(),
+    }
+}
+
+/// `out = a·b` on this thread, `out` a row-major `[a.rows, b.cols]` buffer.
+fn product_into(out: &mut [f32], a: Matrix, b: Matrix) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert!(b.rows == k && out.len() == m * n && a.in_bounds() && b.in_bounds());
+    if m == 0 || n == 0 {
+        return;
+    }
+    // SAFETY: every element `gemm` reads lies in `a.data` or `b.data` (checked above) and
+    // every element it writes lies in `out` (an exclusive borrow of exactly m·n elements).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.data.as_ptr().add(a.offset),
+            a.col_stride as isize,
+            a.row_stride as isize,
+            b.data.as_ptr().add(b.offset),
+            b.col_stride as isize,
+            b.row_stride as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// `a·b` as a row-major `[a.rows, b.cols]` buffer, its rows shared out over `parts` threads.
+fn product(a: Matrix, b: Matrix, parts: usize) -> Vec<f32> {
+    let n = b.cols;
+    let mut out = vec![0.0f32; a.rows * n];
+    let parts = parts.min(a.rows / MIN_ROWS).max(1);
+    let rows_per_part = a.rows.div_ceil(parts).max(1);
+    out.par_chunks_mut(rows_per_part * n)
+        .enumerate()
+        .for_each(|(part, block)| {
+            product_into(block, a.rows(part * rows_per_part, block.len() / n), b);
+        });
+    out
+}
+
+/// `y = x·weight (+ bias)`.
+fn forward(x: &FlexTensor, weight: &FlexTensor, bias: Option<&FlexTensor>) -> FlexTensor {
+    let (x, weight) = (readable(x), readable(weight));
+    let (a, b) = (matrix(&x), matrix(&weight));
+    let mut y = product(a, b, rayon::current_num_threads());
+    if let Some(bias) = bias {
+        let bias = bias.to_contiguous();
+        let bias = bias.storage::<f32>();
+        y.par_chunks_mut(b.cols)
+            .for_each(|row| row.iter_mut().zip(bias).for_each(|(y, b)| *y += b));
+    }
+    flex_tensor(y, Shape::new([a.rows, b.cols]))
+}
+
+fn matrix(tensor: &FlexTensor) -> Matrix<'_> {
+    Matrix::of(tensor).expect("made readable")
+}
+
+/// The gradients of `x`, `weight` and `bias` that are asked for (`x` is needed for the
+/// weight's, `weight` for the input's), given the output's gradient `dy: [rows, d_out]`.
+fn backward(
+    dy: &FlexTensor,
+    x: Option<&FlexTensor>,
+    weight: Option<&FlexTensor>,
+    bias: bool,
+) -> (Option<FlexTensor>, Option<FlexTensor>, Option<FlexTensor>) {
+    let dy = dy.to_contiguous();
+    let (x, weight) = (x.map(readable), weight.map(readable));
+    let g = matrix(&dy);
+    let threads = rayon::current_num_threads();
+    let parts = match (&x, &weight) {
+        (Some(_), Some(_)) => threads.div_ceil(2),
+        _ => threads,
+    };
+    // dX = dY·Wᵀ and dW = Xᵀ·dY, side by side.
+    let (dx, (dw, db)) = rayon::join(
+        || {
+            weight.as_ref().map(|w| {
+                let w = matrix(w);
+                flex_tensor(product(g, w.t(), parts), Shape::new([g.rows, w.rows]))
+            })
+        },
+        || {
+            let dw = x.as_ref().map(|x| {
+                let x = matrix(x);
+                flex_tensor(product(x.t(), g, parts), Shape::new([x.cols, g.cols]))
+            });
+            let db = bias.then(|| {
+                let mut sums = vec![0.0f32; g.cols];
+                for row in dy.storage::<f32>().chunks(g.cols) {
+                    sums.iter_mut().zip(row).for_each(|(s, v)| *s += v);
+                }
+                flex_tensor(sums, Shape::new([g.cols]))
+            });
+            (dw, db)
+        },
+    );
+    (dx, dw, db)
+}
+
+fn linear_autodiff(x: FlexAutodiffTensor, weight: FlexAutodiffTensor) -> FlexAutodiffTensor {
+    #[derive(Debug)]
+    struct Linear;
+
+    impl Backward<Flex, 2> for Linear {
+        /// `x` when the weight needs a gradient, the weight when `x` does.
+        type State = (Option<FlexTensor>, Option<FlexTensor>);
+
+        fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+            let [node_x, node_weight] = ops.parents;
+            let dy = grads.consume::<Flex>(&ops.node);
+            let (x, weight) = ops.state;
+            let (dx, dw, _) = backward(&dy, x.as_ref(), weight.as_ref(), false);
+            for (node, grad) in [(node_x, dx), (node_weight, dw)] {
+                if let (Some(node), Some(grad)) = (node, grad) {
+                    grads.register::<Flex>(node.id, grad);
+                }
+            }
+        }
+    }
+
+    let (x_tracked, weight_tracked) = (x.is_tracked(), weight.is_tracked());
+    match Linear
+        .prepare::<NoCheckpointing>([x.node.clone(), weight.node.clone()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let y = forward(&x.primitive, &weight.primitive, None);
+            let state = (
+                weight_tracked.then_some(x.primitive),
+                x_tracked.then_some(weight.primitive),
+            );
+            prep.finish(state, y)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(forward(&x.primitive, &weight.primitive, None)),
+    }
+}
+
+fn linear_bias_autodiff(
+    x: FlexAutodiffTensor,
+    weight: FlexAutodiffTensor,
+    bias: FlexAutodiffTensor,
+) -> FlexAutodiffTensor {
+    #[derive(Debug)]
+    struct LinearBias;
+
+    impl Backward<Flex, 3> for LinearBias {
+        type State = (Option<FlexTensor>, Option<FlexTensor>);
+
+        fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+            let [node_x, node_weight, node_bias] = ops.parents;
+            let dy = grads.consume::<Flex>(&ops.node);
+            let (x, weight) = ops.state;
+            let (dx, dw, db) = backward(&dy, x.as_ref(), weight.as_ref(), node_bias.is_some());
+            for (node, grad) in [(node_x, dx), (node_weight, dw), (node_bias, db)] {
+                if let (Some(node), Some(grad)) = (node, grad) {
+                    grads.register::<Flex>(node.id, grad);
+                }
+            }
+        }
+    }
+
+    let (x_tracked, weight_tracked) = (x.is_tracked(), weight.is_tracked());
+    match LinearBias
+        .prepare::<NoCheckpointing>([x.node.clone(), weight.node.clone(), bias.node.clone()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let y = forward(&x.primitive, &weight.primitive, Some(&bias.primitive));
+            let state = (
+                weight_tracked.then_some(x.primitive),
+                x_tracked.then_some(weight.primitive),
+            );
+            prep.finish(state, y)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(forward(
+            &x.primitive,
+            &weight.primitive,
+            Some(&bias.primitive),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::{Autodiff, NdArray};
+    use burn::tensor::Distribution;
+    use burn::tensor::module::linear;
+
+    type A = Autodiff<Flex>;
+    type R = Autodiff<NdArray>;
+
+    fn same<const D: usize>(got: Tensor<Flex, D>, want: Tensor<NdArray, D>) {
+        got.into_data()
+            .assert_approx_eq::<f32>(&want.into_data(), Default::default());
+    }
+
+    /// Values and all three gradients against burn's `linear` on burn-ndarray, for a weight
+    /// read in place and one read through a transposed view (the tied head), and for row
+    /// counts that do and do not split evenly over the threads.
+    #[test]
+    fn matches_burns_linear_values_and_gradients() {
+        let device = Default::default();
+        for (rows, d_in, d_out, transposed, with_bias) in [
+            (96, 24, 40, false, true),
+            (37, 16, 9, true, false),
+            (3, 8, 5, false, true),
+        ] {
+            let x = Tensor::<Flex, 2>::random([rows, d_in], Distribution::Default, &device);
+            let w_shape = if transposed { [d_out, d_in] } else { [d_in, d_out] };
+            let w = Tensor::<Flex, 2>::random(w_shape, Distribution::Default, &device);
+            let b = Tensor::<Flex, 1>::random([d_out], Distribution::Default, &device);
+            let dy = Tensor::<Flex, 2>::random([rows, d_out], Distribution::Default, &device);
+
+            let (xa, wa, ba) = (
+                Tensor::<A, 2>::from_inner(x.clone()).require_grad(),
+                Tensor::<A, 2>::from_inner(w.clone()).require_grad(),
+                Tensor::<A, 1>::from_inner(b.clone()).require_grad(),
+            );
+            let weight = if transposed { wa.clone().transpose() } else { wa.clone() };
+            let bias = with_bias.then(|| ba.clone());
+            let y = match fused_linear(xa.clone(), weight, bias) {
+                Ok(y) => y,
+                Err(_) => panic!("burn-flex tensors take the fused path"),
+            };
+            let grads = (y.clone() * Tensor::from_inner(dy.clone())).sum().backward();
+
+            let to_ref = |t: Tensor<Flex, 2>| {
+                Tensor::<R, 2>::from_data(t.into_data(), &Default::default()).require_grad()
+            };
+            let (xr, wr) = (to_ref(x), to_ref(w));
+            let br = Tensor::<R, 1>::from_data(b.into_data(), &Default::default()).require_grad();
+            let weight = if transposed { wr.clone().transpose() } else { wr.clone() };
+            let want = linear(xr.clone(), weight, with_bias.then(|| br.clone()));
+            let dy = Tensor::<R, 2>::from_data(dy.into_data(), &Default::default());
+            let want_grads = (want.clone() * dy).sum().backward();
+
+            same(y.inner(), want.inner());
+            same(xa.grad(&grads).unwrap(), xr.grad(&want_grads).unwrap());
+            same(wa.grad(&grads).unwrap(), wr.grad(&want_grads).unwrap());
+            if with_bias {
+                same(ba.grad(&grads).unwrap(), br.grad(&want_grads).unwrap());
+            }
+        }
+    }
+
+    #[test]
+    fn without_autodiff_it_is_the_same_product() {
+        let device = Default::default();
+        let x = Tensor::<Flex, 2>::random([40, 12], Distribution::Default, &device);
+        let w = Tensor::<Flex, 2>::random([12, 7], Distribution::Default, &device);
+        let want = x.clone().matmul(w.clone());
+        match fused_linear(x, w, None) {
+            Ok(y) => y
+                .into_data()
+                .assert_approx_eq::<f32>(&want.into_data(), Default::default()),
+            Err(_) => panic!("burn-flex tensors take the fused path"),
+        }
+    }
+}
