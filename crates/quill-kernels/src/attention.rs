@@ -21,7 +21,7 @@ use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
 use rayon::prelude::*;
 
-use crate::fast_math::{exp_non_positive, simd};
+use crate::fast_math::{dot, exp_non_positive, lanes, simd};
 use crate::route::{FlexAutodiffTensor, Route, back, flex_tensor, route};
 
 /// Causal self-attention of `qkv: [batch, seq, 3·n_embd]` (queries, keys, values side by side,
@@ -132,20 +132,6 @@ fn causal_softmax(row: &mut [f32], last: usize) {
     seen.iter_mut().for_each(|x| *x *= inv);
 }
 
-/// `values` reduced with `op` in 16 independent lanes, so that the loop vectorizes (a float
-/// reduction in one accumulator is a sequential chain the compiler must keep in order).
-#[inline(always)]
-fn lanes(values: &[f32], init: f32, op: impl Fn(f32, f32) -> f32) -> f32 {
-    let mut acc = [init; 16];
-    let chunks = values.chunks_exact(16);
-    let tail = chunks.remainder().iter().fold(init, |a, &b| op(a, b));
-    for chunk in chunks {
-        for lane in 0..16 {
-            acc[lane] = op(acc[lane], chunk[lane]);
-        }
-    }
-    acc.into_iter().fold(tail, op)
-}
 
 /// The scores' gradient of one causal softmax row in place: `dP` in, `scale·P ⊙ (dP −
 /// rowsum(P ⊙ dP))` out over the positions `p` covers, 0 after them.
@@ -159,24 +145,6 @@ fn softmax_backward_row(ds: &mut [f32], p: &[f32], scale: f32) {
     future.fill(0.0);
 }
 
-/// `Σ aᵢ·bᵢ`, in 16 lanes as [`lanes`].
-#[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; 16];
-    let (a_chunks, b_chunks) = (a.chunks_exact(16), b.chunks_exact(16));
-    let tail: f32 = a_chunks
-        .remainder()
-        .iter()
-        .zip(b_chunks.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in a_chunks.zip(b_chunks) {
-        for lane in 0..16 {
-            lanes[lane] += x[lane] * y[lane];
-        }
-    }
-    lanes.iter().sum::<f32>() + tail
-}
 
 /// Interleaves per-(sequence, head) blocks of `parts` `[seq, head_dim]` matrices (head-major,
 /// as the tasks wrote them) into rows of `parts·n_embd`: part `p` of head `h` lands at columns

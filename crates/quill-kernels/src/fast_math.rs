@@ -36,6 +36,40 @@ pub fn exp_non_positive(x: f32) -> f32 {
     e_r * scale
 }
 
+/// `values` reduced with `op` in 16 independent lanes, so that the loop vectorizes (a float
+/// reduction in one accumulator is a sequential chain the compiler must keep in order).
+#[inline(always)]
+pub fn lanes(values: &[f32], init: f32, op: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut acc = [init; 16];
+    let chunks = values.chunks_exact(16);
+    let tail = chunks.remainder().iter().fold(init, |a, &b| op(a, b));
+    for chunk in chunks {
+        for lane in 0..16 {
+            acc[lane] = op(acc[lane], chunk[lane]);
+        }
+    }
+    acc.into_iter().fold(tail, op)
+}
+
+/// `Σ aᵢ·bᵢ`, in 16 lanes as [`lanes`].
+#[inline(always)]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 16];
+    let (a_chunks, b_chunks) = (a.chunks_exact(16), b.chunks_exact(16));
+    let tail: f32 = a_chunks
+        .remainder()
+        .iter()
+        .zip(b_chunks.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in a_chunks.zip(b_chunks) {
+        for lane in 0..16 {
+            lanes[lane] += x[lane] * y[lane];
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,15 +12,17 @@
 //! crate's tests. quill-model uses this crate only with its `cpu-kernels` feature (quill-cpu's):
 //! the GPU runners do not compile burn-flex.
 //!
-//! Read [`route`] (how a tensor is recognised as burn-flex's), [`gelu`], [`linear`], then
-//! [`attention`].
+//! Read [`route`] (how a tensor is recognised as burn-flex's), [`gelu`], [`layer_norm`],
+//! [`linear`], then [`attention`].
 
 pub mod attention;
 pub mod fast_math;
 pub mod gelu;
+pub mod layer_norm;
 pub mod linear;
 pub mod route;
 
 pub use attention::fused_causal_attention;
 pub use gelu::gelu;
+pub use layer_norm::fused_layer_norm;
 pub use linear::fused_linear;

@@ -4,7 +4,7 @@ use burn::prelude::*;
 use crate::attention::CausalSelfAttention;
 use crate::autocast::Autocast;
 use crate::config::ModelConfig;
-use crate::init::layer_norm;
+use crate::init::{layer_norm, normalize};
 use crate::kv_cache::LayerCache;
 use crate::mlp::Mlp;
 
@@ -29,8 +29,8 @@ impl<B: Backend> Block<B> {
 
     /// The residual stream `x` stays f32 under mixed precision; the branches cast inside.
     pub fn forward(&self, x: Tensor<B, 3>, autocast: Autocast) -> Tensor<B, 3> {
-        let x = x.clone() + self.attn.forward(self.ln_attn.forward(x), autocast);
-        x.clone() + self.mlp.forward(self.ln_mlp.forward(x), autocast)
+        let x = x.clone() + self.attn.forward(normalize(&self.ln_attn, x), autocast);
+        x.clone() + self.mlp.forward(normalize(&self.ln_mlp, x), autocast)
     }
 
     /// [`forward`](Self::forward) for new positions after those held in `cache`.
@@ -43,7 +43,7 @@ impl<B: Backend> Block<B> {
         let x = x.clone()
             + self
                 .attn
-                .forward_cached(self.ln_attn.forward(x), cache, capacity);
-        x.clone() + self.mlp.forward(self.ln_mlp.forward(x), Autocast::OFF)
+                .forward_cached(normalize(&self.ln_attn, x), cache, capacity);
+        x.clone() + self.mlp.forward(normalize(&self.ln_mlp, x), Autocast::OFF)
     }
 }

@@ -7,7 +7,7 @@ use burn::prelude::*;
 use crate::autocast::Autocast;
 use crate::block::Block;
 use crate::config::ModelConfig;
-use crate::init::{INIT_STD, layer_norm, normal};
+use crate::init::{INIT_STD, layer_norm, normal, normalize};
 use crate::kv_cache::KvCache;
 use crate::positional::PositionalEncoding;
 
@@ -99,7 +99,7 @@ impl<B: Backend> Gpt<B> {
 
     /// Logits in f32, for the loss's softmax.
     fn logits(&self, x: Tensor<B, 3>, autocast: Autocast) -> Tensor<B, 3> {
-        let x = self.ln_final.forward(x);
+        let x = normalize(&self.ln_final, x);
         autocast.up(match &self.head {
             Some(head) => autocast.linear(head, x),
             // Tied head: logits = x · Eᵀ, so the embedding learns from both ends.

@@ -55,5 +55,24 @@ fn with_std<B: Backend>(
 pub fn layer_norm<B: Backend>(config: &ModelConfig, device: &B::Device) -> LayerNorm<B> {
     LayerNormConfig::new(config.n_embd)
         .with_bias(config.bias)
+        .with_epsilon(LAYER_NORM_EPSILON)
         .init(device)
+}
+
+/// The ε of every layer norm (PyTorch's and burn's default).
+pub const LAYER_NORM_EPSILON: f64 = 1e-5;
+
+/// `norm` applied to `x`: the fused kernel on burn-flex (with the `cpu-kernels` feature),
+/// burn's own layer norm elsewhere.
+pub fn normalize<B: Backend, const D: usize>(norm: &LayerNorm<B>, x: Tensor<B, D>) -> Tensor<B, D> {
+    #[cfg(feature = "cpu-kernels")]
+    {
+        let beta = norm.beta.as_ref().map(|beta| beta.val());
+        match quill_kernels::fused_layer_norm(x, norm.gamma.val(), beta, LAYER_NORM_EPSILON) {
+            Ok(y) => y,
+            Err((x, _, _)) => norm.forward(x),
+        }
+    }
+    #[cfg(not(feature = "cpu-kernels"))]
+    norm.forward(x)
 }
