@@ -19,9 +19,10 @@ use burn_autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn_flex::FlexTensor;
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
+use multiversion::multiversion;
 use rayon::prelude::*;
 
-use crate::fast_math::{dot, exp_non_positive, lanes, simd};
+use crate::fast_math::{dot, exp_non_positive, lanes};
 use crate::route::{FlexAutodiffTensor, Route, back, flex_tensor, route};
 
 /// Causal self-attention of `qkv: [batch, seq, 3·n_embd]` (queries, keys, values side by side,
@@ -105,11 +106,7 @@ fn forward(qkv: &FlexTensor, s: AttentionShape) -> (FlexTensor, FlexTensor) {
             let k = view(data, s.qkv_offset(b, h, 1), t, d, width);
             let v = view(data, s.qkv_offset(b, h, 2), t, d, width);
             general_mat_mul(s.scale(), &q, &k.t(), 0.0, &mut view_mut(p, t, t));
-            simd(|| {
-                for (i, row) in p.chunks_mut(t).enumerate() {
-                    causal_softmax(row, i);
-                }
-            });
+            causal_softmax_rows(p, t);
             general_mat_mul(1.0, &view_mut(p, t, t), &v, 0.0, &mut view_mut(y, t, d));
         });
     let output = interleave_heads(&heads, 1, s);
@@ -117,6 +114,23 @@ fn forward(qkv: &FlexTensor, s: AttentionShape) -> (FlexTensor, FlexTensor) {
         flex_tensor(output, Shape::new([s.batch, t, s.n_embd])),
         flex_tensor(probs, Shape::new([s.batch * s.n_head, t, t])),
     )
+}
+
+/// Row `i` of the `[t, t]` scores `p` becomes the softmax of its first `i + 1` entries
+/// (compiled for each SIMD instruction set, see [`crate::fast_math`]).
+#[multiversion(targets = "simd")]
+fn causal_softmax_rows(p: &mut [f32], t: usize) {
+    for (i, row) in p.chunks_mut(t).enumerate() {
+        causal_softmax(row, i);
+    }
+}
+
+/// The scores' gradient of every row of a `[t, t]` causal softmax `p`, in place in `ds`.
+#[multiversion(targets = "simd")]
+fn softmax_backward_rows(ds: &mut [f32], p: &[f32], t: usize, scale: f32) {
+    for (i, (ds_row, p_row)) in ds.chunks_mut(t).zip(p.chunks(t)).enumerate() {
+        softmax_backward_row(ds_row, &p_row[..=i], scale);
+    }
 }
 
 /// Softmax of `row[..=last]` in place; the future positions (after `last`) become 0.
@@ -204,15 +218,7 @@ fn backward(
             general_mat_mul(1.0, &p.t(), &dy, 0.0, &mut view_mut(dv, t, d));
             let mut ds = vec![0.0f32; t * t];
             general_mat_mul(1.0, &dy, &v.t(), 0.0, &mut view_mut(&mut ds, t, t));
-            simd(|| {
-                for (i, (ds_row, p_row)) in ds
-                    .chunks_mut(t)
-                    .zip(p_all[unit * t * t..].chunks(t))
-                    .enumerate()
-                {
-                    softmax_backward_row(ds_row, &p_row[..=i], scale);
-                }
-            });
+            softmax_backward_rows(&mut ds, &p_all[unit * t * t..][..t * t], t, scale);
             let ds = view(&ds, 0, t, t, t);
             general_mat_mul(1.0, &ds, &k, 0.0, &mut view_mut(dq, t, d));
             general_mat_mul(1.0, &ds.t(), &q, 0.0, &mut view_mut(dk, t, d));

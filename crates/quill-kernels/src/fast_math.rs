@@ -1,17 +1,10 @@
-//! Branch-free scalar math that the compiler can vectorize, unlike `libm`'s calls, and [`simd`]
-//! to compile a loop for the best vector instructions of the CPU it runs on.
-
-/// Runs `body` compiled for the widest SIMD instruction set this CPU has (AVX-512, else AVX2
-/// with FMA, on x86-64; NEON on ARM), chosen at run time.
-///
-/// A portable x86-64 build may only assume SSE2: 4 floats per instruction where AVX-512 has 16.
-/// `pulp` compiles `body` once per instruction set inside a function with those target features
-/// enabled, so the loops in it (and the `#[inline(always)]` math they call) vectorize for it.
-/// On cpu-small's shapes this made the GELU and the attention's softmax about 3× faster.
-#[inline(always)]
-pub fn simd<R>(body: impl FnOnce() -> R) -> R {
-    pulp::Arch::new().dispatch(body)
-}
+//! Branch-free scalar math that the compiler can vectorize, unlike `libm`'s calls.
+//!
+//! A portable x86-64 build may only assume SSE2: 4 floats per instruction where AVX-512 has 16.
+//! So the kernels' loops are functions marked `#[multiversion(targets = "simd")]`, compiled once
+//! per instruction set (AVX-512, AVX2 with FMA, ... NEON on ARM) and chosen at run time, and
+//! everything they call is `#[inline(always)]` so that it is compiled for the same instructions.
+//! On cpu-small's shapes this made the GELU about 4× faster than its SSE2 version.
 
 /// `e^x` for `x <= 0` (relative error ~2e-7; 0 below -87, where f32 underflows anyway).
 #[inline(always)]

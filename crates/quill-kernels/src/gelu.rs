@@ -15,9 +15,10 @@ use burn_autodiff::checkpoint::strategy::NoCheckpointing;
 use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn_flex::FlexTensor;
+use multiversion::multiversion;
 use rayon::prelude::*;
 
-use crate::fast_math::{exp_non_positive, simd};
+use crate::fast_math::exp_non_positive;
 use crate::route::{FlexAutodiffTensor, Route, back, flex_tensor, route};
 
 /// Elements per parallel task: enough to amortise rayon's scheduling.
@@ -66,12 +67,7 @@ fn forward(x: &FlexTensor) -> FlexTensor {
         .par_chunks_mut(CHUNK)
         .zip(input.par_chunks(CHUNK))
         .for_each(|(out, inp)| {
-            simd(|| {
-                for (o, &v) in out.iter_mut().zip(inp) {
-                    let (cdf, _) = cdf_and_pdf(v);
-                    *o = v * cdf;
-                }
-            })
+            gelu_slice(out, inp)
         });
     flex_tensor(output, x.layout().shape().clone())
 }
@@ -87,14 +83,27 @@ fn backward(x: &FlexTensor, grad: &FlexTensor) -> FlexTensor {
         .par_chunks_mut(CHUNK)
         .zip(input.par_chunks(CHUNK).zip(upstream.par_chunks(CHUNK)))
         .for_each(|(out, (inp, up))| {
-            simd(|| {
-                for ((o, &v), &g) in out.iter_mut().zip(inp).zip(up) {
-                    let (cdf, pdf) = cdf_and_pdf(v);
-                    *o = g * (cdf + v * pdf);
-                }
-            })
+            gelu_backward_slice(out, inp, up)
         });
     flex_tensor(output, x.layout().shape().clone())
+}
+
+/// `out = gelu(x)`, compiled for each SIMD instruction set (see [`crate::fast_math`]).
+#[multiversion(targets = "simd")]
+fn gelu_slice(out: &mut [f32], x: &[f32]) {
+    for (o, &v) in out.iter_mut().zip(x) {
+        let (cdf, _) = cdf_and_pdf(v);
+        *o = v * cdf;
+    }
+}
+
+/// `out = grad · gelu'(x)`.
+#[multiversion(targets = "simd")]
+fn gelu_backward_slice(out: &mut [f32], x: &[f32], grad: &[f32]) {
+    for ((o, &v), &g) in out.iter_mut().zip(x).zip(grad) {
+        let (cdf, pdf) = cdf_and_pdf(v);
+        *o = g * (cdf + v * pdf);
+    }
 }
 
 /// `(Φ(x), φ(x))`: the standard normal CDF and density.

@@ -16,9 +16,10 @@ use burn_autodiff::checkpoint::strategy::NoCheckpointing;
 use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{Backward, Ops, OpsKind};
 use burn_flex::FlexTensor;
+use multiversion::multiversion;
 use rayon::prelude::*;
 
-use crate::fast_math::{dot, lanes, simd};
+use crate::fast_math::{dot, lanes};
 use crate::route::{FlexAutodiffTensor, Route, back, flex_tensor, route};
 
 /// Rows per parallel task.
@@ -72,32 +73,43 @@ fn forward(
         .par_chunks_mut(ROWS * d)
         .zip(input.par_chunks(ROWS * d))
         .zip(stats.par_chunks_mut(ROWS))
-        .for_each(|((out, inp), stats)| {
-            simd(|| {
-                for ((y, x), stat) in out.chunks_mut(d).zip(inp.chunks(d)).zip(stats) {
-                    let mean = lanes(x, 0.0, |a, b| a + b) / d as f32;
-                    let var = squared_deviation(x, mean) / d as f32;
-                    let rstd = 1.0 / (var + eps).sqrt();
-                    *stat = [mean, rstd];
-                    match b {
-                        Some(b) => {
-                            for (((y, &v), &g), &b) in y.iter_mut().zip(x).zip(g).zip(b) {
-                                *y = (v - mean) * rstd * g + b;
-                            }
-                        }
-                        None => {
-                            for ((y, &v), &g) in y.iter_mut().zip(x).zip(g) {
-                                *y = (v - mean) * rstd * g;
-                            }
-                        }
-                    }
-                }
-            })
-        });
+        .for_each(|((out, inp), stats)| normalize_rows(out, inp, stats, g, b, eps));
     (
         flex_tensor(output, x.layout().shape().clone()),
         stats,
     )
+}
+
+/// The forward pass over a block of rows (compiled for each SIMD instruction set, see
+/// [`crate::fast_math`]).
+#[multiversion(targets = "simd")]
+fn normalize_rows(
+    out: &mut [f32],
+    input: &[f32],
+    stats: &mut [[f32; 2]],
+    g: &[f32],
+    b: Option<&[f32]>,
+    eps: f32,
+) {
+    let d = g.len();
+    for ((y, x), stat) in out.chunks_mut(d).zip(input.chunks(d)).zip(stats) {
+        let mean = lanes(x, 0.0, |a, b| a + b) / d as f32;
+        let var = squared_deviation(x, mean) / d as f32;
+        let rstd = 1.0 / (var + eps).sqrt();
+        *stat = [mean, rstd];
+        match b {
+            Some(b) => {
+                for (((y, &v), &g), &b) in y.iter_mut().zip(x).zip(g).zip(b) {
+                    *y = (v - mean) * rstd * g + b;
+                }
+            }
+            None => {
+                for ((y, &v), &g) in y.iter_mut().zip(x).zip(g) {
+                    *y = (v - mean) * rstd * g;
+                }
+            }
+        }
+    }
 }
 
 /// `Σ (xᵢ − mean)²` in 16 lanes (see [`lanes`]).
@@ -136,29 +148,7 @@ fn backward(
         .zip(input.par_chunks(ROWS * d))
         .zip(grad.par_chunks(ROWS * d))
         .zip(stats.par_chunks(ROWS))
-        .map(|(((dx, x), dy), stats)| {
-            simd(|| {
-                let (mut dgamma, mut dbeta) = (vec![0.0f32; d], vec![0.0f32; d]);
-                let mut xhat = vec![0.0f32; d];
-                let mut dxhat = vec![0.0f32; d];
-                for (((dx, x), dy), &[mean, rstd]) in
-                    dx.chunks_mut(d).zip(x.chunks(d)).zip(dy.chunks(d)).zip(stats)
-                {
-                    for i in 0..d {
-                        xhat[i] = (x[i] - mean) * rstd;
-                        dxhat[i] = dy[i] * g[i];
-                        dgamma[i] += dy[i] * xhat[i];
-                        dbeta[i] += dy[i];
-                    }
-                    let mean_dxhat = lanes(&dxhat, 0.0, |a, b| a + b) / d as f32;
-                    let mean_dxhat_xhat = dot(&dxhat, &xhat) / d as f32;
-                    for i in 0..d {
-                        dx[i] = rstd * (dxhat[i] - mean_dxhat - xhat[i] * mean_dxhat_xhat);
-                    }
-                }
-                (dgamma, dbeta)
-            })
-        })
+        .map(|(((dx, x), dy), stats)| backward_rows(dx, x, dy, stats, g))
         .collect();
     let (mut dgamma, mut dbeta) = (vec![0.0f32; d], vec![0.0f32; d]);
     for (pg, pb) in partial {
@@ -170,6 +160,43 @@ fn backward(
         flex_tensor(dgamma, Shape::new([d])),
         flex_tensor(dbeta, Shape::new([d])),
     )
+}
+
+/// The backward pass over a block of rows: `dx` written, the rows' `(Σ dy·x̂, Σ dy)` returned
+/// (compiled for each SIMD instruction set).
+#[multiversion(targets = "simd")]
+fn backward_rows(
+    dx: &mut [f32],
+    x: &[f32],
+    dy: &[f32],
+    stats: &[[f32; 2]],
+    g: &[f32],
+) -> (Vec<f32>, Vec<f32>) {
+    let d = g.len();
+    let (mut dgamma, mut dbeta) = (vec![0.0f32; d], vec![0.0f32; d]);
+    let (mut xhat, mut dxhat) = (vec![0.0f32; d], vec![0.0f32; d]);
+    for (((dx, x), dy), &[mean, rstd]) in dx.chunks_mut(d).zip(x.chunks(d)).zip(dy.chunks(d)).zip(stats)
+    {
+        for (((((xh, dxh), dg), db), (&x, &dy)), &g) in xhat
+            .iter_mut()
+            .zip(dxhat.iter_mut())
+            .zip(dgamma.iter_mut())
+            .zip(dbeta.iter_mut())
+            .zip(x.iter().zip(dy))
+            .zip(g)
+        {
+            *xh = (x - mean) * rstd;
+            *dxh = dy * g;
+            *dg += dy * *xh;
+            *db += dy;
+        }
+        let mean_dxhat = lanes(&dxhat, 0.0, |a, b| a + b) / d as f32;
+        let mean_dxhat_xhat = dot(&dxhat, &xhat) / d as f32;
+        for ((dx, &dxh), &xh) in dx.iter_mut().zip(&dxhat).zip(&xhat) {
+            *dx = rstd * (dxh - mean_dxhat - xh * mean_dxhat_xhat);
+        }
+    }
+    (dgamma, dbeta)
 }
 
 fn layer_norm_autodiff(

@@ -13,8 +13,9 @@
 //! the GPU runners do not compile burn-flex.
 //!
 //! Read [`route`] (how a tensor is recognised as burn-flex's), [`gelu`], [`layer_norm`],
-//! [`linear`], then [`attention`].
+//! [`linear`], [`attention`], then [`adamw`] (the optimizer's step).
 
+pub mod adamw;
 pub mod attention;
 pub mod fast_math;
 pub mod gelu;

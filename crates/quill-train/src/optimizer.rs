@@ -19,21 +19,31 @@ use crate::config::OptimizerConfig;
 pub struct MatrixDecayAdamW {
     decayed: AdamW,
     not_decayed: AdamW,
+    /// `(beta1, beta2, weight_decay)`, for the fused step on burn-flex.
+    #[cfg_attr(not(feature = "cpu-kernels"), allow(dead_code))]
+    constants: (f32, f32, f32),
 }
+
+/// AdamW's ε: PyTorch's default (burn's is 1e-5).
+const EPSILON: f32 = 1e-8;
 
 impl MatrixDecayAdamW {
     pub fn new(config: &OptimizerConfig) -> Self {
         let adamw = AdamWConfig::new()
             .with_beta_1(config.beta1 as f32)
             .with_beta_2(config.beta2 as f32)
-            // PyTorch's default; burn's is 1e-5.
-            .with_epsilon(1e-8);
+            .with_epsilon(EPSILON);
         Self {
             decayed: adamw
                 .clone()
                 .with_weight_decay(config.weight_decay as f32)
                 .build(),
             not_decayed: adamw.with_weight_decay(0.0).build(),
+            constants: (
+                config.beta1 as f32,
+                config.beta2 as f32,
+                config.weight_decay as f32,
+            ),
         }
     }
 
@@ -55,6 +65,24 @@ impl<B: Backend> SimpleOptimizer<B> for MatrixDecayAdamW {
         grad: Tensor<B, D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<B, D>, Option<Self::State<D>>) {
+        // burn-flex: the same step as one pass per tensor (identical values).
+        #[cfg(feature = "cpu-kernels")]
+        let (tensor, grad, state) = {
+            let (beta_1, beta_2, weight_decay) = self.constants;
+            let constants = quill_kernels::adamw::AdamWConstants {
+                beta_1,
+                beta_2,
+                epsilon: EPSILON,
+                weight_decay: if D >= 2 { weight_decay } else { 0.0 },
+            };
+            let momentum = state.map(|s| s.momentum);
+            match quill_kernels::adamw::fused_adamw_step(constants, lr, tensor, grad, momentum) {
+                Ok((tensor, momentum)) => return (tensor, Some(AdamWState { momentum })),
+                Err((tensor, grad, momentum)) => {
+                    (tensor, grad, momentum.map(|momentum| AdamWState { momentum }))
+                }
+            }
+        };
         let adamw = if D >= 2 {
             &self.decayed
         } else {
