@@ -6,6 +6,9 @@
 //! tenth of a training step. This computes the same floating-point operations in the same
 //! order per element, so the weights and moments are identical to burn's, and keeps burn's
 //! state type (`AdaptiveMomentumState`), so checkpoints are interchangeable.
+#![allow(unsafe_code)]
+
+use std::mem::MaybeUninit;
 
 use burn::optim::AdaptiveMomentumState;
 use burn::prelude::*;
@@ -13,6 +16,7 @@ use burn_flex::FlexTensor;
 use multiversion::multiversion;
 use rayon::prelude::*;
 
+use crate::buffer::written;
 use crate::route::{Route, back, flex_tensor, route};
 
 /// Elements per parallel task.
@@ -103,7 +107,12 @@ fn step(
     let moments = moments.map(|(m, v)| (m.to_contiguous(), v.to_contiguous()));
     let (p_in, g_in) = (tensor.storage::<f32>(), grad.storage::<f32>());
     let n = p_in.len();
-    let (mut p, mut m, mut v) = (vec![0.0f32; n], vec![0.0f32; n], vec![0.0f32; n]);
+    assert!(
+        g_in.len() == n
+            && moments
+                .as_ref()
+                .is_none_or(|(m, _)| m.storage::<f32>().len() == n)
+    );
     // burn's scalars, rounded as burn rounds them.
     let (factor_1, factor_2) = (1.0 - c.beta_1, 1.0 - c.beta_2);
     let time = time as i32;
@@ -112,58 +121,85 @@ fn step(
     let decay_rate = lr * c.weight_decay as f64;
     let keep = (1.0 - decay_rate) as f32;
     let lr = lr as f32;
-    let old = moments.as_ref().map(|(m, v)| (m.storage::<f32>(), v.storage::<f32>()));
-    p.par_chunks_mut(CHUNK)
-        .zip(m.par_chunks_mut(CHUNK))
-        .zip(v.par_chunks_mut(CHUNK))
-        .enumerate()
-        .for_each(|(chunk, ((p, m), v))| {
-            let range = chunk * CHUNK..(chunk * CHUNK + p.len());
-            let (p_in, g) = (&p_in[range.clone()], &g_in[range.clone()]);
-            let old = old.map(|(m, v)| (&m[range.clone()], &v[range.clone()]));
-            update(c, [factor_1, factor_2, correction_1, correction_2, keep, lr], p, m, v, p_in, g, old);
-        });
+    let old = moments
+        .as_ref()
+        .map(|(m, v)| (m.storage::<f32>(), v.storage::<f32>()));
+    let scalars = [factor_1, factor_2, correction_1, correction_2, keep, lr];
+    let (mut m, mut v) = (Vec::new(), Vec::new());
+    // SAFETY: `update` writes every element of its chunks of `p`, `m` and `v`, and the chunks
+    // cover the three buffers.
+    let p = unsafe {
+        written(n, |p| {
+            m = written(n, |m| {
+                v = written(n, |v| {
+                    p.par_chunks_mut(CHUNK)
+                        .zip(m.par_chunks_mut(CHUNK))
+                        .zip(v.par_chunks_mut(CHUNK))
+                        .enumerate()
+                        .for_each(|(chunk, ((p, m), v))| {
+                            let range = chunk * CHUNK..(chunk * CHUNK + p.len());
+                            let (p_in, g) = (&p_in[range.clone()], &g_in[range.clone()]);
+                            let old = old.map(|(m, v)| (&m[range.clone()], &v[range.clone()]));
+                            update(c, scalars, p, m, v, p_in, g, old);
+                        })
+                })
+            })
+        })
+    };
     [p, m, v].map(|values| flex_tensor(values, shape.clone()))
 }
 
-/// The step over one chunk: new moments into `m` and `v`, the new parameter into `p`
-/// (compiled for each SIMD instruction set, see [`crate::fast_math`]).
+/// The step over one chunk: new moments into `m` and `v`, the new parameter into `p`, every
+/// element written (compiled for each SIMD instruction set, see [`crate::fast_math`]).
 #[multiversion(targets = "simd")]
 #[allow(clippy::too_many_arguments)]
 fn update(
     c: AdamWConstants,
     [factor_1, factor_2, correction_1, correction_2, keep, lr]: [f32; 6],
-    p: &mut [f32],
-    m: &mut [f32],
-    v: &mut [f32],
+    p: &mut [MaybeUninit<f32>],
+    m: &mut [MaybeUninit<f32>],
+    v: &mut [MaybeUninit<f32>],
     p_in: &[f32],
     g: &[f32],
     old: Option<(&[f32], &[f32])>,
 ) {
+    let n = p.len();
+    assert!(m.len() == n && v.len() == n && p_in.len() == n && g.len() == n);
+    let decay = c.weight_decay != 0.0;
+    // The new parameter from the new moments, all three written.
+    let write = |(((p, m), v), &p_in): (Outputs, &f32), m_new: f32, v_new: f32| {
+        let delta = (m_new / correction_1) / ((v_new / correction_2).sqrt() + c.epsilon);
+        let decayed = if decay { p_in * keep } else { p_in };
+        p.write(decayed - delta * lr);
+        m.write(m_new);
+        v.write(v_new);
+    };
     // Zipped slices (no bounds checks), so that the loops vectorize.
+    let outputs = p.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(p_in);
     match old {
         Some((m_old, v_old)) => {
-            for (((m, v), g), (m_old, v_old)) in
-                m.iter_mut().zip(v.iter_mut()).zip(g).zip(m_old.iter().zip(v_old))
-            {
-                *m = m_old * c.beta_1 + g * factor_1;
-                *v = v_old * c.beta_2 + g * g * factor_2;
+            assert!(m_old.len() == n && v_old.len() == n);
+            for ((out, &g), (&m_old, &v_old)) in outputs.zip(g).zip(m_old.iter().zip(v_old)) {
+                let (m_new, v_new) = (
+                    m_old * c.beta_1 + g * factor_1,
+                    v_old * c.beta_2 + g * g * factor_2,
+                );
+                write(out, m_new, v_new);
             }
         }
         None => {
-            for ((m, v), g) in m.iter_mut().zip(v.iter_mut()).zip(g) {
-                *m = g * factor_1;
-                *v = g * g * factor_2;
+            for (out, &g) in outputs.zip(g) {
+                write(out, g * factor_1, g * g * factor_2);
             }
         }
     }
-    let decay = c.weight_decay != 0.0;
-    for (((p, &p_in), &m), &v) in p.iter_mut().zip(p_in).zip(&*m).zip(&*v) {
-        let delta = (m / correction_1) / ((v / correction_2).sqrt() + c.epsilon);
-        let decayed = if decay { p_in * keep } else { p_in };
-        *p = decayed - delta * lr;
-    }
 }
+
+/// One element's `((p, m), v)` outputs.
+type Outputs<'a> = (
+    (&'a mut MaybeUninit<f32>, &'a mut MaybeUninit<f32>),
+    &'a mut MaybeUninit<f32>,
+);
 
 #[cfg(test)]
 mod tests {
@@ -204,7 +240,10 @@ mod tests {
                 let (p, s): (_, Option<AdamWState<Flex, 2>>) =
                     SimpleOptimizer::<Flex>::step(&burns, lr, theirs, grad, their_state);
                 (theirs, their_state) = (p, s);
-                let (mine, burn) = (our_state.as_ref().unwrap(), &their_state.as_ref().unwrap().momentum);
+                let (mine, burn) = (
+                    our_state.as_ref().unwrap(),
+                    &their_state.as_ref().unwrap().momentum,
+                );
                 assert_eq!(mine.time, burn.time);
                 assert_eq!(mine.moment_1.to_data(), burn.moment_1.to_data());
                 assert_eq!(mine.moment_2.to_data(), burn.moment_2.to_data());

@@ -17,9 +17,9 @@ use burn_autodiff::checkpoint::strategy::NoCheckpointing;
 use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn_flex::FlexTensor;
+use multiversion::multiversion;
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
-use multiversion::multiversion;
 use rayon::prelude::*;
 
 use crate::fast_math::{dot, exp_non_positive, lanes};
@@ -146,7 +146,6 @@ fn causal_softmax(row: &mut [f32], last: usize) {
     seen.iter_mut().for_each(|x| *x *= inv);
 }
 
-
 /// The scores' gradient of one causal softmax row in place: `dP` in, `scale·P ⊙ (dP −
 /// rowsum(P ⊙ dP))` out over the positions `p` covers, 0 after them.
 #[inline(always)]
@@ -158,7 +157,6 @@ fn softmax_backward_row(ds: &mut [f32], p: &[f32], scale: f32) {
     }
     future.fill(0.0);
 }
-
 
 /// Interleaves per-(sequence, head) blocks of `parts` `[seq, head_dim]` matrices (head-major,
 /// as the tasks wrote them) into rows of `parts·n_embd`: part `p` of head `h` lands at columns

@@ -24,7 +24,10 @@ pub fn exp_non_positive(x: f32) -> f32 {
     let e_r = p * r * r + r + 1.0;
     // 2^n from the integer `shifted` holds in its low mantissa bits (same exponent as ROUND):
     // integer operations that vectorize, where `n as i32` (saturating) is a scalar conversion.
-    let exponent = shifted.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(127);
+    let exponent = shifted
+        .to_bits()
+        .wrapping_sub(ROUND.to_bits())
+        .wrapping_add(127);
     let scale = f32::from_bits(exponent << 23);
     e_r * scale
 }

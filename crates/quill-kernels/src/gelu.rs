@@ -7,6 +7,9 @@
 //! with a polynomial `exp`, both branch-free so that the loops vectorize, and the backward pass
 //! reuses the forward's exponential: `Φ'(x) = exp(-x²/2)/√(2π)` is the `exp(-z²)` of
 //! `erf(z)` at `z = x/√2`.
+#![allow(unsafe_code)]
+
+use std::mem::MaybeUninit;
 
 use burn::backend::flex::Flex;
 use burn::prelude::*;
@@ -18,6 +21,7 @@ use burn_flex::FlexTensor;
 use multiversion::multiversion;
 use rayon::prelude::*;
 
+use crate::buffer::written;
 use crate::fast_math::exp_non_positive;
 use crate::route::{FlexAutodiffTensor, Route, back, flex_tensor, route};
 
@@ -62,13 +66,15 @@ fn gelu_autodiff(x: FlexAutodiffTensor) -> FlexAutodiffTensor {
 fn forward(x: &FlexTensor) -> FlexTensor {
     let x = x.to_contiguous();
     let input = x.storage::<f32>();
-    let mut output = vec![0.0f32; input.len()];
-    output
-        .par_chunks_mut(CHUNK)
-        .zip(input.par_chunks(CHUNK))
-        .for_each(|(out, inp)| {
-            gelu_slice(out, inp)
-        });
+    // SAFETY: `gelu_slice` writes every element of each chunk of the output.
+    let output = unsafe {
+        written(input.len(), |output| {
+            output
+                .par_chunks_mut(CHUNK)
+                .zip(input.par_chunks(CHUNK))
+                .for_each(|(out, inp)| gelu_slice(out, inp))
+        })
+    };
     flex_tensor(output, x.layout().shape().clone())
 }
 
@@ -78,31 +84,36 @@ fn backward(x: &FlexTensor, grad: &FlexTensor) -> FlexTensor {
     let grad = grad.to_contiguous();
     let input = x.storage::<f32>();
     let upstream = grad.storage::<f32>();
-    let mut output = vec![0.0f32; input.len()];
-    output
-        .par_chunks_mut(CHUNK)
-        .zip(input.par_chunks(CHUNK).zip(upstream.par_chunks(CHUNK)))
-        .for_each(|(out, (inp, up))| {
-            gelu_backward_slice(out, inp, up)
-        });
+    assert_eq!(input.len(), upstream.len());
+    // SAFETY: `gelu_backward_slice` writes every element of each chunk of the output.
+    let output = unsafe {
+        written(input.len(), |output| {
+            output
+                .par_chunks_mut(CHUNK)
+                .zip(input.par_chunks(CHUNK).zip(upstream.par_chunks(CHUNK)))
+                .for_each(|(out, (inp, up))| gelu_backward_slice(out, inp, up))
+        })
+    };
     flex_tensor(output, x.layout().shape().clone())
 }
 
 /// `out = gelu(x)`, compiled for each SIMD instruction set (see [`crate::fast_math`]).
 #[multiversion(targets = "simd")]
-fn gelu_slice(out: &mut [f32], x: &[f32]) {
+fn gelu_slice(out: &mut [MaybeUninit<f32>], x: &[f32]) {
+    assert_eq!(out.len(), x.len());
     for (o, &v) in out.iter_mut().zip(x) {
         let (cdf, _) = cdf_and_pdf(v);
-        *o = v * cdf;
+        o.write(v * cdf);
     }
 }
 
 /// `out = grad · gelu'(x)`.
 #[multiversion(targets = "simd")]
-fn gelu_backward_slice(out: &mut [f32], x: &[f32], grad: &[f32]) {
+fn gelu_backward_slice(out: &mut [MaybeUninit<f32>], x: &[f32], grad: &[f32]) {
+    assert!(out.len() == x.len() && x.len() == grad.len());
     for ((o, &v), &g) in out.iter_mut().zip(x).zip(grad) {
         let (cdf, pdf) = cdf_and_pdf(v);
-        *o = g * (cdf + v * pdf);
+        o.write(g * (cdf + v * pdf));
     }
 }
 

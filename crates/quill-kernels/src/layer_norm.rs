@@ -8,6 +8,9 @@
 //! standard deviation; the backward pass is the usual closed form
 //! `dx = rstd·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂))` with `dx̂ = dy·γ`, and `dγ = Σ dy·x̂`,
 //! `dβ = Σ dy` over the rows.
+#![allow(unsafe_code)]
+
+use std::mem::MaybeUninit;
 
 use burn::backend::flex::Flex;
 use burn::prelude::*;
@@ -19,6 +22,7 @@ use burn_flex::FlexTensor;
 use multiversion::multiversion;
 use rayon::prelude::*;
 
+use crate::buffer::written;
 use crate::fast_math::{dot, lanes};
 use crate::route::{FlexAutodiffTensor, Route, back, flex_tensor, route};
 
@@ -67,24 +71,25 @@ fn forward(
     let b = beta.as_ref().map(|b| b.storage::<f32>());
     let d = g.len();
     let rows = input.len() / d;
-    let mut output = vec![0.0f32; input.len()];
     let mut stats = vec![[0.0f32; 2]; rows];
-    output
-        .par_chunks_mut(ROWS * d)
-        .zip(input.par_chunks(ROWS * d))
-        .zip(stats.par_chunks_mut(ROWS))
-        .for_each(|((out, inp), stats)| normalize_rows(out, inp, stats, g, b, eps));
-    (
-        flex_tensor(output, x.layout().shape().clone()),
-        stats,
-    )
+    // SAFETY: `normalize_rows` writes every element of each block of rows.
+    let output = unsafe {
+        written(input.len(), |output| {
+            output
+                .par_chunks_mut(ROWS * d)
+                .zip(input.par_chunks(ROWS * d))
+                .zip(stats.par_chunks_mut(ROWS))
+                .for_each(|((out, inp), stats)| normalize_rows(out, inp, stats, g, b, eps))
+        })
+    };
+    (flex_tensor(output, x.layout().shape().clone()), stats)
 }
 
 /// The forward pass over a block of rows (compiled for each SIMD instruction set, see
 /// [`crate::fast_math`]).
 #[multiversion(targets = "simd")]
 fn normalize_rows(
-    out: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
     input: &[f32],
     stats: &mut [[f32; 2]],
     g: &[f32],
@@ -92,6 +97,7 @@ fn normalize_rows(
     eps: f32,
 ) {
     let d = g.len();
+    assert!(out.len() == input.len() && out.len() == stats.len() * d);
     for ((y, x), stat) in out.chunks_mut(d).zip(input.chunks(d)).zip(stats) {
         let mean = lanes(x, 0.0, |a, b| a + b) / d as f32;
         let var = squared_deviation(x, mean) / d as f32;
@@ -100,12 +106,12 @@ fn normalize_rows(
         match b {
             Some(b) => {
                 for (((y, &v), &g), &b) in y.iter_mut().zip(x).zip(g).zip(b) {
-                    *y = (v - mean) * rstd * g + b;
+                    y.write((v - mean) * rstd * g + b);
                 }
             }
             None => {
                 for ((y, &v), &g) in y.iter_mut().zip(x).zip(g) {
-                    *y = (v - mean) * rstd * g;
+                    y.write((v - mean) * rstd * g);
                 }
             }
         }
@@ -117,7 +123,11 @@ fn normalize_rows(
 fn squared_deviation(x: &[f32], mean: f32) -> f32 {
     let mut acc = [0.0f32; 16];
     let chunks = x.chunks_exact(16);
-    let tail: f32 = chunks.remainder().iter().map(|v| (v - mean) * (v - mean)).sum();
+    let tail: f32 = chunks
+        .remainder()
+        .iter()
+        .map(|v| (v - mean) * (v - mean))
+        .sum();
     for chunk in chunks {
         for lane in 0..16 {
             let c = chunk[lane] - mean;
@@ -141,15 +151,21 @@ fn backward(
         dy.storage::<f32>(),
     );
     let d = g.len();
-    let mut dx = vec![0.0f32; input.len()];
+    assert_eq!(input.len(), grad.len());
     // Per task: its rows' sums of dy·x̂ and dy, added up after.
-    let partial: Vec<(Vec<f32>, Vec<f32>)> = dx
-        .par_chunks_mut(ROWS * d)
-        .zip(input.par_chunks(ROWS * d))
-        .zip(grad.par_chunks(ROWS * d))
-        .zip(stats.par_chunks(ROWS))
-        .map(|(((dx, x), dy), stats)| backward_rows(dx, x, dy, stats, g))
-        .collect();
+    let mut partial: Vec<(Vec<f32>, Vec<f32>)> = Vec::new();
+    // SAFETY: `backward_rows` writes every element of each block of rows.
+    let dx = unsafe {
+        written(input.len(), |dx| {
+            partial = dx
+                .par_chunks_mut(ROWS * d)
+                .zip(input.par_chunks(ROWS * d))
+                .zip(grad.par_chunks(ROWS * d))
+                .zip(stats.par_chunks(ROWS))
+                .map(|(((dx, x), dy), stats)| backward_rows(dx, x, dy, stats, g))
+                .collect()
+        })
+    };
     let (mut dgamma, mut dbeta) = (vec![0.0f32; d], vec![0.0f32; d]);
     for (pg, pb) in partial {
         dgamma.iter_mut().zip(pg).for_each(|(s, v)| *s += v);
@@ -166,16 +182,21 @@ fn backward(
 /// (compiled for each SIMD instruction set).
 #[multiversion(targets = "simd")]
 fn backward_rows(
-    dx: &mut [f32],
+    dx: &mut [MaybeUninit<f32>],
     x: &[f32],
     dy: &[f32],
     stats: &[[f32; 2]],
     g: &[f32],
 ) -> (Vec<f32>, Vec<f32>) {
     let d = g.len();
+    assert!(dx.len() == x.len() && dx.len() == dy.len() && dx.len() == stats.len() * d);
     let (mut dgamma, mut dbeta) = (vec![0.0f32; d], vec![0.0f32; d]);
     let (mut xhat, mut dxhat) = (vec![0.0f32; d], vec![0.0f32; d]);
-    for (((dx, x), dy), &[mean, rstd]) in dx.chunks_mut(d).zip(x.chunks(d)).zip(dy.chunks(d)).zip(stats)
+    for (((dx, x), dy), &[mean, rstd]) in dx
+        .chunks_mut(d)
+        .zip(x.chunks(d))
+        .zip(dy.chunks(d))
+        .zip(stats)
     {
         for (((((xh, dxh), dg), db), (&x, &dy)), &g) in xhat
             .iter_mut()
@@ -193,7 +214,7 @@ fn backward_rows(
         let mean_dxhat = lanes(&dxhat, 0.0, |a, b| a + b) / d as f32;
         let mean_dxhat_xhat = dot(&dxhat, &xhat) / d as f32;
         for ((dx, &dxh), &xh) in dx.iter_mut().zip(&dxhat).zip(&xhat) {
-            *dx = rstd * (dxh - mean_dxhat - xh * mean_dxhat_xhat);
+            dx.write(rstd * (dxh - mean_dxhat - xh * mean_dxhat_xhat));
         }
     }
     (dgamma, dbeta)
@@ -291,8 +312,8 @@ mod tests {
         for (rows, d, with_beta) in [(300, 48, true), (7, 20, false)] {
             let norm = LayerNormConfig::new(d).with_bias(with_beta);
             let reference = norm.init::<R>(&Default::default());
-            let x = Tensor::<Flex, 3>::random([2, rows, d], Distribution::Default, &device) * 3.0
-                + 1.0;
+            let x =
+                Tensor::<Flex, 3>::random([2, rows, d], Distribution::Default, &device) * 3.0 + 1.0;
             let dy = Tensor::<Flex, 3>::random([2, rows, d], Distribution::Default, &device);
             // A γ and β that are not 1 and 0, the same on both sides.
             let gamma = Tensor::<Flex, 1>::random([d], Distribution::Default, &device);
@@ -301,12 +322,15 @@ mod tests {
             let xa = Tensor::<A, 3>::from_inner(x.clone()).require_grad();
             let ga = Tensor::<A, 1>::from_inner(gamma.clone()).require_grad();
             let ba = Tensor::<A, 1>::from_inner(beta.clone()).require_grad();
-            let y = match fused_layer_norm(xa.clone(), ga.clone(), with_beta.then(|| ba.clone()), 1e-5)
-            {
-                Ok(y) => y,
-                Err(_) => panic!("burn-flex tensors take the fused path"),
-            };
-            let grads = (y.clone() * Tensor::from_inner(dy.clone())).sum().backward();
+            let y =
+                match fused_layer_norm(xa.clone(), ga.clone(), with_beta.then(|| ba.clone()), 1e-5)
+                {
+                    Ok(y) => y,
+                    Err(_) => panic!("burn-flex tensors take the fused path"),
+                };
+            let grads = (y.clone() * Tensor::from_inner(dy.clone()))
+                .sum()
+                .backward();
 
             let mut reference = reference;
             reference.gamma = Param::from_data(gamma.into_data(), &Default::default());

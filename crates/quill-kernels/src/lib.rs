@@ -17,6 +17,7 @@
 
 pub mod adamw;
 pub mod attention;
+pub mod buffer;
 pub mod fast_math;
 pub mod gelu;
 pub mod layer_norm;

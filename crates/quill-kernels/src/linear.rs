@@ -10,6 +10,8 @@
 //! burn runs one after the other.
 #![allow(unsafe_code)]
 
+use std::mem::MaybeUninit;
+
 use burn::backend::flex::Flex;
 use burn::prelude::*;
 use burn_autodiff::checkpoint::base::Checkpointer;
@@ -19,6 +21,7 @@ use burn_autodiff::ops::{Backward, Ops, OpsKind};
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
+use crate::buffer::written;
 use crate::route::{FlexAutodiffTensor, Route, back, flex_tensor, route};
 
 /// Fewest rows per thread: below this, splitting costs more than it saves.
@@ -118,21 +121,29 @@ fn readable(tensor: &FlexTensor) -> FlexTensor {
     }
 }
 
-/// `out = a·b` on this thread, `out` a row-major `[a.rows, b.cols]` buffer.
-fn product_into(out: &mut [f32], a: Matrix, b: Matrix) {
+/// `out = a·b` on this thread, `out` a row-major `[a.rows, b.cols]` buffer; every element is
+/// written.
+fn product_into(out: &mut [MaybeUninit<f32>], a: Matrix, b: Matrix) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert!(b.rows == k && out.len() == m * n && a.in_bounds() && b.in_bounds());
     if m == 0 || n == 0 {
         return;
     }
+    if k == 0 {
+        out.iter_mut().for_each(|o| {
+            o.write(0.0);
+        });
+        return;
+    }
     // SAFETY: every element `gemm` reads lies in `a.data` or `b.data` (checked above) and
-    // every element it writes lies in `out` (an exclusive borrow of exactly m·n elements).
+    // every element it writes lies in `out` (an exclusive borrow of exactly m·n elements),
+    // which it writes without reading (`read_dst` false).
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            out.as_mut_ptr(),
+            out.as_mut_ptr().cast::<f32>(),
             1,
             n as isize,
             false,
@@ -155,15 +166,21 @@ fn product_into(out: &mut [f32], a: Matrix, b: Matrix) {
 /// `a·b` as a row-major `[a.rows, b.cols]` buffer, its rows shared out over `parts` threads.
 fn product(a: Matrix, b: Matrix, parts: usize) -> Vec<f32> {
     let n = b.cols;
-    let mut out = vec![0.0f32; a.rows * n];
     let parts = parts.min(a.rows / MIN_ROWS).max(1);
     let rows_per_part = a.rows.div_ceil(parts).max(1);
-    out.par_chunks_mut(rows_per_part * n)
-        .enumerate()
-        .for_each(|(part, block)| {
-            product_into(block, a.rows(part * rows_per_part, block.len() / n), b);
-        });
-    out
+    if n == 0 {
+        return Vec::new();
+    }
+    // SAFETY: the blocks cover the output, and `product_into` writes every element of each.
+    unsafe {
+        written(a.rows * n, |out| {
+            out.par_chunks_mut(rows_per_part * n)
+                .enumerate()
+                .for_each(|(part, block)| {
+                    product_into(block, a.rows(part * rows_per_part, block.len() / n), b);
+                })
+        })
+    }
 }
 
 /// `y = x·weight (+ bias)`.
@@ -338,7 +355,11 @@ mod tests {
             (3, 8, 5, false, true),
         ] {
             let x = Tensor::<Flex, 2>::random([rows, d_in], Distribution::Default, &device);
-            let w_shape = if transposed { [d_out, d_in] } else { [d_in, d_out] };
+            let w_shape = if transposed {
+                [d_out, d_in]
+            } else {
+                [d_in, d_out]
+            };
             let w = Tensor::<Flex, 2>::random(w_shape, Distribution::Default, &device);
             let b = Tensor::<Flex, 1>::random([d_out], Distribution::Default, &device);
             let dy = Tensor::<Flex, 2>::random([rows, d_out], Distribution::Default, &device);
@@ -348,20 +369,30 @@ mod tests {
                 Tensor::<A, 2>::from_inner(w.clone()).require_grad(),
                 Tensor::<A, 1>::from_inner(b.clone()).require_grad(),
             );
-            let weight = if transposed { wa.clone().transpose() } else { wa.clone() };
+            let weight = if transposed {
+                wa.clone().transpose()
+            } else {
+                wa.clone()
+            };
             let bias = with_bias.then(|| ba.clone());
             let y = match fused_linear(xa.clone(), weight, bias) {
                 Ok(y) => y,
                 Err(_) => panic!("burn-flex tensors take the fused path"),
             };
-            let grads = (y.clone() * Tensor::from_inner(dy.clone())).sum().backward();
+            let grads = (y.clone() * Tensor::from_inner(dy.clone()))
+                .sum()
+                .backward();
 
             let to_ref = |t: Tensor<Flex, 2>| {
                 Tensor::<R, 2>::from_data(t.into_data(), &Default::default()).require_grad()
             };
             let (xr, wr) = (to_ref(x), to_ref(w));
             let br = Tensor::<R, 1>::from_data(b.into_data(), &Default::default()).require_grad();
-            let weight = if transposed { wr.clone().transpose() } else { wr.clone() };
+            let weight = if transposed {
+                wr.clone().transpose()
+            } else {
+                wr.clone()
+            };
             let want = linear(xr.clone(), weight, with_bias.then(|| br.clone()));
             let dy = Tensor::<R, 2>::from_data(dy.into_data(), &Default::default());
             let want_grads = (want.clone() * dy).sum().backward();

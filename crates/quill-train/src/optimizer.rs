@@ -78,9 +78,11 @@ impl<B: Backend> SimpleOptimizer<B> for MatrixDecayAdamW {
             let momentum = state.map(|s| s.momentum);
             match quill_kernels::adamw::fused_adamw_step(constants, lr, tensor, grad, momentum) {
                 Ok((tensor, momentum)) => return (tensor, Some(AdamWState { momentum })),
-                Err((tensor, grad, momentum)) => {
-                    (tensor, grad, momentum.map(|momentum| AdamWState { momentum }))
-                }
+                Err((tensor, grad, momentum)) => (
+                    tensor,
+                    grad,
+                    momentum.map(|momentum| AdamWState { momentum }),
+                ),
             }
         };
         let adamw = if D >= 2 {
