@@ -4,11 +4,13 @@
 //! causal mask built anew, masked fill, max, subtract, exp, sum, divide, product) plus the
 //! copies that split `qkv` into heads and merge them again, and the backward pass of each.
 //! Here one task per (sequence, head) reads its queries, keys and values in place from the
-//! `[batch, seq, 3·n_embd]` projection (strided matrix products, no copies), computes the
+//! `[batch, seq, 3·n_embd]` projection (strided matrix products with the `gemm` crate, no copies), computes the
 //! causal softmax in one pass and writes its share of the merged `[batch, seq, n_embd]`
 //! output. The backward pass is the same shape of work: `dP = dY·Vᵀ`, `dV = Pᵀ·dY`,
 //! `dS = P ⊙ (dP − rowsum(P ⊙ dP))`, `dQ = dS·K`, `dK = dSᵀ·Q`, with `P` kept from the
 //! forward pass (`[batch·head, seq, seq]`, what burn's composition keeps several of).
+
+#![allow(unsafe_code)]
 
 use burn::backend::flex::Flex;
 use burn::prelude::*;
@@ -18,11 +20,11 @@ use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn_flex::FlexTensor;
 use multiversion::multiversion;
-use ndarray::linalg::general_mat_mul;
-use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
 use rayon::prelude::*;
 
+use crate::buffer::{assume_written, written};
 use crate::fast_math::{dot, exp_non_positive, lanes};
+use crate::matrix::{Matrix, product_into};
 use crate::route::{FlexAutodiffTensor, Route, back, flex_tensor, route};
 
 /// Causal self-attention of `qkv: [batch, seq, 3·n_embd]` (queries, keys, values side by side,
@@ -73,46 +75,39 @@ impl AttentionShape {
     }
 }
 
-/// A `(rows, cols)` view of `data` from `offset` with row stride `row_stride`.
-fn view(
-    data: &[f32],
-    offset: usize,
-    rows: usize,
-    cols: usize,
-    row_stride: usize,
-) -> ArrayView2<'_, f32> {
-    ArrayView2::from_shape((rows, cols).strides((row_stride, 1)), &data[offset..])
-        .expect("the view lies inside the buffer")
-}
-
-fn view_mut(data: &mut [f32], rows: usize, cols: usize) -> ArrayViewMut2<'_, f32> {
-    ArrayViewMut2::from_shape((rows, cols), data).expect("the buffer holds the matrix")
-}
-
 /// `(output [batch, seq, n_embd], P [batch·head, seq, seq])`.
 fn forward(qkv: &FlexTensor, s: AttentionShape) -> (FlexTensor, FlexTensor) {
     let qkv = qkv.to_contiguous();
     let data = qkv.storage::<f32>();
     let (t, d, width) = (s.seq, s.head_dim(), 3 * s.n_embd);
-    let mut probs = vec![0.0f32; s.batch * s.n_head * t * t];
-    let mut heads = vec![0.0f32; s.batch * s.n_head * t * d];
-    probs
-        .par_chunks_mut(t * t)
-        .zip(heads.par_chunks_mut(t * d))
-        .enumerate()
-        .for_each(|(unit, (p, y))| {
-            let (b, h) = (unit / s.n_head, unit % s.n_head);
-            let q = view(data, s.qkv_offset(b, h, 0), t, d, width);
-            let k = view(data, s.qkv_offset(b, h, 1), t, d, width);
-            let v = view(data, s.qkv_offset(b, h, 2), t, d, width);
-            general_mat_mul(s.scale(), &q, &k.t(), 0.0, &mut view_mut(p, t, t));
-            causal_softmax_rows(p, t);
-            general_mat_mul(1.0, &view_mut(p, t, t), &v, 0.0, &mut view_mut(y, t, d));
-        });
+    let units = s.batch * s.n_head;
+    let mut heads = Vec::new();
+    // SAFETY: each task writes its whole `[t, t]` block of `probs` (the scores' product, then
+    // the softmax in place) and its whole `[t, d]` block of `heads` (a product).
+    let probs = unsafe {
+        written(units * t * t, |probs| {
+            heads = written(units * t * d, |heads| {
+                probs
+                    .par_chunks_mut(t * t)
+                    .zip(heads.par_chunks_mut(t * d))
+                    .enumerate()
+                    .for_each(|(unit, (p, y))| {
+                        let (b, h) = (unit / s.n_head, unit % s.n_head);
+                        let q = Matrix::new(data, s.qkv_offset(b, h, 0), t, d, width);
+                        let k = Matrix::new(data, s.qkv_offset(b, h, 1), t, d, width);
+                        let v = Matrix::new(data, s.qkv_offset(b, h, 2), t, d, width);
+                        product_into(p, q, k.t(), s.scale());
+                        let p = assume_written(p);
+                        causal_softmax_rows(p, t);
+                        product_into(y, Matrix::new(p, 0, t, t, t), v, 1.0);
+                    })
+            })
+        })
+    };
     let output = interleave_heads(&heads, 1, s);
     (
         flex_tensor(output, Shape::new([s.batch, t, s.n_embd])),
-        flex_tensor(probs, Shape::new([s.batch * s.n_head, t, t])),
+        flex_tensor(probs, Shape::new([units, t, t])),
     )
 }
 
@@ -164,21 +159,28 @@ fn softmax_backward_row(ds: &mut [f32], p: &[f32], scale: f32) {
 /// lay out the gradients of queries, keys and values like `qkv`.
 fn interleave_heads(blocks: &[f32], parts: usize, s: AttentionShape) -> Vec<f32> {
     let (t, d, width) = (s.seq, s.head_dim(), parts * s.n_embd);
-    let mut output = vec![0.0f32; s.batch * t * width];
-    output
-        .par_chunks_mut(t * width)
-        .enumerate()
-        .for_each(|(b, out)| {
-            for h in 0..s.n_head {
-                let unit = &blocks[(b * s.n_head + h) * parts * t * d..][..parts * t * d];
-                for (part, matrix) in unit.chunks(t * d).enumerate() {
-                    for (i, row) in matrix.chunks(d).enumerate() {
-                        out[i * width + part * s.n_embd + h * d..][..d].copy_from_slice(row);
+    // SAFETY: for each sequence, every (row, part, head) writes its `d` columns: all
+    // `parts·n_head·d = width` columns of all `t` rows.
+    unsafe {
+        written(s.batch * t * width, |output| {
+            output
+                .par_chunks_mut(t * width)
+                .enumerate()
+                .for_each(|(b, out)| {
+                    for h in 0..s.n_head {
+                        let unit = &blocks[(b * s.n_head + h) * parts * t * d..][..parts * t * d];
+                        for (part, matrix) in unit.chunks(t * d).enumerate() {
+                            for (i, row) in matrix.chunks(d).enumerate() {
+                                let dst = &mut out[i * width + part * s.n_embd + h * d..][..d];
+                                for (o, &v) in dst.iter_mut().zip(row) {
+                                    o.write(v);
+                                }
+                            }
+                        }
                     }
-                }
-            }
-        });
-    output
+                })
+        })
+    }
 }
 
 /// The gradient with respect to `qkv` of the forward pass that gave `probs`, given the
@@ -199,28 +201,32 @@ fn backward(
     );
     let (t, d, width, scale) = (s.seq, s.head_dim(), 3 * s.n_embd, s.scale());
     // Per (sequence, head): dQ, dK, dV, each [seq, head_dim].
-    let mut parts = vec![0.0f32; s.batch * s.n_head * 3 * t * d];
-    parts
-        .par_chunks_mut(3 * t * d)
-        .enumerate()
-        .for_each(|(unit, out)| {
-            let (b, h) = (unit / s.n_head, unit % s.n_head);
-            let q = view(data, s.qkv_offset(b, h, 0), t, d, width);
-            let k = view(data, s.qkv_offset(b, h, 1), t, d, width);
-            let v = view(data, s.qkv_offset(b, h, 2), t, d, width);
-            let p = view(p_all, unit * t * t, t, t, t);
-            let dy = view(dy, b * t * s.n_embd + h * d, t, d, s.n_embd);
-            let (dq, rest) = out.split_at_mut(t * d);
-            let (dk, dv) = rest.split_at_mut(t * d);
+    // SAFETY: each task writes its dQ, dK and dV in full (three products).
+    let parts = unsafe {
+        written(s.batch * s.n_head * 3 * t * d, |parts| {
+            parts
+                .par_chunks_mut(3 * t * d)
+                .enumerate()
+                .for_each(|(unit, out)| {
+                    let (b, h) = (unit / s.n_head, unit % s.n_head);
+                    let q = Matrix::new(data, s.qkv_offset(b, h, 0), t, d, width);
+                    let k = Matrix::new(data, s.qkv_offset(b, h, 1), t, d, width);
+                    let v = Matrix::new(data, s.qkv_offset(b, h, 2), t, d, width);
+                    let p_unit = &p_all[unit * t * t..][..t * t];
+                    let p = Matrix::new(p_unit, 0, t, t, t);
+                    let dy = Matrix::new(dy, b * t * s.n_embd + h * d, t, d, s.n_embd);
+                    let (dq, rest) = out.split_at_mut(t * d);
+                    let (dk, dv) = rest.split_at_mut(t * d);
 
-            general_mat_mul(1.0, &p.t(), &dy, 0.0, &mut view_mut(dv, t, d));
-            let mut ds = vec![0.0f32; t * t];
-            general_mat_mul(1.0, &dy, &v.t(), 0.0, &mut view_mut(&mut ds, t, t));
-            softmax_backward_rows(&mut ds, &p_all[unit * t * t..][..t * t], t, scale);
-            let ds = view(&ds, 0, t, t, t);
-            general_mat_mul(1.0, &ds, &k, 0.0, &mut view_mut(dq, t, d));
-            general_mat_mul(1.0, &ds.t(), &q, 0.0, &mut view_mut(dk, t, d));
-        });
+                    product_into(dv, p.t(), dy, 1.0);
+                    let mut ds = written(t * t, |ds| product_into(ds, dy, v.t(), 1.0));
+                    softmax_backward_rows(&mut ds, p_unit, t, scale);
+                    let ds = Matrix::new(&ds, 0, t, t, t);
+                    product_into(dq, ds, k, 1.0);
+                    product_into(dk, ds.t(), q, 1.0);
+                })
+        })
+    };
     flex_tensor(
         interleave_heads(&parts, 3, s),
         Shape::new([s.batch, t, width]),

@@ -21,3 +21,14 @@ pub unsafe fn written(len: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) ->
     unsafe { values.set_len(len) };
     values
 }
+
+/// `values` as the floats they hold.
+///
+/// # Safety
+///
+/// Every element of `values` must have been written.
+pub unsafe fn assume_written(values: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+    // SAFETY: `MaybeUninit<f32>` has the layout of `f32`, and the caller guarantees that
+    // every element is initialized.
+    unsafe { &mut *(values as *mut [MaybeUninit<f32>] as *mut [f32]) }
+}

@@ -22,6 +22,7 @@ pub mod fast_math;
 pub mod gelu;
 pub mod layer_norm;
 pub mod linear;
+pub mod matrix;
 pub mod route;
 
 pub use attention::fused_causal_attention;
