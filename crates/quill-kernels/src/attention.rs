@@ -13,7 +13,10 @@
 #![allow(unsafe_code)]
 
 use burn::backend::flex::Flex;
+use std::mem::MaybeUninit;
+
 use burn::prelude::*;
+use burn::tensor::Distribution;
 use burn_autodiff::checkpoint::base::Checkpointer;
 use burn_autodiff::checkpoint::strategy::NoCheckpointing;
 use burn_autodiff::grads::Gradients;
@@ -31,11 +34,22 @@ use crate::route::{FlexAutodiffTensor, Route, back, flex_tensor, route};
 /// as nanoGPT's `c_attn` produces them) with `n_head` heads, when `qkv` is a burn-flex f32
 /// tensor: the heads' outputs come back merged, `[batch, seq, n_embd]`, ready for the output
 /// projection. Any other tensor is handed back (`Err`) for the caller's own attention.
+///
+/// `dropout` is the probability of dropping each attention weight in training (nanoGPT's
+/// `attn_dropout`); it applies under autodiff only. The mask comes from a counter-based hash
+/// of each weight's index and a seed drawn from burn-flex's random generator, which the data
+/// loader seeds per batch: a resumed run draws the same masks. The backward pass hashes the
+/// same indices again instead of keeping the mask.
 pub fn fused_causal_attention<B: Backend>(
     qkv: Tensor<B, 3>,
     n_head: usize,
+    dropout: f64,
 ) -> Result<Tensor<B, 3>, Tensor<B, 3>> {
     let [batch, seq, width] = qkv.dims();
+    if width % 3 != 0 || n_head == 0 || (width / 3) % n_head != 0 {
+        // Heads that do not split the width evenly: not the kernel's to compute.
+        return Err(qkv);
+    }
     let shape = AttentionShape {
         batch,
         seq,
@@ -43,9 +57,67 @@ pub fn fused_causal_attention<B: Backend>(
         n_head,
     };
     match route(qkv) {
-        Route::FlexAutodiff(qkv) => Ok(back(attention_autodiff(qkv, shape))),
-        Route::Flex(qkv) => Ok(back(forward(&qkv, shape).0)),
+        Route::FlexAutodiff(qkv) => {
+            let dropout = (dropout > 0.0).then(|| Dropout::draw(dropout as f32));
+            Ok(back(attention_autodiff(qkv, shape, dropout)))
+        }
+        Route::Flex(qkv) => Ok(back(forward(&qkv, shape, None).0)),
         other => Err(other.into_tensor()),
+    }
+}
+
+/// Dropout on the attention weights: weight `index` (its place in `[batch·head, seq, seq]`) is
+/// kept when its hash is at least `threshold` (`p·2³²`), and scaled by `1/(1 − p)`.
+#[derive(Debug, Clone, Copy)]
+struct Dropout {
+    seed: [u32; 2],
+    threshold: u32,
+    scale: f32,
+}
+
+impl Dropout {
+    /// A mask for dropping with probability `p`, its seed from burn-flex's generator.
+    fn draw(p: f32) -> Self {
+        let random = Tensor::<Flex, 1>::random([2], Distribution::Default, &Default::default());
+        let random: Vec<f32> = random.into_data().to_vec().expect("f32 values");
+        Self {
+            seed: [random[0].to_bits(), random[1].to_bits()],
+            threshold: (p.clamp(0.0, 1.0) as f64 * 4_294_967_296.0).min(u32::MAX as f64) as u32,
+            scale: 1.0 / (1.0 - p),
+        }
+    }
+
+    /// `1/(1 − p)` where weight `index` is kept, 0 where it is dropped (murmur3's finalizer
+    /// over the index and the seed: integer operations that vectorize).
+    #[inline(always)]
+    fn factor(&self, index: u32) -> f32 {
+        let mut h = index.wrapping_mul(0x9E37_79B1) ^ self.seed[0];
+        h ^= h >> 16;
+        h = h.wrapping_mul(0x85EB_CA6B) ^ self.seed[1];
+        h ^= h >> 13;
+        h = h.wrapping_mul(0xC2B2_AE35);
+        h ^= h >> 16;
+        if h >= self.threshold { self.scale } else { 0.0 }
+    }
+}
+
+/// `out = p ⊙ mask` for the `[t, t]` weights of unit `unit` (compiled for each SIMD
+/// instruction set, see [`crate::fast_math`]).
+#[multiversion(targets = "simd")]
+fn dropped(out: &mut [MaybeUninit<f32>], p: &[f32], dropout: Dropout, unit: usize) {
+    assert_eq!(out.len(), p.len());
+    let base = (unit * p.len()) as u32;
+    for (i, (o, &w)) in out.iter_mut().zip(p).enumerate() {
+        o.write(w * dropout.factor(base.wrapping_add(i as u32)));
+    }
+}
+
+/// `values ⊙= mask` in place, for the weights' gradient.
+#[multiversion(targets = "simd")]
+fn mask_in_place(values: &mut [f32], dropout: Dropout, unit: usize) {
+    let base = (unit * values.len()) as u32;
+    for (i, v) in values.iter_mut().enumerate() {
+        *v *= dropout.factor(base.wrapping_add(i as u32));
     }
 }
 
@@ -76,7 +148,11 @@ impl AttentionShape {
 }
 
 /// `(output [batch, seq, n_embd], P [batch·head, seq, seq])`.
-fn forward(qkv: &FlexTensor, s: AttentionShape) -> (FlexTensor, FlexTensor) {
+fn forward(
+    qkv: &FlexTensor,
+    s: AttentionShape,
+    dropout: Option<Dropout>,
+) -> (FlexTensor, FlexTensor) {
     let qkv = qkv.to_contiguous();
     let data = qkv.storage::<f32>();
     let (t, d, width) = (s.seq, s.head_dim(), 3 * s.n_embd);
@@ -99,7 +175,13 @@ fn forward(qkv: &FlexTensor, s: AttentionShape) -> (FlexTensor, FlexTensor) {
                         product_into(p, q, k.t(), s.scale());
                         let p = assume_written(p);
                         causal_softmax_rows(p, t);
-                        product_into(y, Matrix::new(p, 0, t, t, t), v, 1.0);
+                        match dropout {
+                            Some(dropout) => {
+                                let kept = written(t * t, |kept| dropped(kept, p, dropout, unit));
+                                product_into(y, Matrix::new(&kept, 0, t, t, t), v, 1.0);
+                            }
+                            None => product_into(y, Matrix::new(p, 0, t, t, t), v, 1.0),
+                        }
                     })
             })
         })
@@ -183,13 +265,14 @@ fn interleave_heads(blocks: &[f32], parts: usize, s: AttentionShape) -> Vec<f32>
     }
 }
 
-/// The gradient with respect to `qkv` of the forward pass that gave `probs`, given the
-/// output's gradient `grad`.
+/// The gradient with respect to `qkv` of the forward pass that gave `probs` (the weights
+/// before dropout), given the output's gradient `grad`.
 fn backward(
     qkv: &FlexTensor,
     probs: &FlexTensor,
     grad: &FlexTensor,
     s: AttentionShape,
+    dropout: Option<Dropout>,
 ) -> FlexTensor {
     let qkv = qkv.to_contiguous();
     let probs = probs.to_contiguous();
@@ -218,8 +301,16 @@ fn backward(
                     let (dq, rest) = out.split_at_mut(t * d);
                     let (dk, dv) = rest.split_at_mut(t * d);
 
-                    product_into(dv, p.t(), dy, 1.0);
                     let mut ds = written(t * t, |ds| product_into(ds, dy, v.t(), 1.0));
+                    match dropout {
+                        Some(dropout) => {
+                            // Y = (P ⊙ M)·V: dV = (P ⊙ M)ᵀ·dY, dP = (dY·Vᵀ) ⊙ M.
+                            let kept = written(t * t, |kept| dropped(kept, p_unit, dropout, unit));
+                            product_into(dv, Matrix::new(&kept, 0, t, t, t).t(), dy, 1.0);
+                            mask_in_place(&mut ds, dropout, unit);
+                        }
+                        None => product_into(dv, p.t(), dy, 1.0),
+                    }
                     softmax_backward_rows(&mut ds, p_unit, t, scale);
                     let ds = Matrix::new(&ds, 0, t, t, t);
                     product_into(dq, ds, k, 1.0);
@@ -233,9 +324,13 @@ fn backward(
     )
 }
 
-fn attention_autodiff(qkv: FlexAutodiffTensor, s: AttentionShape) -> FlexAutodiffTensor {
+fn attention_autodiff(
+    qkv: FlexAutodiffTensor,
+    s: AttentionShape,
+    dropout: Option<Dropout>,
+) -> FlexAutodiffTensor {
     #[derive(Debug)]
-    struct CausalAttention(AttentionShape);
+    struct CausalAttention(AttentionShape, Option<Dropout>);
 
     impl Backward<Flex, 1> for CausalAttention {
         type State = (FlexTensor, FlexTensor);
@@ -243,20 +338,20 @@ fn attention_autodiff(qkv: FlexAutodiffTensor, s: AttentionShape) -> FlexAutodif
         fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
             let (qkv, probs) = ops.state;
             unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
-                backward(&qkv, &probs, &grad, self.0)
+                backward(&qkv, &probs, &grad, self.0, self.1)
             });
         }
     }
 
-    match CausalAttention(s)
+    match CausalAttention(s, dropout)
         .prepare::<NoCheckpointing>([qkv.node.clone()])
         .compute_bound()
         .stateful()
     {
         OpsKind::Tracked(prep) => {
-            let (output, probs) = forward(&qkv.primitive, s);
+            let (output, probs) = forward(&qkv.primitive, s, dropout);
             prep.finish((qkv.primitive, probs), output)
         }
-        OpsKind::UnTracked(prep) => prep.finish(forward(&qkv.primitive, s).0),
+        OpsKind::UnTracked(prep) => prep.finish(forward(&qkv.primitive, s, dropout).0),
     }
 }

@@ -45,7 +45,7 @@ fn max_abs_diff<B: Backend, const D: usize>(a: Tensor<B, D>, b: Tensor<B, D>) ->
 
 /// The fused kernel, which takes every burn-flex tensor.
 fn causal_attention<B: Backend>(qkv: Tensor<B, 3>, n_head: usize) -> Tensor<B, 3> {
-    fused_causal_attention(qkv, n_head).expect("a burn-flex tensor")
+    fused_causal_attention(qkv, n_head, 0.0).expect("a burn-flex tensor")
 }
 
 /// The reference: burn's attention op on the heads split out of `qkv`, merged again.
@@ -161,4 +161,82 @@ fn flex_tensors_take_the_fused_path_and_others_burns() {
     // Half precision is left to burn.
     let half = tensor::<Flex, 2>(shape, 1, 1.0).cast(burn::tensor::DType::BF16);
     assert!(matches!(route(half), Route::Other(_)));
+}
+
+/// The kernel with attention dropout `p` on burn-flex's generator seeded with `seed`.
+fn dropped_attention(qkv: Tensor<Train, 3>, n_head: usize, p: f64, seed: u64) -> Tensor<Train, 3> {
+    <Flex as Backend>::seed(&Default::default(), seed);
+    fused_causal_attention(qkv, n_head, p).expect("a burn-flex tensor")
+}
+
+#[test]
+fn attention_dropout_is_seeded_unbiased_and_differentiated_exactly() {
+    let (batch, seq, n_embd, n_head) = (8, 64, 16, 2);
+    // Values of 1: each output is the sum of its row's kept weights, scaled by 1/(1 - p),
+    // which is 1 on average and 0 or 2 for the first position (one key) at p = 0.5.
+    let ones_v = || {
+        let qk = tensor::<Train, 3>([batch, seq, 2 * n_embd], 7, 1.0);
+        Tensor::cat(
+            vec![qk, Tensor::ones([batch, seq, n_embd], &Default::default())],
+            2,
+        )
+    };
+    let out: Vec<f32> = dropped_attention(ones_v(), n_head, 0.5, 1)
+        .into_data()
+        .to_vec()
+        .unwrap();
+    let mean = out.iter().sum::<f32>() / out.len() as f32;
+    assert!(
+        (mean - 1.0).abs() < 0.05,
+        "mean output {mean}, want about 1"
+    );
+    let first: Vec<f32> = out
+        .chunks(seq * n_embd)
+        .map(|sequence| sequence[0])
+        .collect();
+    assert!(
+        first.iter().all(|&y| y == 0.0 || (y - 2.0).abs() < 1e-6),
+        "{first:?}"
+    );
+    assert!(
+        first.contains(&0.0) && first.iter().any(|&y| y > 0.0),
+        "{first:?}"
+    );
+
+    // The same seed gives the same mask; another seed another one.
+    let input = || tensor::<Train, 3>([2, 9, 24], 8, 1.0);
+    let a = dropped_attention(input(), 2, 0.3, 5);
+    let b = dropped_attention(input(), 2, 0.3, 5);
+    let c = dropped_attention(input(), 2, 0.3, 6);
+    assert_eq!(max_abs_diff(a.clone(), b), 0.0);
+    assert!(max_abs_diff(a, c) > 1e-3);
+
+    // The gradient is that of the forward pass with the same mask: central differences.
+    let upstream = tensor::<Train, 3>([2, 9, 8], 9, 1.0);
+    let loss = |x: Tensor<Train, 3>| (dropped_attention(x, 2, 0.3, 5) * upstream.clone()).sum();
+    let x = input().require_grad();
+    let grad: Vec<f32> = x
+        .grad(&loss(x.clone()).backward())
+        .unwrap()
+        .into_data()
+        .to_vec()
+        .unwrap();
+    let base: Vec<f32> = input().into_data().to_vec().unwrap();
+    for index in (0..base.len()).step_by(7) {
+        let at = |delta: f32| {
+            let mut values = base.clone();
+            values[index] += delta;
+            let x = Tensor::<Train, 3>::from_data(
+                TensorData::new(values, [2, 9, 24]),
+                &Default::default(),
+            );
+            loss(x).into_scalar()
+        };
+        let numeric = (at(1e-2) - at(-1e-2)) / 2e-2;
+        assert!(
+            (numeric - grad[index]).abs() < 2e-3 + 1e-2 * numeric.abs(),
+            "d/dx[{index}]: {} analytic, {numeric} numeric",
+            grad[index]
+        );
+    }
 }

@@ -63,36 +63,50 @@ impl<B: Backend> CausalSelfAttention<B> {
 
     /// `x: [batch, seq, n_embd]` to `[batch, seq, n_embd]`.
     pub fn forward(&self, x: Tensor<B, 3>, autocast: Autocast) -> Tensor<B, 3> {
-        let dropout = self.attn_dropout.prob > 0.0 && B::ad_enabled(&x.device());
-        let y = if dropout || autocast.is_on() {
+        let dropout = match B::ad_enabled(&x.device()) {
+            true => self.attn_dropout.prob,
+            false => 0.0,
+        };
+        let qkv = autocast.linear(&self.qkv, x);
+        let y = match self.attend_fused(qkv, dropout, autocast) {
+            Ok(merged) => merged,
             // Dropout on the attention weights, and mixed precision (products in half
-            // precision, softmax in f32), need the weights materialized.
-            let seq = x.dims()[1];
-            let [q, k, v] = self.project_qkv(x, autocast);
-            let future = Tensor::<B, 2, Bool>::tril_mask([seq, seq], 0, &q.device());
-            self.merge_heads(self.attend(q, k, v, future, autocast))
-        } else {
-            self.attend_fused(autocast.linear(&self.qkv, x))
+            // precision, softmax in f32), need the weights materialized elsewhere.
+            Err(qkv) => {
+                let seq = qkv.dims()[1];
+                let [q, k, v] = split_heads(qkv, self.n_head);
+                let future = Tensor::<B, 2, Bool>::tril_mask([seq, seq], 0, &q.device());
+                self.merge_heads(self.attend(q, k, v, future, autocast))
+            }
         };
         self.project_out(y, autocast)
     }
 
-    /// Causal attention of `qkv: [batch, seq, 3·n_embd]` without dropout, in one operation:
-    /// the fused kernel on burn-flex (with the `cpu-kernels` feature), burn's attention op
-    /// elsewhere. Returns the merged heads, `[batch, seq, n_embd]`.
-    fn attend_fused(&self, qkv: Tensor<B, 3>) -> Tensor<B, 3> {
+    /// Causal attention of `qkv: [batch, seq, 3·n_embd]` in one operation, where there is
+    /// one: the fused kernel on burn-flex in f32 (with the `cpu-kernels` feature; with
+    /// `dropout` on the weights), burn's attention op on other backends without dropout or
+    /// mixed precision. Returns the merged heads, `[batch, seq, n_embd]`, or `qkv` back.
+    fn attend_fused(
+        &self,
+        qkv: Tensor<B, 3>,
+        dropout: f64,
+        autocast: Autocast,
+    ) -> Result<Tensor<B, 3>, Tensor<B, 3>> {
         #[cfg(feature = "cpu-kernels")]
-        let qkv = match quill_kernels::fused_causal_attention(qkv, self.n_head) {
-            Ok(merged) => return merged,
+        let qkv = match quill_kernels::fused_causal_attention(qkv, self.n_head, dropout) {
+            Ok(merged) => return Ok(merged),
             Err(qkv) => qkv,
         };
+        if dropout > 0.0 || autocast.is_on() {
+            return Err(qkv);
+        }
         let [q, k, v] = split_heads(qkv, self.n_head);
         let options = AttentionModuleOptions {
             scale: None,
             softcap: None,
             is_causal: true,
         };
-        self.merge_heads(attention(q, k, v, None, None, options))
+        Ok(self.merge_heads(attention(q, k, v, None, None, options)))
     }
 
     /// Like [`forward`](Self::forward) for `x` holding the positions that follow those in
