@@ -7,7 +7,7 @@
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::common::{Quill, fails_with, ok};
 
@@ -46,6 +46,8 @@ fn assert_matches_reference(quill: &Quill, run: &str) {
 /// A training process, started and watched until it printed its evaluation of `epoch`.
 struct Running {
     child: Child,
+    /// How long the last epoch took (the first one's includes the start-up).
+    epoch_time: Duration,
 }
 
 impl Running {
@@ -57,14 +59,27 @@ impl Running {
             .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let marker = format!("epoch {epoch}/");
+        let mut last = Instant::now();
+        let mut epoch_time = Duration::ZERO;
         for line in lines.by_ref() {
-            if line.unwrap().starts_with(&marker) {
+            let line = line.unwrap();
+            if line.starts_with("epoch ") {
+                epoch_time = last.elapsed();
+                last = Instant::now();
+            }
+            if line.starts_with(&marker) {
                 break;
             }
         }
         // Keep draining, so the run never blocks on a full pipe.
         std::thread::spawn(move || lines.for_each(drop));
-        Self { child }
+        Self { child, epoch_time }
+    }
+
+    /// Waits a quarter of an epoch, so that a signal sent next lands in the middle of the
+    /// epoch after the one `start` waited for, however fast this machine trains.
+    fn into_the_next_epoch(&self) {
+        std::thread::sleep(self.epoch_time / 4);
     }
 
     fn signal(&self, signal: &str) {
@@ -89,16 +104,11 @@ impl Running {
     }
 }
 
-/// An epoch of configs/tiny.toml takes about a second on two cores: this lands mid-epoch.
-fn into_the_next_epoch() {
-    std::thread::sleep(Duration::from_millis(250));
-}
-
 #[test]
 fn ctrl_c_saves_the_step_and_the_printed_command_resumes_it() {
     let quill = Quill::new();
     let run = Running::start(quill.train_command("tiny.toml", "stopped", &[]), 1);
-    into_the_next_epoch();
+    run.into_the_next_epoch();
     run.signal("-INT");
     let (status, err) = run.finish();
     assert_eq!(status.code(), Some(130), "{err}");
@@ -133,7 +143,7 @@ fn two_signals_back_to_back_are_one_request_and_still_save_the_step() {
     // apart. They are one request (a second one only counts a second later).
     let quill = Quill::new();
     let run = Running::start(quill.train_command("tiny.toml", "twice", &[]), 1);
-    into_the_next_epoch();
+    run.into_the_next_epoch();
     run.signal("-INT");
     run.signal("-INT");
     let (status, err) = run.finish();
@@ -152,7 +162,7 @@ fn kills_and_crashes_mid_write_resume_from_the_last_complete_checkpoint() {
 
     // SIGKILL in the middle of epoch 2.
     let run = Running::start(quill.train_command("tiny.toml", "killed", &[]), 1);
-    into_the_next_epoch();
+    run.into_the_next_epoch();
     run.signal("-KILL");
     let (status, _) = run.finish();
     assert!(!status.success());
@@ -171,7 +181,7 @@ fn kills_and_crashes_mid_write_resume_from_the_last_complete_checkpoint() {
     let mut command = resume();
     command.env("QUILL_CRASH_WRITING", "model");
     let run = Running::start(command, 3);
-    into_the_next_epoch();
+    run.into_the_next_epoch();
     run.signal("-INT");
     let (status, _) = run.finish();
     assert!(!status.success());

@@ -291,18 +291,10 @@ fn layer_norm_autodiff(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::backend::{Autodiff, NdArray};
+    use crate::test_support::{A, R, same};
     use burn::module::Param;
     use burn::nn::LayerNormConfig;
     use burn::tensor::Distribution;
-
-    type A = Autodiff<Flex>;
-    type R = Autodiff<NdArray>;
-
-    fn same<const D: usize>(got: Tensor<Flex, D>, want: Tensor<NdArray, D>) {
-        got.into_data()
-            .assert_approx_eq::<f32>(&want.into_data(), Default::default());
-    }
 
     /// Values and the gradients of x, γ and β against burn's LayerNorm on burn-ndarray, with
     /// and without β, and with more rows than one task takes.

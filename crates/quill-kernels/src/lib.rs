@@ -26,6 +26,8 @@ pub mod layer_norm;
 pub mod linear;
 pub mod matrix;
 pub mod route;
+#[cfg(test)]
+mod test_support;
 
 pub use attention::fused_causal_attention;
 pub use gelu::gelu;

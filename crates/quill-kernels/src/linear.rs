@@ -223,17 +223,9 @@ fn linear_bias_autodiff(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::backend::{Autodiff, NdArray};
+    use crate::test_support::{A, R, same};
     use burn::tensor::Distribution;
     use burn::tensor::module::linear;
-
-    type A = Autodiff<Flex>;
-    type R = Autodiff<NdArray>;
-
-    fn same<const D: usize>(got: Tensor<Flex, D>, want: Tensor<NdArray, D>) {
-        got.into_data()
-            .assert_approx_eq::<f32>(&want.into_data(), Default::default());
-    }
 
     /// Values and all three gradients against burn's `linear` on burn-ndarray, for a weight
     /// read in place and one read through a transposed view (the tied head), and for row
