@@ -78,7 +78,7 @@ impl Running {
 
     /// Waits a quarter of an epoch, so that a signal sent next lands in the middle of the
     /// epoch after the one `start` waited for, however fast this machine trains.
-    fn into_the_next_epoch(&self) {
+    fn wait_into_the_next_epoch(&self) {
         std::thread::sleep(self.epoch_time / 4);
     }
 
@@ -108,7 +108,7 @@ impl Running {
 fn ctrl_c_saves_the_step_and_the_printed_command_resumes_it() {
     let quill = Quill::new();
     let run = Running::start(quill.train_command("tiny.toml", "stopped", &[]), 1);
-    run.into_the_next_epoch();
+    run.wait_into_the_next_epoch();
     run.signal("-INT");
     let (status, err) = run.finish();
     assert_eq!(status.code(), Some(130), "{err}");
@@ -143,7 +143,7 @@ fn two_signals_back_to_back_are_one_request_and_still_save_the_step() {
     // apart. They are one request (a second one only counts a second later).
     let quill = Quill::new();
     let run = Running::start(quill.train_command("tiny.toml", "twice", &[]), 1);
-    run.into_the_next_epoch();
+    run.wait_into_the_next_epoch();
     run.signal("-INT");
     run.signal("-INT");
     let (status, err) = run.finish();
@@ -162,7 +162,7 @@ fn kills_and_crashes_mid_write_resume_from_the_last_complete_checkpoint() {
 
     // SIGKILL in the middle of epoch 2.
     let run = Running::start(quill.train_command("tiny.toml", "killed", &[]), 1);
-    run.into_the_next_epoch();
+    run.wait_into_the_next_epoch();
     run.signal("-KILL");
     let (status, _) = run.finish();
     assert!(!status.success());
@@ -181,7 +181,7 @@ fn kills_and_crashes_mid_write_resume_from_the_last_complete_checkpoint() {
     let mut command = resume();
     command.env("QUILL_CRASH_WRITING", "model");
     let run = Running::start(command, 3);
-    run.into_the_next_epoch();
+    run.wait_into_the_next_epoch();
     run.signal("-INT");
     let (status, _) = run.finish();
     assert!(!status.success());
