@@ -56,14 +56,15 @@ pub fn fused_adamw_step<B: Backend, const D: usize>(
         Some(s) => (s.time, Some((route(s.moment_1), route(s.moment_2)))),
         None => (0, None),
     };
+    let time_after = time + 1;
     match (route(tensor), route(grad), moments) {
         (Route::Flex(p), Route::Flex(g), None) => {
-            let [p, m, v] = step(constants, lr, 1, &p, &g, None);
-            Ok(finish(p, m, v, 1))
+            let [p, m, v] = step(constants, lr, time_after, &p, &g, None);
+            Ok(finish(p, m, v, time_after))
         }
         (Route::Flex(p), Route::Flex(g), Some((Route::Flex(m), Route::Flex(v)))) => {
-            let [p, m, v] = step(constants, lr, time + 1, &p, &g, Some((&m, &v)));
-            Ok(finish(p, m, v, time + 1))
+            let [p, m, v] = step(constants, lr, time_after, &p, &g, Some((&m, &v)));
+            Ok(finish(p, m, v, time_after))
         }
         (tensor, grad, moments) => Err((
             tensor.into_tensor(),

@@ -12,18 +12,14 @@
 
 use std::mem::MaybeUninit;
 
-use burn::backend::flex::Flex;
 use burn::prelude::*;
-use burn_autodiff::checkpoint::base::Checkpointer;
-use burn_autodiff::checkpoint::strategy::NoCheckpointing;
-use burn_autodiff::grads::Gradients;
-use burn_autodiff::ops::{Backward, Ops, OpsKind};
 use burn_flex::FlexTensor;
 use multiversion::multiversion;
 use rayon::prelude::*;
 
 use crate::buffer::written;
 use crate::fast_math::{dot, lanes};
+use crate::fused::record;
 use crate::route::{FlexAutodiffTensor, Route, back, flex_tensor, route};
 
 /// Rows per parallel task.
@@ -226,72 +222,38 @@ fn layer_norm_autodiff(
     beta: Option<FlexAutodiffTensor>,
     eps: f32,
 ) -> FlexAutodiffTensor {
-    /// `x`, `γ` and each row's `(mean, rstd)`.
-    type State = (FlexTensor, FlexTensor, Vec<[f32; 2]>);
-
-    #[derive(Debug)]
-    struct LayerNorm;
-
-    impl Backward<Flex, 2> for LayerNorm {
-        type State = State;
-
-        fn backward(self, ops: Ops<State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
-            let dy = grads.consume::<Flex>(&ops.node);
-            let (x, gamma, stats) = ops.state;
-            let (dx, dgamma, _) = backward(&x, &gamma, &stats, &dy);
-            for (node, grad) in ops.parents.into_iter().zip([dx, dgamma]) {
-                if let Some(node) = node {
-                    grads.register::<Flex>(node.id, grad);
-                }
-            }
-        }
-    }
-
-    #[derive(Debug)]
-    struct LayerNormBias;
-
-    impl Backward<Flex, 3> for LayerNormBias {
-        type State = State;
-
-        fn backward(self, ops: Ops<State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-            let dy = grads.consume::<Flex>(&ops.node);
-            let (x, gamma, stats) = ops.state;
-            let (dx, dgamma, dbeta) = backward(&x, &gamma, &stats, &dy);
-            for (node, grad) in ops.parents.into_iter().zip([dx, dgamma, dbeta]) {
-                if let Some(node) = node {
-                    grads.register::<Flex>(node.id, grad);
-                }
-            }
-        }
-    }
-
-    let beta_primitive = beta.as_ref().map(|b| b.primitive.clone());
-    let (output, stats) = forward(&x.primitive, &gamma.primitive, beta_primitive.as_ref(), eps);
-    let state = (x.primitive, gamma.primitive.clone(), stats);
-    match beta {
-        None => match LayerNorm
-            .prepare::<NoCheckpointing>([x.node.clone(), gamma.node.clone()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish(state, output),
-            OpsKind::UnTracked(prep) => prep.finish(output),
-        },
-        Some(beta) => match LayerNormBias
-            .prepare::<NoCheckpointing>([x.node.clone(), gamma.node.clone(), beta.node.clone()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish(state, output),
-            OpsKind::UnTracked(prep) => prep.finish(output),
-        },
+    let forward = || {
+        let beta = beta.as_ref().map(|b| &b.primitive);
+        let (output, stats) = forward(&x.primitive, &gamma.primitive, beta, eps);
+        (
+            output,
+            (x.primitive.clone(), gamma.primitive.clone(), stats),
+        )
+    };
+    match &beta {
+        None => record([&x, &gamma], forward, |(x, gamma, stats): State, dy, _| {
+            let (dx, dgamma, _) = backward(&x, &gamma, &stats, dy);
+            [Some(dx), Some(dgamma)]
+        }),
+        Some(beta) => record(
+            [&x, &gamma, beta],
+            forward,
+            |(x, gamma, stats): State, dy, _| {
+                let (dx, dgamma, dbeta) = backward(&x, &gamma, &stats, dy);
+                [Some(dx), Some(dgamma), Some(dbeta)]
+            },
+        ),
     }
 }
+
+/// `x`, `γ` and each row's `(mean, rstd)`.
+type State = (FlexTensor, FlexTensor, Vec<[f32; 2]>);
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::test_support::{A, R, same};
+    use burn::backend::Flex;
     use burn::module::Param;
     use burn::nn::LayerNormConfig;
     use burn::tensor::Distribution;

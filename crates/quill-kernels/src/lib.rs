@@ -14,13 +14,15 @@
 //! runners do not compile burn-flex.
 //!
 //! Read [`route`] (how a tensor is recognised as burn-flex's), [`fast_math`] (vectorized math
-//! and per-CPU compilation), [`buffer`] and [`matrix`] (outputs and products), then the
+//! and per-CPU compilation), [`buffer`], [`matrix`] and [`fused`] (outputs, products, and
+//! operations in autodiff's graph), then the
 //! kernels: [`gelu`], [`layer_norm`], [`linear`], [`attention`] and [`adamw`].
 
 pub mod adamw;
 pub mod attention;
 pub mod buffer;
 pub mod fast_math;
+pub mod fused;
 pub mod gelu;
 pub mod layer_norm;
 pub mod linear;

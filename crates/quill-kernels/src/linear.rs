@@ -10,16 +10,12 @@
 //! burn runs one after the other.
 #![allow(unsafe_code)]
 
-use burn::backend::flex::Flex;
 use burn::prelude::*;
-use burn_autodiff::checkpoint::base::Checkpointer;
-use burn_autodiff::checkpoint::strategy::NoCheckpointing;
-use burn_autodiff::grads::Gradients;
-use burn_autodiff::ops::{Backward, Ops, OpsKind};
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
 use crate::buffer::written;
+use crate::fused::record;
 use crate::matrix::{Matrix, product_into, readable};
 use crate::route::{FlexAutodiffTensor, Route, back, flex_tensor, route};
 
@@ -135,43 +131,19 @@ fn backward(
     (dx, dw, db)
 }
 
+/// The weight when `x` needs a gradient, `x` when the weight does.
+type LinearState = (Option<FlexTensor>, Option<FlexTensor>);
+
 fn linear_autodiff(x: FlexAutodiffTensor, weight: FlexAutodiffTensor) -> FlexAutodiffTensor {
-    #[derive(Debug)]
-    struct Linear;
-
-    impl Backward<Flex, 2> for Linear {
-        /// `x` when the weight needs a gradient, the weight when `x` does.
-        type State = (Option<FlexTensor>, Option<FlexTensor>);
-
-        fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
-            let [node_x, node_weight] = ops.parents;
-            let dy = grads.consume::<Flex>(&ops.node);
-            let (x, weight) = ops.state;
-            let (dx, dw, _) = backward(&dy, x.as_ref(), weight.as_ref(), false);
-            for (node, grad) in [(node_x, dx), (node_weight, dw)] {
-                if let (Some(node), Some(grad)) = (node, grad) {
-                    grads.register::<Flex>(node.id, grad);
-                }
-            }
-        }
-    }
-
-    let (x_tracked, weight_tracked) = (x.is_tracked(), weight.is_tracked());
-    match Linear
-        .prepare::<NoCheckpointing>([x.node.clone(), weight.node.clone()])
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => {
-            let y = forward(&x.primitive, &weight.primitive, None);
-            let state = (
-                weight_tracked.then_some(x.primitive),
-                x_tracked.then_some(weight.primitive),
-            );
-            prep.finish(state, y)
-        }
-        OpsKind::UnTracked(prep) => prep.finish(forward(&x.primitive, &weight.primitive, None)),
-    }
+    let state = saved(&x, &weight);
+    record(
+        [&x, &weight],
+        || (forward(&x.primitive, &weight.primitive, None), state),
+        |(x, weight): LinearState, dy, _| {
+            let (dx, dw, _) = backward(dy, x.as_ref(), weight.as_ref(), false);
+            [dx, dw]
+        },
+    )
 }
 
 fn linear_bias_autodiff(
@@ -179,51 +151,35 @@ fn linear_bias_autodiff(
     weight: FlexAutodiffTensor,
     bias: FlexAutodiffTensor,
 ) -> FlexAutodiffTensor {
-    #[derive(Debug)]
-    struct LinearBias;
+    let state = saved(&x, &weight);
+    record(
+        [&x, &weight, &bias],
+        || {
+            (
+                forward(&x.primitive, &weight.primitive, Some(&bias.primitive)),
+                state,
+            )
+        },
+        |(x, weight): LinearState, dy, [_, _, bias]| {
+            let (dx, dw, db) = backward(dy, x.as_ref(), weight.as_ref(), bias);
+            [dx, dw, db]
+        },
+    )
+}
 
-    impl Backward<Flex, 3> for LinearBias {
-        type State = (Option<FlexTensor>, Option<FlexTensor>);
-
-        fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-            let [node_x, node_weight, node_bias] = ops.parents;
-            let dy = grads.consume::<Flex>(&ops.node);
-            let (x, weight) = ops.state;
-            let (dx, dw, db) = backward(&dy, x.as_ref(), weight.as_ref(), node_bias.is_some());
-            for (node, grad) in [(node_x, dx), (node_weight, dw), (node_bias, db)] {
-                if let (Some(node), Some(grad)) = (node, grad) {
-                    grads.register::<Flex>(node.id, grad);
-                }
-            }
-        }
-    }
-
-    let (x_tracked, weight_tracked) = (x.is_tracked(), weight.is_tracked());
-    match LinearBias
-        .prepare::<NoCheckpointing>([x.node.clone(), weight.node.clone(), bias.node.clone()])
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => {
-            let y = forward(&x.primitive, &weight.primitive, Some(&bias.primitive));
-            let state = (
-                weight_tracked.then_some(x.primitive),
-                x_tracked.then_some(weight.primitive),
-            );
-            prep.finish(state, y)
-        }
-        OpsKind::UnTracked(prep) => prep.finish(forward(
-            &x.primitive,
-            &weight.primitive,
-            Some(&bias.primitive),
-        )),
-    }
+/// What the backward pass reads: `x` for the weight's gradient, the weight for `x`'s.
+fn saved(x: &FlexAutodiffTensor, weight: &FlexAutodiffTensor) -> LinearState {
+    (
+        weight.is_tracked().then(|| x.primitive.clone()),
+        x.is_tracked().then(|| weight.primitive.clone()),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::test_support::{A, R, same};
+    use burn::backend::Flex;
     use burn::tensor::Distribution;
     use burn::tensor::module::linear;
 
