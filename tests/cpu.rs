@@ -8,6 +8,7 @@ mod end_to_end;
 mod generation;
 mod interop;
 mod interruption;
+mod nodes;
 mod scaling;
 mod sweeps;
 mod tokenizers;

@@ -123,6 +123,7 @@ fn scaling<B: AutodiffBackend>(
             resume: false,
             dashboard: false,
             progress_to_stderr: true,
+            cluster: None,
         };
         let summary = train_on::<B>(options, devices[..count].to_vec())?;
         let base = *one.get_or_insert(summary.tokens_per_s);

@@ -7,11 +7,13 @@ use quill_train::RunConfig;
 use quill_train::config::{Devices, check_devices};
 
 /// The devices `train.devices` names (the one `--device` picks by default), opened before
-/// anything on disk changes, and checked to share out `train.grad_accum`.
+/// anything on disk changes, and checked to share out `train.grad_accum` (with as many on
+/// each of `nodes` nodes).
 pub(crate) fn open_devices<B: AutodiffBackend>(
     config: &RunConfig,
     device_index: Option<usize>,
     pick: &dyn Fn(Option<usize>) -> anyhow::Result<B::Device>,
+    nodes: usize,
 ) -> anyhow::Result<Vec<B::Device>> {
     let choice = config.train.device_choice();
     let devices = pick_devices::<B>(&choice, device_index, pick).map_err(|e| match choice {
@@ -19,7 +21,7 @@ pub(crate) fn open_devices<B: AutodiffBackend>(
         Devices::Default => e,
         _ => anyhow::anyhow!("train.devices = \"{}\": {e:#}", config.train.devices),
     })?;
-    check_devices(config.train.grad_accum, devices.len()).map_err(anyhow::Error::msg)?;
+    check_devices(config.train.grad_accum, devices.len() * nodes).map_err(anyhow::Error::msg)?;
     Ok(devices)
 }
 

@@ -10,13 +10,14 @@ use quill_train::checkpoint::newest_step;
 use quill_train::disk;
 use quill_train::failure::{self, Fatal, RunInProgress};
 use quill_train::memory::MemoryEstimate;
+use quill_train::nodes::Cluster;
 use quill_train::training::TrainOptions;
 use quill_train::{RunConfig, RunDir, TrainError, interrupt, train_on};
 
 use crate::Runner;
 use crate::args::{ConfigArgs, WeightsArg};
 use crate::devices::open_devices;
-use crate::errors::Interrupted;
+use crate::errors::{Interrupted, whole_number};
 use crate::precision::use_precision;
 
 #[derive(Debug, Args)]
@@ -47,6 +48,25 @@ pub(crate) struct TrainArgs {
     /// CPU runner `0,0` is two replicas of the CPU) or `all`. Sets `train.devices`.
     #[arg(long, value_name = "LIST")]
     devices: Option<String>,
+    /// Train across this many processes (machines), each on its own devices; every node runs
+    /// the same command with its own --node-rank. See docs/scaling.md.
+    #[arg(long, value_parser = whole_number::<usize>, requires_all = ["node_rank", "coordinator"])]
+    nodes: Option<usize>,
+    /// This node's number, from 0; node 0 runs the orchestrator at --coordinator.
+    #[arg(long, value_parser = whole_number::<usize>, requires = "nodes")]
+    node_rank: Option<usize>,
+    /// HOST:PORT of the orchestrator, on node 0's machine.
+    #[arg(long, value_name = "HOST:PORT", requires = "nodes")]
+    coordinator: Option<String>,
+    /// HOST:PORT where the other nodes reach this one. Default: the coordinator's host and
+    /// port + 1 + --node-rank (right for nodes on one machine; name this machine's address
+    /// otherwise).
+    #[arg(long, value_name = "HOST:PORT", requires = "nodes")]
+    node_address: Option<String>,
+    /// Seconds a node waits for the others (to join, or for a step's gradients) before it
+    /// stops with an error.
+    #[arg(long, default_value_t = 120, value_parser = whole_number::<u64>)]
+    node_timeout: u64,
     /// Show burn-train's dashboard instead of progress lines (in a terminal only). The
     /// dashboard takes the keyboard: stop the run there with `q`, not Ctrl-C.
     #[arg(long)]
@@ -59,6 +79,8 @@ pub(crate) fn train_command<B: AutodiffBackend>(
     device_index: Option<usize>,
     pick: &dyn Fn(Option<usize>) -> anyhow::Result<B::Device>,
 ) -> anyhow::Result<()> {
+    let cluster = cluster(&args)?;
+    let nodes = cluster.as_ref().map_or(1, |c| c.nodes);
     if let Some(list) = &args.devices {
         // The same as `--set train.devices=LIST`, after the config's own and the --set ones.
         args.config.overrides.push(format!("train.devices={list}"));
@@ -85,7 +107,7 @@ pub(crate) fn train_command<B: AutodiffBackend>(
         check_memory(&config, runner, device_index, vocab)?;
         // Its checkpoints are on disk already: room for one more and the final weights.
         check_disk(&config, vocab, &run.path, 0, 1)?;
-        let devices = open_devices::<B>(&config, device_index, pick)?;
+        let devices = open_devices::<B>(&config, device_index, pick, nodes)?;
         (run, config, devices)
     } else {
         let mut config = RunConfig::load(&args.config.config, &args.config.overrides)?;
@@ -97,7 +119,7 @@ pub(crate) fn train_command<B: AutodiffBackend>(
         }
         // Before anything on disk changes (`--force` removes the old run below).
         check_memory(&config, runner, device_index, None)?;
-        let devices = open_devices::<B>(&config, device_index, pick)?;
+        let devices = open_devices::<B>(&config, device_index, pick, nodes)?;
         let name = args
             .name
             .clone()
@@ -126,6 +148,10 @@ pub(crate) fn train_command<B: AutodiffBackend>(
         1 => runner.backend.clone(),
         n => format!("{n} {} devices", runner.backend),
     };
+    let on = match &cluster {
+        Some(c) => format!("{on}, node {} of {}", c.rank, c.nodes),
+        None => on,
+    };
     println!(
         "{} {} on {on}: {} ({} steps; memory {})",
         runner.name,
@@ -140,6 +166,7 @@ pub(crate) fn train_command<B: AutodiffBackend>(
         resume: args.resume,
         dashboard: args.dashboard,
         progress_to_stderr: false,
+        cluster: cluster.clone(),
     };
     interrupt::install_handlers().context("cannot install the Ctrl-C handler")?;
     for device in &devices {
@@ -156,8 +183,15 @@ pub(crate) fn train_command<B: AutodiffBackend>(
             true => (run.config(), "--resume"),
             false => (args.config.config.clone(), "--force"),
         };
+        let nodes = match &cluster {
+            Some(c) => format!(
+                " --nodes {} --node-rank {} --coordinator {} --node-address {}",
+                c.nodes, c.rank, c.coordinator, c.address
+            ),
+            None => String::new(),
+        };
         format!(
-            "{} train --config {} --artifacts {} --name {run_name} {how}",
+            "{} train --config {} --artifacts {} --name {run_name} {how}{nodes}",
             runner.name,
             config.display(),
             args.artifacts.display(),
@@ -265,6 +299,34 @@ fn timestamp() -> String {
 /// The vocabulary assumed before the corpus is read: a character-level one is rarely larger,
 /// and the logits are a small part of the estimate.
 pub(crate) const ASSUMED_VOCAB: usize = 256;
+
+/// The node settings of a run across machines, checked before anything is written.
+fn cluster(args: &TrainArgs) -> anyhow::Result<Option<Cluster>> {
+    let (Some(nodes), Some(rank), Some(coordinator)) =
+        (args.nodes, args.node_rank, args.coordinator.clone())
+    else {
+        return Ok(None);
+    };
+    let address = match &args.node_address {
+        Some(address) => address.clone(),
+        None => {
+            let (host, port) = coordinator.rsplit_once(':').unwrap_or((&coordinator, ""));
+            let port: u16 = port
+                .parse()
+                .map_err(|_| anyhow::anyhow!("--coordinator: `{coordinator}` is not HOST:PORT"))?;
+            format!("{host}:{}", port as usize + 1 + rank)
+        }
+    };
+    let cluster = Cluster {
+        nodes,
+        rank,
+        coordinator,
+        address,
+        timeout: std::time::Duration::from_secs(args.node_timeout),
+    };
+    cluster.validate().map_err(anyhow::Error::msg)?;
+    Ok(Some(cluster))
+}
 
 /// Refuses a run whose directory `dir` cannot hold `count` more checkpoints, counting the
 /// `freed` bytes of a run that `--force` replaces.

@@ -149,7 +149,7 @@ impl<B: Backend> WindowLoader<B> {
     /// Shard `index` of `count` of this loader's batches (of a shard, a finer shard): its
     /// own pass counter, starting where this one stands, and its share of the batches to
     /// skip. `count` must divide the batches per pass.
-    fn shard(&self, index: usize, count: usize) -> Self {
+    pub fn shard(&self, index: usize, count: usize) -> Self {
         let sampling = match self.sampling.as_ref() {
             Sampling::Fixed => Sampling::Fixed,
             Sampling::PerEpoch {

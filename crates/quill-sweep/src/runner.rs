@@ -111,6 +111,7 @@ fn train_one<B: AutodiffBackend>(
         resume,
         dashboard: false,
         progress_to_stderr: false,
+        cluster: None,
     };
     let device = device.clone();
     let summary = catch_unwind(AssertUnwindSafe(|| train::<B>(train_options, device)))

@@ -26,6 +26,8 @@ use crate::run_dir::RunDir;
 pub enum Fatal {
     DiskFull,
     OutOfMemory,
+    /// Training across machines: the other nodes stopped answering (`nodes`).
+    LostNode,
 }
 
 impl Fatal {
@@ -98,6 +100,7 @@ pub fn message(fatal: Fatal, detail: &str) -> String {
     let what = match fatal {
         Fatal::DiskFull => "no space left on device",
         Fatal::OutOfMemory => "out of memory",
+        Fatal::LostNode => "lost contact with the other nodes",
     };
     let detail = match detail {
         "" => String::new(),
@@ -125,6 +128,7 @@ pub fn message(fatal: Fatal, detail: &str) -> String {
             "lower train.batch_size (a higher train.grad_accum keeps the tokens per step) and {how} with"
         ),
         (Fatal::OutOfMemory, _) => format!("{how} with"),
+        (Fatal::LostNode, _) => format!("{how} every node with"),
     };
     format!("{what} while training {dir}{detail}{checkpoint}; {remedy}: {command}")
 }
@@ -163,6 +167,15 @@ pub fn install_panic_hook() {
             && run_in_progress().is_some()
         {
             exit_with(fatal, "");
+        }
+        // burn-collective's tasks panic when a peer's connection closes.
+        use crate::nodes::{CollectivePanic, collective_panic};
+        match info.location().and_then(|l| collective_panic(l.file())) {
+            Some(CollectivePanic::LostNode) => {
+                exit_with(Fatal::LostNode, &message.replace('\n', " "))
+            }
+            Some(CollectivePanic::AfterTraining) => return,
+            None => {}
         }
         let location = info
             .location()

@@ -49,6 +49,7 @@ pub mod interrupt;
 pub mod memory;
 pub mod metrics;
 pub mod metrics_csv;
+pub mod nodes;
 pub mod optimizer;
 pub mod progress;
 pub mod run_dir;

@@ -205,22 +205,32 @@ impl Numeric for Perplexity {
     }
 }
 
-/// Training tokens processed per second of wall time since the epoch's first batch.
+/// Training tokens processed per second of wall time since the epoch's first batch, by all
+/// the nodes of a run across machines (each trains as many tokens per step as this one).
 #[derive(Clone)]
 pub struct TokensPerSecond {
     name: MetricName,
     state: NumericMetricState,
     started: Option<Instant>,
     tokens: usize,
+    nodes: usize,
 }
 
 impl Default for TokensPerSecond {
     fn default() -> Self {
+        Self::across(1)
+    }
+}
+
+impl TokensPerSecond {
+    /// The rate of `nodes` nodes that train in step with this one.
+    pub fn across(nodes: usize) -> Self {
         Self {
             name: Arc::new("Tokens per second".into()),
             state: NumericMetricState::new(),
             started: None,
             tokens: 0,
+            nodes,
         }
     }
 }
@@ -240,7 +250,7 @@ impl Metric for TokensPerSecond {
                 0.0
             }
             Some(started) => {
-                self.tokens += input.tokens;
+                self.tokens += input.tokens * self.nodes;
                 self.tokens as f64 / started.elapsed().as_secs_f64().max(1e-9)
             }
         };
@@ -249,7 +259,7 @@ impl Metric for TokensPerSecond {
     }
 
     fn clear(&mut self) {
-        *self = Self::default();
+        *self = Self::across(self.nodes);
     }
 
     fn attributes(&self) -> MetricAttributes {

@@ -2,7 +2,7 @@
 //! optimizer step it triggers, and a validation step (forward only).
 
 use std::any::Any;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use burn::module::AutodiffModule;
@@ -19,6 +19,7 @@ use quill_model::Gpt;
 use crate::checkpoint::{AtomicRecorder, MidEpoch, SavesInFlight};
 use crate::interrupt;
 use crate::metrics::{LossTensorInput, LossValueInput, TokensInput, read_values};
+use crate::nodes::NodeLink;
 use crate::optimizer::clip_global_norm;
 use crate::run_dir::RunDir;
 
@@ -72,6 +73,11 @@ pub struct RunControl {
     /// Micro-batch losses not yet checked for being finite, still on the device.
     unchecked: Mutex<Unchecked>,
     stop: Mutex<Option<Stop>>,
+    /// Training across machines: the link whose all-reduce sums each step's gradients.
+    nodes: Option<NodeLink>,
+    /// Training across machines: whether any node's user asked to stop, as of this step's
+    /// all-reduce (so that every node stops after the same step).
+    nodes_stop: AtomicBool,
 }
 
 /// Optimizer steps between checks of the training losses, besides the epoch's last step and a
@@ -116,6 +122,16 @@ impl RunControl {
             saves,
             unchecked: Mutex::new(Unchecked::default()),
             stop: Mutex::new(None),
+            nodes: None,
+            nodes_stop: AtomicBool::new(false),
+        }
+    }
+
+    /// The same control, summing each step's gradients with the other nodes through `link`.
+    pub fn with_nodes(self, link: Option<NodeLink>) -> Self {
+        Self {
+            nodes: link,
+            ..self
         }
     }
 
@@ -144,6 +160,57 @@ impl RunControl {
         unchecked.losses.push((step, Box::new(loss)));
     }
 
+    /// This node's training losses of the step in progress, summed on the first one's device.
+    fn step_loss<B: Backend>(&self) -> Tensor<B, 1> {
+        let step = self.steps_done() + 1;
+        let unchecked = self.unchecked.lock().expect("loss lock");
+        let mut losses = unchecked
+            .losses
+            .iter()
+            .filter(|(s, _)| *s == step)
+            .map(|(_, loss)| {
+                loss.downcast_ref::<Tensor<B, 1>>()
+                    .expect("losses are kept on the trained backend")
+                    .clone()
+            });
+        let first = losses.next().expect("every micro-batch keeps its loss");
+        let device = first.device();
+        losses.fold(first, |sum, loss| sum + loss.to_device(&device))
+    }
+
+    /// Whether the user asked to stop; across machines, a user of any node, as every node
+    /// learned from the same all-reduce.
+    fn stop_requested(&self) -> bool {
+        match self.nodes {
+            Some(_) => self.nodes_stop.load(Ordering::SeqCst),
+            None => interrupt::requested(),
+        }
+    }
+
+    /// Sums the step's gradients with the other nodes when training across machines, with
+    /// two more numbers: the losses, kept for the divergence check (a non-finite loss on any
+    /// node stops every node at the same step), and the stop requests.
+    fn across_nodes<AB, M>(&self, module: &M, grads: GradientsParams) -> GradientsParams
+    where
+        AB: AutodiffBackend,
+        M: AutodiffModule<AB>,
+    {
+        let Some(link) = &self.nodes else {
+            return grads;
+        };
+        let loss = self.step_loss::<AB::InnerBackend>();
+        let stop = f32::from(interrupt::requested());
+        let stop = Tensor::<AB::InnerBackend, 1>::from_floats([stop], &loss.device());
+        let (grads, extra) = link.sum::<AB, M>(module, grads, Tensor::cat(vec![loss, stop], 0));
+        let [loss, stop] = extra.split(1, 0).try_into().expect("two numbers");
+        self.saw_loss(loss);
+        // The all-reduce went through the host already: this read waits for little.
+        if stop.into_scalar().elem::<f64>() > 0.0 {
+            self.nodes_stop.store(true, Ordering::SeqCst);
+        }
+        grads
+    }
+
     /// Before the update of the step in progress (learning rate `lr`): whether a loss since
     /// the last check was not finite, in which case the run ends here. Checks when this step
     /// ends an epoch (its checkpoint follows), when a stop is requested (a checkpoint of this
@@ -155,7 +222,7 @@ impl RunControl {
         unchecked.lrs.push((step, lr));
         let due = step.is_multiple_of(self.steps_per_epoch)
             || step.is_multiple_of(CHECK_EVERY)
-            || interrupt::requested();
+            || self.stop_requested();
         if !due {
             return false;
         }
@@ -196,7 +263,7 @@ impl RunControl {
         O: Optimizer<M, AB>,
     {
         let step = self.steps_done.fetch_add(1, Ordering::SeqCst) + 1;
-        if !interrupt::requested() || step.is_multiple_of(self.steps_per_epoch) {
+        if !self.stop_requested() || step.is_multiple_of(self.steps_per_epoch) {
             return;
         }
         let saved = self.save_mid_epoch::<AB, M, O>(step, trainee, optim);
@@ -327,6 +394,12 @@ impl<B: AutodiffBackend> TrainStep for Trainee<B> {
         Self: AutodiffModule<AB>,
     {
         let control = self.control.clone();
+        // Every node sums its gradients with the others first, so all of them check,
+        // clip and step the same gradients.
+        let grads = match &control {
+            Some(control) => control.across_nodes::<AB, Self>(&self, grads),
+            None => grads,
+        };
         if control
             .as_ref()
             .is_some_and(|c| c.diverged::<AB::InnerBackend>(lr))

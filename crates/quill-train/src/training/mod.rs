@@ -20,8 +20,8 @@ use burn::train::logger::FileMetricLogger;
 use burn::train::metric::store::{Aggregate, Direction, Split};
 use burn::train::metric::{LearningRateMetric, LossMetric};
 use burn::train::{
-    ExecutionStrategy, FileApplicationLoggerInstaller, Learner, MultiDeviceOptim,
-    SupervisedTraining,
+    ApplicationLoggerInstaller, ExecutionStrategy, FileApplicationLoggerInstaller, Learner,
+    MultiDeviceOptim, SupervisedTraining,
 };
 use quill_data::{TrainingPosition, WindowLoader, Windows};
 use quill_model::Gpt;
@@ -35,6 +35,7 @@ use crate::config::{RunConfig, check_devices};
 use crate::failure::ExperimentLog;
 use crate::metrics::{Perplexity, TokensPerSecond, TrainLoss};
 use crate::metrics_csv::CsvMetricLogger;
+use crate::nodes::{Cluster, NodeLink};
 use crate::optimizer::MatrixDecayAdamW;
 use crate::progress::ProgressLines;
 use crate::run_dir::RunDir;
@@ -54,6 +55,8 @@ pub struct TrainOptions {
     pub dashboard: bool,
     /// Progress lines on stderr instead of stdout (for `bench`, whose stdout is its report).
     pub progress_to_stderr: bool,
+    /// Training across machines: this process's place among the nodes (see `nodes`).
+    pub cluster: Option<Cluster>,
 }
 
 /// Trains the run described by `options` on `device` and returns its summary.
@@ -67,16 +70,39 @@ pub fn train<B: AutodiffBackend>(
 /// Trains the run data-parallel on `devices` (the first holds the weights and runs the
 /// optimizer): each optimizer step's `grad_accum` micro-batches are shared out among them,
 /// one per device per round, and their gradients summed, so the step is the one a single
-/// device takes, up to the order of float additions.
+/// device takes, up to the order of float additions. With `options.cluster`, the same holds
+/// for the devices of all the nodes together.
 pub fn train_on<B: AutodiffBackend>(
     options: TrainOptions,
     devices: Vec<B::Device>,
 ) -> Result<RunSummary, TrainError> {
-    check_devices(options.config.train.grad_accum, devices.len()).map_err(TrainError::Invalid)?;
+    let nodes = options.cluster.as_ref().map_or(1, |c| c.nodes);
+    check_devices(options.config.train.grad_accum, devices.len() * nodes)
+        .map_err(TrainError::Invalid)?;
     let device = devices[0].clone();
     let setup = setup::prepare::<B>(&options, &device)?;
     let params = setup.params;
-    let trained = learn(&options, setup, &devices)?;
+    let link = match &options.cluster {
+        Some(cluster) => {
+            // burn-collective's servers log to stdout unless a logger is in place already:
+            // the experiment log goes in first (burn-train's learner installs it otherwise).
+            if let Err(e) = experiment_log(&options.run).install() {
+                eprintln!("warning: {e}");
+            }
+            let link = cluster
+                .join::<B::InnerBackend>(&device)
+                .map_err(TrainError::Invalid)?;
+            link.agree_on_start::<B::InnerBackend>(setup.start.steps_done, &device)
+                .map_err(TrainError::Invalid)?;
+            Some(link)
+        }
+        None => None,
+    };
+    let trained = learn(&options, setup, &devices, link.clone());
+    if let Some(link) = link {
+        link.leave();
+    }
+    let trained = trained?;
     wrap_up::finish(trained, &options.run, params, &device)
 }
 
@@ -86,6 +112,7 @@ fn learn<B: AutodiffBackend>(
     options: &TrainOptions,
     setup: Setup<B>,
     devices: &[B::Device],
+    link: Option<NodeLink>,
 ) -> Result<Gpt<B::InnerBackend>, TrainError> {
     let device = &devices[0];
     let TrainOptions { run, config, .. } = options;
@@ -108,7 +135,7 @@ fn learn<B: AutodiffBackend>(
         batches,
         seed: t.seed,
     };
-    let train_loader = WindowLoader::<B>::training(
+    let mut train_loader = WindowLoader::<B>::training(
         windows(corpus.split.train, t.eval_interval * t.grad_accum),
         TrainingPosition {
             epoch: first_epoch as u64,
@@ -116,7 +143,12 @@ fn learn<B: AutodiffBackend>(
         },
         device.clone(),
     );
-    let replicas = devices.len();
+    // Every micro-batch trains once, on one device of one node.
+    let nodes = options.cluster.as_ref().map_or(1, |c| c.nodes);
+    if let Some(cluster) = &options.cluster {
+        train_loader = train_loader.shard(cluster.rank, cluster.nodes);
+    }
+    let replicas = devices.len() * nodes;
     let valid_loader = WindowLoader::<B::InnerBackend>::fixed(
         windows(corpus.split.val, t.eval_batches),
         device.clone(),
@@ -153,16 +185,17 @@ fn learn<B: AutodiffBackend>(
             .metric_valid_numeric(Perplexity::default())
             .metric_train_numeric(TrainLoss::<B::InnerBackend>::default())
             .metric_train_numeric(LearningRateMetric::new())
-            .metric_train_numeric(TokensPerSecond::default())
-            .with_application_logger(Some(Box::new(ExperimentLog(
-                FileApplicationLoggerInstaller::new(run.path.join("experiment.log")),
-            ))))
+            .metric_train_numeric(TokensPerSecond::across(nodes))
+            .with_application_logger(match &link {
+                Some(_) => None,
+                None => Some(Box::new(experiment_log(run))),
+            })
             .with_metric_logger(FileMetricLogger::new(&run.path))
             .with_metric_logger(csv)
             .with_file_checkpointer(recorder)
             .with_checkpointing_strategy(SafeRetention::new(retention, run.clone(), saves.clone()))
             .num_epochs(epochs);
-    // Rounds per optimizer step: one micro-batch on each device per round.
+    // Rounds per optimizer step: one micro-batch on each device of each node per round.
     let rounds = t.grad_accum / replicas;
     if rounds > 1 {
         training = training.grads_accumulation(rounds);
@@ -182,14 +215,17 @@ fn learn<B: AutodiffBackend>(
         );
     }
 
-    let control = Arc::new(RunControl::new(
-        training.interrupter(),
-        run.clone(),
-        t.eval_interval,
-        t.grad_accum,
-        start.steps_done,
-        saves,
-    ));
+    let control = Arc::new(
+        RunControl::new(
+            training.interrupter(),
+            run.clone(),
+            t.eval_interval,
+            t.grad_accum,
+            start.steps_done,
+            saves,
+        )
+        .with_nodes(link),
+    );
     let trainee = Trainee {
         control: Some(control.clone()),
         ..Trainee::detached(gpt, config.optimizer.grad_clip, t.grad_accum)
@@ -217,4 +253,11 @@ fn learn<B: AutodiffBackend>(
     }
 
     Ok(trained.gpt)
+}
+
+/// burn-train's application log, into the run's `experiment.log`.
+fn experiment_log(run: &RunDir) -> ExperimentLog {
+    ExperimentLog(FileApplicationLoggerInstaller::new(
+        run.path.join("experiment.log"),
+    ))
 }

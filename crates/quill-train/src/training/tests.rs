@@ -36,6 +36,7 @@ fn small_run(dir: &std::path::Path, steps: usize) -> TrainOptions {
         resume: false,
         dashboard: false,
         progress_to_stderr: false,
+        cluster: None,
     }
 }
 

@@ -1,0 +1,316 @@
+//! Data-parallel training across processes and machines ("nodes") through burn-collective.
+//!
+//! Every node runs the same command. Each trains its share of every optimizer step's
+//! micro-batches (on each of its own devices), then the nodes sum their gradients with
+//! burn-collective's all-reduce, coordinated by its global orchestrator over websockets,
+//! before the optimizer step; so every node takes the same step from the same weights, and
+//! the run is the one a single device trains, up to the order of float additions.
+//! burn-train 0.21 has no strategy for this (its `ddp` feature all-reduces between the
+//! devices of one process), so the sum happens in `Trainee::optimize` ([`NodeLink::sum`]).
+//!
+//! burn-collective 0.21 as published completes one all-reduce between processes and then
+//! waits forever; quill builds it with the fix in `vendor/` (see `vendor/README.md`).
+//!
+//! A node that dies leaves the others waiting in the all-reduce, or makes burn-collective's
+//! tasks fail; either way they end with one line (`failure::Fatal::LostNode`), after at
+//! most [`Cluster::timeout`], their checkpoints intact.
+
+use std::str::FromStr;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+use burn::module::{AutodiffModule, ModuleVisitor, Param};
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+use burn::tensor::TensorPrimitive;
+use burn::tensor::backend::AutodiffBackend;
+use burn_collective::{AllReduceStrategy, CollectiveConfig, PeerId, ReduceOperation};
+use burn_communication::Address;
+
+use crate::failure::{Fatal, exit_with};
+
+/// Where this process stands among the nodes of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cluster {
+    /// How many nodes train the run.
+    pub nodes: usize,
+    /// This node's number, 0 to `nodes - 1`; node 0 runs the orchestrator.
+    pub rank: usize,
+    /// `HOST:PORT` of the orchestrator, on node 0's machine.
+    pub coordinator: String,
+    /// `HOST:PORT` where the other nodes reach this one (its tensor data service).
+    pub address: String,
+    /// How long a node waits for the others (to join, or in an all-reduce) before it gives up.
+    pub timeout: Duration,
+}
+
+impl Cluster {
+    /// The port of `host:port`.
+    fn port(address: &str) -> Result<u16, String> {
+        address
+            .rsplit_once(':')
+            .and_then(|(_, port)| port.parse().ok())
+            .ok_or_else(|| format!("`{address}` is not HOST:PORT"))
+    }
+
+    /// A one-line error when the settings cannot work.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.nodes < 2 {
+            return Err(format!("--nodes {} must be at least 2", self.nodes));
+        }
+        if self.rank >= self.nodes {
+            return Err(format!(
+                "--node-rank {} must be below --nodes {}",
+                self.rank, self.nodes
+            ));
+        }
+        Self::port(&self.coordinator).map_err(|e| format!("--coordinator: {e}"))?;
+        Self::port(&self.address).map_err(|e| format!("--node-address: {e}"))?;
+        Ok(())
+    }
+
+    /// Starts the orchestrator (on node 0) and registers this node's `device` with it; waits
+    /// for every node to join, up to the timeout.
+    pub fn join<B: Backend>(&self, device: &B::Device) -> Result<NodeLink, String> {
+        self.validate()?;
+        if self.rank == 0 {
+            let port = Self::port(&self.coordinator)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .map_err(|e| format!("cannot start the orchestrator: {e}"))?;
+            std::thread::spawn(move || {
+                runtime.block_on(burn_collective::start_global_orchestrator(port))
+            });
+        }
+        let config = CollectiveConfig::default()
+            .with_num_devices(1)
+            .with_num_nodes(self.nodes as u32)
+            .with_global_address(ws(&self.coordinator))
+            .with_node_address(ws(&self.address))
+            .with_data_service_port(Self::port(&self.address)?)
+            .with_global_all_reduce_strategy(AllReduceStrategy::Centralized);
+        MEMBERSHIP.store(JOINED, Ordering::SeqCst);
+        watchdog(self.timeout);
+        let link = NodeLink {
+            peer: PeerId(0),
+            rank: self.rank,
+        };
+        waiting("the other nodes did not join", || {
+            burn_collective::register::<B>(link.peer, device.clone(), config)
+                .map_err(|e| format!("cannot join the other nodes: {e:?}"))
+        })?;
+        Ok(link)
+    }
+}
+
+fn ws(address: &str) -> Address {
+    Address::from_str(&format!("ws://{address}")).expect("any text is an address")
+}
+
+/// Whether this process trains among nodes ([`JOINED`]), or did ([`LEFT`]): a failure
+/// inside burn-collective then means a node was lost, or that another one finished first
+/// (see `failure::install_panic_hook`).
+static MEMBERSHIP: AtomicU8 = AtomicU8::new(0);
+const JOINED: u8 = 1;
+const LEFT: u8 = 2;
+
+/// What a panic of burn-collective's or burn-communication's tasks means; they panic when a
+/// peer's connection closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CollectivePanic {
+    /// During training: another node is gone.
+    LostNode,
+    /// After this node's training: another node finished first; nothing to report.
+    AfterTraining,
+}
+
+/// What a panic at `file` means, when it is burn-collective's or burn-communication's.
+pub fn collective_panic(file: &str) -> Option<CollectivePanic> {
+    if !(file.contains("burn-collective") || file.contains("burn-communication")) {
+        return None;
+    }
+    match MEMBERSHIP.load(Ordering::SeqCst) {
+        JOINED => Some(CollectivePanic::LostNode),
+        LEFT => Some(CollectivePanic::AfterTraining),
+        _ => None,
+    }
+}
+
+/// What the watchdog watches: since when this node waits for the others, and for what.
+static WAITING: Mutex<Option<(Instant, &'static str)>> = Mutex::new(None);
+
+/// Ends the process with one line when a wait for the other nodes outlasts `timeout`.
+fn watchdog(timeout: Duration) {
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(Duration::from_millis(100));
+            let waited = *WAITING.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((since, what)) = waited
+                && since.elapsed() > timeout
+            {
+                let detail = format!("{what} within {} s", timeout.as_secs());
+                exit_with(Fatal::LostNode, &detail);
+            }
+        }
+    });
+}
+
+/// Runs `work` (a collective call) under the watchdog.
+fn waiting<T>(what: &'static str, work: impl FnOnce() -> T) -> T {
+    *WAITING.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), what));
+    let result = work();
+    *WAITING.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    result
+}
+
+/// This node's membership, for the all-reduces of a run.
+#[derive(Debug, Clone)]
+pub struct NodeLink {
+    peer: PeerId,
+    rank: usize,
+}
+
+impl NodeLink {
+    /// The element-wise sum of `values` over all nodes (every node gets the same sum).
+    fn all_reduce<B: Backend>(&self, values: Tensor<B, 1>, what: &'static str) -> Tensor<B, 1> {
+        let peer = self.peer;
+        let summed = waiting(what, || {
+            let values = values.into_primitive().tensor();
+            burn_collective::all_reduce::<B>(peer, values, ReduceOperation::Sum)
+        })
+        .unwrap_or_else(|e| exit_with(Fatal::LostNode, &format!("the all-reduce failed: {e:?}")));
+        Tensor::from_primitive(TensorPrimitive::Float(summed))
+    }
+
+    /// Ends this node's part in the exchanges (its training is over, however it ended): the
+    /// other nodes may exit from now on without that being an error here.
+    pub fn leave(&self) {
+        MEMBERSHIP.store(LEFT, Ordering::SeqCst);
+    }
+
+    /// Checks that every node starts from optimizer step `steps_done` (a resume on one node
+    /// from an older checkpoint than on the others would pair different steps' gradients).
+    pub fn agree_on_start<B: Backend>(
+        &self,
+        steps_done: usize,
+        device: &B::Device,
+    ) -> Result<(), String> {
+        // Node 0's step, and then how many nodes differ from it: two exchanges, so that
+        // every node reaches the same verdict.
+        let mine = if self.rank == 0 {
+            steps_done as f32
+        } else {
+            0.0
+        };
+        let first = Tensor::<B, 1>::from_floats([mine], device);
+        let first = self.all_reduce(first, "the other nodes did not start");
+        let first = first.into_scalar().elem::<f64>() as usize;
+        let differs = Tensor::<B, 1>::from_floats([f32::from(first != steps_done)], device);
+        let differ = self.all_reduce(differs, "the other nodes did not start");
+        let differ = differ.into_scalar().elem::<f64>() as usize;
+        if differ == 0 {
+            return Ok(());
+        }
+        Err(format!(
+            "the nodes start from different steps: node 0 from step {first}, this node (rank {}) from step {steps_done}, {differ} node(s) differ from node 0; resume every node from the same checkpoint",
+            self.rank
+        ))
+    }
+
+    /// The sum over all nodes of each parameter's gradient in `grads`, and of `extra`, as
+    /// one all-reduce of all of them laid end to end: one exchange per step. A failed
+    /// all-reduce ends the process like a lost node.
+    pub fn sum<B: AutodiffBackend, M: AutodiffModule<B>>(
+        &self,
+        module: &M,
+        grads: GradientsParams,
+        extra: Tensor<B::InnerBackend, 1>,
+    ) -> (GradientsParams, Tensor<B::InnerBackend, 1>) {
+        let mut gather = Gather::<B> {
+            grads,
+            flat: Vec::new(),
+        };
+        module.visit(&mut gather);
+        let Gather { grads, mut flat } = gather;
+        let mut lengths: Vec<usize> = flat.iter().map(|t| t.dims()[0]).collect();
+        lengths.push(extra.dims()[0]);
+        flat.push(extra);
+        let summed = self.all_reduce(
+            Tensor::cat(flat, 0),
+            "no gradients came from the other nodes",
+        );
+        let mut pieces = summed.split_with_sizes(lengths, 0);
+        let extra = pieces.pop().expect("`extra` is the last piece");
+        let mut scatter = Scatter::<B> {
+            grads,
+            pieces: pieces.into_iter(),
+        };
+        module.visit(&mut scatter);
+        (scatter.grads, extra)
+    }
+}
+
+/// Takes each parameter's gradient out of `grads`, flattened, in the module's order.
+struct Gather<B: AutodiffBackend> {
+    grads: GradientsParams,
+    flat: Vec<Tensor<B::InnerBackend, 1>>,
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for Gather<B> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if let Some(grad) = self.grads.get::<B::InnerBackend, D>(param.id) {
+            self.flat.push(grad.flatten::<1>(0, D - 1));
+        }
+    }
+}
+
+/// Puts the summed pieces back as the gradients, in the same order, in their shapes.
+struct Scatter<B: AutodiffBackend> {
+    grads: GradientsParams,
+    pieces: std::vec::IntoIter<Tensor<B::InnerBackend, 1>>,
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for Scatter<B> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if let Some(grad) = self.grads.remove::<B::InnerBackend, D>(param.id) {
+            let piece = self.pieces.next().expect("one piece per gradient");
+            self.grads
+                .register::<B::InnerBackend, D>(param.id, piece.reshape(grad.shape()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster(nodes: usize, rank: usize, coordinator: &str) -> Cluster {
+        Cluster {
+            nodes,
+            rank,
+            coordinator: coordinator.into(),
+            address: "127.0.0.1:7001".into(),
+            timeout: Duration::from_secs(5),
+        }
+    }
+
+    #[test]
+    fn settings_that_cannot_work_are_one_line() {
+        assert_eq!(cluster(2, 1, "10.0.0.1:7000").validate(), Ok(()));
+        assert_eq!(
+            cluster(2, 2, "h:1").validate(),
+            Err("--node-rank 2 must be below --nodes 2".into())
+        );
+        assert_eq!(
+            cluster(1, 0, "h:1").validate(),
+            Err("--nodes 1 must be at least 2".into())
+        );
+        assert_eq!(
+            cluster(2, 0, "nohost").validate(),
+            Err("--coordinator: `nohost` is not HOST:PORT".into())
+        );
+    }
+}
