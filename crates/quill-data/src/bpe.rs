@@ -3,7 +3,6 @@
 //! standard `tokenizer.json` and, for decoding one token at a time, the bytes of every token.
 
 use crate::DataError;
-use crate::tokenizer::line_chunks;
 
 /// A byte-level BPE from Hugging Face's `tokenizers`, with the bytes of each token.
 pub struct TrainedBpe {
@@ -19,10 +18,14 @@ impl TrainedBpe {
             .expect("a trained tokenizer serializes")
     }
 
-    /// Trains a byte-level BPE of at most `vocab_size` tokens on `text` (GPT-2's
-    /// pre-tokenization, no prefix space, no special tokens). A text with fewer distinct pairs
-    /// to merge yields fewer tokens.
-    pub(crate) fn train(text: &str, vocab_size: usize) -> Result<Self, DataError> {
+    /// Trains a byte-level BPE of at most `vocab_size` tokens on the text in `pieces` (GPT-2's
+    /// pre-tokenization, no prefix space, no special tokens), each cut where the
+    /// pre-tokenizer cuts anyway (`tokenizer::line_chunks`), so that their words are the
+    /// text's. A text with fewer distinct pairs to merge yields fewer tokens.
+    pub(crate) fn train<S: AsRef<str> + Send>(
+        pieces: impl Iterator<Item = S> + Send,
+        vocab_size: usize,
+    ) -> Result<Self, DataError> {
         use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
         use tokenizers::models::{ModelWrapper, TrainerWrapper};
         use tokenizers::pre_tokenizers::byte_level::ByteLevel;
@@ -40,7 +43,7 @@ impl TrainedBpe {
             .build()
             .into();
         tokenizer
-            .train(&mut trainer, line_chunks(text, 1 << 16).into_iter())
+            .train(&mut trainer, pieces)
             .map_err(|e| DataError::Tokenizer(e.to_string()))?;
         Self::new(tokenizer).map_err(DataError::Tokenizer)
     }

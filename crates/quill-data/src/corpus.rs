@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::prepare::{Prepared, prepare};
 use crate::split::split_text;
+use crate::stream::TextBlocks;
 use crate::tokenizer::BPE_VOCAB_SIZE;
 use crate::{DataError, Split, Tokenizer, TokenizerKind};
 
@@ -179,29 +180,7 @@ impl Corpus {
 /// followed by a newline if it does not end with one, so that no two documents run together.
 /// The validation split is then the end of the last files. Errors name the file at fault.
 pub fn read_text(path: &Path) -> Result<String, DataError> {
-    if !path.is_dir() {
-        return read_file(path);
-    }
-    let mut files = Vec::new();
-    collect_files(path, &mut files)?;
-    files.sort();
-    let mut text = String::new();
-    for file in &files {
-        let part = match read_file(file) {
-            Err(DataError::CorpusEmpty { .. }) => continue,
-            other => other?,
-        };
-        text.push_str(&part);
-        if !part.ends_with('\n') {
-            text.push('\n');
-        }
-    }
-    if text.is_empty() {
-        return Err(DataError::CorpusEmpty {
-            path: path.to_owned(),
-        });
-    }
-    Ok(text)
+    TextBlocks::read_all(path)
 }
 
 /// The files under `dir`, hidden ones (and hidden directories) skipped.
@@ -226,31 +205,6 @@ pub(crate) fn collect_files(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), 
         }
     }
     Ok(())
-}
-
-/// Reads a whole UTF-8 text file, with errors that say which file and what is wrong with it.
-fn read_file(path: &Path) -> Result<String, DataError> {
-    let bytes = std::fs::read(path).map_err(|source| {
-        if source.kind() == std::io::ErrorKind::NotFound {
-            DataError::CorpusMissing {
-                path: path.to_owned(),
-            }
-        } else {
-            DataError::CorpusRead {
-                path: path.to_owned(),
-                source,
-            }
-        }
-    })?;
-    if bytes.is_empty() {
-        return Err(DataError::CorpusEmpty {
-            path: path.to_owned(),
-        });
-    }
-    String::from_utf8(bytes).map_err(|e| DataError::NotUtf8 {
-        path: path.to_owned(),
-        offset: e.utf8_error().valid_up_to(),
-    })
 }
 
 #[cfg(test)]

@@ -17,9 +17,11 @@ use std::time::{Instant, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::corpus::{DataConfig, collect_files, read_text};
-use crate::split::split_text;
-use crate::{DataError, Tokenizer, TokenizerKind, Tokens};
+use crate::corpus::DataConfig;
+use crate::stream::{Part, SplitPieces, TextBlocks, corpus_files};
+use crate::tokenizer::{BPE_TRAINING_PIECE, line_chunks};
+use crate::vocab::CharSet;
+use crate::{DataError, Tokenizer, TokenizerKind, Tokens, Vocab};
 
 /// One source file as `meta.json` records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,8 +91,17 @@ pub const ANNOUNCE_BYTES: u64 = 16 << 20;
 /// The corpus of `config` prepared: the existing files when they are fresh, else tokenized
 /// now (`progress` gets a line per stage when the corpus has [`ANNOUNCE_BYTES`] or more).
 pub fn prepare(config: &DataConfig, progress: &mut dyn FnMut(&str)) -> Result<Prepared, DataError> {
+    prepare_in_pieces(config, progress, PIECE_BYTES)
+}
+
+/// [`prepare`], encoding pieces of about `piece_bytes` (small ones in tests).
+fn prepare_in_pieces(
+    config: &DataConfig,
+    progress: &mut dyn FnMut(&str),
+    piece_bytes: usize,
+) -> Result<Prepared, DataError> {
     let dir = prepared_dir(config);
-    let files = source_files(&config.path)?;
+    let files = corpus_files(&config.path)?;
     let old: Option<Meta> = std::fs::read(dir.join("meta.json"))
         .ok()
         .and_then(|json| serde_json::from_slice(&json).ok());
@@ -138,9 +149,8 @@ pub fn prepare(config: &DataConfig, progress: &mut dyn FnMut(&str)) -> Result<Pr
         config.tokenizer.name(),
         dir.display()
     ));
-    let text = read_text(&config.path)?;
-    let (train, val) = split_text(&text, config.val_fraction);
-    let tokenizer = Tokenizer::for_corpus(config.tokenizer, config.vocab_size, &text, train)?;
+    let (train_chars, chars) = survey(config)?;
+    let tokenizer = make_tokenizer(config, chars, train_chars, piece_bytes)?;
     let bytes_per_token = if tokenizer.len() <= 1 << 16 { 2 } else { 4 };
     let mut meta = Meta {
         tokenizer: tokenizer.kind(),
@@ -149,11 +159,19 @@ pub fn prepare(config: &DataConfig, progress: &mut dyn FnMut(&str)) -> Result<Pr
         bytes_per_token,
         train_tokens: 0,
         val_tokens: 0,
-        train_bytes: train.len(),
-        val_bytes: val.len(),
+        train_bytes: 0,
+        val_bytes: 0,
         sources,
     };
-    write(&dir, &tokenizer, [train, val], &mut meta, progress)?;
+    let pieces = SplitPieces::new(TextBlocks::open(&config.path)?, train_chars, piece_bytes);
+    write(
+        &dir,
+        &tokenizer,
+        pieces,
+        &mut meta,
+        total as usize,
+        progress,
+    )?;
     let seconds = started.elapsed().as_secs_f64();
     progress(&format!(
         "prepared {} train and {} val tokens in {seconds:.1} s ({:.1} MB/s)",
@@ -168,59 +186,132 @@ pub fn prepare(config: &DataConfig, progress: &mut dyn FnMut(&str)) -> Result<Pr
     })
 }
 
-/// Writes the folder: the old `meta.json` goes first (the folder is unfinished from then on),
-/// each file through a temporary file and a rename, the new `meta.json` last (with the token
-/// counts, filled in here). The ids are written as they are encoded, a batch of pieces at a
-/// time, so memory holds the text and one batch of ids. Two processes preparing the same
-/// corpus write the same bytes, so either may finish last.
+/// The text is encoded in pieces of about this many bytes: memory holds one piece, the block
+/// read after it, and the ids of a few MB of text.
+const PIECE_BYTES: usize = 16 << 20;
+
+/// A first pass over the text: the characters of its training part (all of them less the
+/// validation fraction: nanoGPT's cut, as `split::split_text` makes it) and, for `"char"`,
+/// the vocabulary of its characters.
+fn survey(config: &DataConfig) -> Result<(usize, Option<Vocab>), DataError> {
+    let mut count = 0;
+    let mut chars = (config.tokenizer == TokenizerKind::Char).then(CharSet::default);
+    for block in TextBlocks::open(&config.path)? {
+        let block = block?;
+        // Every byte of UTF-8 that does not continue a character starts one.
+        count += block.bytes().filter(|b| b & 0xC0 != 0x80).count();
+        if let Some(chars) = &mut chars {
+            chars.add(&block);
+        }
+    }
+    let train_chars = (count as f64 * (1.0 - config.val_fraction)) as usize;
+    Ok((train_chars, chars.map(CharSet::into_vocab)))
+}
+
+/// The corpus's tokenizer; a BPE is trained on the training part, in one more pass.
+fn make_tokenizer(
+    config: &DataConfig,
+    chars: Option<Vocab>,
+    train_chars: usize,
+    piece_bytes: usize,
+) -> Result<Tokenizer, DataError> {
+    let failed = std::sync::Mutex::new(None);
+    let train_pieces = match config.tokenizer {
+        TokenizerKind::Bpe => Some(SplitPieces::new(
+            TextBlocks::open(&config.path)?,
+            train_chars,
+            piece_bytes,
+        )),
+        _ => None,
+    };
+    let train_pieces = train_pieces
+        .into_iter()
+        .flatten()
+        .map_while(|piece| match piece {
+            Ok((Part::Train, text)) => Some(text),
+            Ok((Part::Val, _)) => None,
+            Err(error) => {
+                *failed.lock().expect("error slot") = Some(error);
+                None
+            }
+        })
+        .flat_map(|text| {
+            let pieces = line_chunks(&text, BPE_TRAINING_PIECE);
+            pieces.into_iter().map(str::to_owned).collect::<Vec<_>>()
+        });
+    let tokenizer = Tokenizer::from_parts(config.tokenizer, config.vocab_size, chars, train_pieces);
+    match failed.into_inner().expect("error slot") {
+        Some(error) => Err(error),
+        None => tokenizer,
+    }
+}
+
+/// Writes the folder from the text's `pieces`: the old `meta.json` goes first (the folder is
+/// unfinished from then on), each token file through a temporary file renamed into place when
+/// complete, the new `meta.json` last (with the token and byte counts, filled in here). The ids
+/// are written as they are encoded. Two processes preparing the same corpus write the same
+/// bytes, so either may finish last.
 fn write(
     dir: &Path,
     tokenizer: &Tokenizer,
-    [train, val]: [&str; 2],
+    pieces: impl Iterator<Item = Result<(Part, String), DataError>>,
     meta: &mut Meta,
+    total: usize,
     progress: &mut dyn FnMut(&str),
 ) -> Result<(), DataError> {
-    let fail = |path: &Path, source: std::io::Error| DataError::PreparedWrite {
-        path: path.to_owned(),
-        source,
-    };
-    std::fs::create_dir_all(dir).map_err(|e| fail(dir, e))?;
+    std::fs::create_dir_all(dir).map_err(|e| write_error(dir, e))?;
     let meta_path = dir.join("meta.json");
     match std::fs::remove_file(&meta_path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(fail(&meta_path, e)),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(write_error(&meta_path, e));
+        }
         _ => {}
     }
     let width = meta.bytes_per_token;
-    let mut counts = [0; 2];
-    let mut tracker = Progress::new(train.len() + val.len());
-    for ((name, text), count) in [("train.bin", train), ("val.bin", val)]
-        .into_iter()
-        .zip(&mut counts)
-    {
-        let path = dir.join(name);
-        write_renamed(&path, |out| {
-            tokenizer.encode_in_order(text, |ids, bytes| {
-                *count += ids.len();
-                if let Some(line) = tracker.advance(bytes) {
-                    progress(&line);
-                }
-                let bytes: Vec<u8> = match width {
-                    2 => ids
-                        .iter()
-                        .flat_map(|&id| (id as u16).to_le_bytes())
-                        .collect(),
-                    _ => ids.iter().flat_map(|&id| id.to_le_bytes()).collect(),
-                };
-                out.write_all(&bytes).map_err(|e| fail(&path, e))
-            })
+    let mut files = [
+        PartialFile::create(dir.join("train.bin"))?,
+        PartialFile::create(dir.join("val.bin"))?,
+    ];
+    let mut tokens = [0; 2];
+    let mut bytes = [0; 2];
+    let mut tracker = Progress::new(total);
+    for piece in pieces {
+        let (part, text) = piece?;
+        let i = usize::from(part == Part::Val);
+        bytes[i] += text.len();
+        let file = &mut files[i];
+        tokenizer.encode_in_order(&text, |ids, encoded| {
+            tokens[i] += ids.len();
+            if let Some(line) = tracker.advance(encoded) {
+                progress(&line);
+            }
+            let out: Vec<u8> = match width {
+                2 => ids
+                    .iter()
+                    .flat_map(|&id| (id as u16).to_le_bytes())
+                    .collect(),
+                _ => ids.iter().flat_map(|&id| id.to_le_bytes()).collect(),
+            };
+            file.write_all(&out)
         })?;
     }
-    [meta.train_tokens, meta.val_tokens] = counts;
+    for file in files {
+        file.commit()?;
+    }
+    [meta.train_tokens, meta.val_tokens] = tokens;
+    [meta.train_bytes, meta.val_bytes] = bytes;
     tokenizer.save(dir)?;
     let json = serde_json::to_vec_pretty(meta).expect("meta serializes");
-    write_renamed(&meta_path, |out| {
-        out.write_all(&json).map_err(|e| fail(&meta_path, e))
-    })
+    let mut meta_file = PartialFile::create(meta_path)?;
+    meta_file.write_all(&json)?;
+    meta_file.commit()
+}
+
+fn write_error(path: &Path, source: std::io::Error) -> DataError {
+    DataError::PreparedWrite {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 /// Progress lines for a long preparation: at most one every 2 s, with the megabytes encoded,
@@ -261,45 +352,49 @@ impl Progress {
     }
 }
 
-/// Writes `path` through `fill` into a temporary file (one per process) that is renamed into
-/// place when complete and removed when not.
-fn write_renamed(
-    path: &Path,
-    fill: impl FnOnce(&mut dyn Write) -> Result<(), DataError>,
-) -> Result<(), DataError> {
-    let fail = |source| DataError::PreparedWrite {
-        path: path.to_owned(),
-        source,
-    };
-    let mut temp = path.as_os_str().to_owned();
-    temp.push(format!(".partial-{}", std::process::id()));
-    let temp = PathBuf::from(temp);
-    let written = std::fs::File::create(&temp).map_err(fail).and_then(|file| {
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-        fill(&mut out)?;
-        out.into_inner().map_err(|e| fail(e.into_error()))?;
-        std::fs::rename(&temp, path).map_err(fail)
-    });
-    if written.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    written
+/// A file written under a temporary name (one per process), renamed into place by
+/// [`PartialFile::commit`] and removed when dropped before that.
+struct PartialFile {
+    path: PathBuf,
+    temp: PathBuf,
+    out: Option<std::io::BufWriter<std::fs::File>>,
 }
 
-/// The corpus's files in reading order (one for a file).
-fn source_files(path: &Path) -> Result<Vec<PathBuf>, DataError> {
-    if !path.is_dir() {
-        if !path.exists() {
-            return Err(DataError::CorpusMissing {
-                path: path.to_owned(),
-            });
-        }
-        return Ok(vec![path.to_owned()]);
+impl PartialFile {
+    fn create(path: PathBuf) -> Result<Self, DataError> {
+        let mut temp = path.as_os_str().to_owned();
+        temp.push(format!(".partial-{}", std::process::id()));
+        let temp = PathBuf::from(temp);
+        let file = std::fs::File::create(&temp).map_err(|e| write_error(&path, e))?;
+        Ok(Self {
+            out: Some(std::io::BufWriter::with_capacity(1 << 20, file)),
+            path,
+            temp,
+        })
     }
-    let mut files = Vec::new();
-    collect_files(path, &mut files)?;
-    files.sort();
-    Ok(files)
+
+    fn write_all(&mut self, bytes: &[u8]) -> Result<(), DataError> {
+        let out = self.out.as_mut().expect("open until committed");
+        out.write_all(bytes).map_err(|e| write_error(&self.path, e))
+    }
+
+    fn commit(mut self) -> Result<(), DataError> {
+        let out = self.out.take().expect("open until committed");
+        out.into_inner()
+            .map_err(|e| write_error(&self.path, e.into_error()))?;
+        std::fs::rename(&self.temp, &self.path).map_err(|e| write_error(&self.path, e))?;
+        self.temp = PathBuf::new();
+        Ok(())
+    }
+}
+
+impl Drop for PartialFile {
+    fn drop(&mut self) {
+        if !self.temp.as_os_str().is_empty() {
+            self.out = None;
+            let _ = std::fs::remove_file(&self.temp);
+        }
+    }
 }
 
 /// `path`'s size, time and hash; the hash is `known`'s when size and time are unchanged.
@@ -362,12 +457,18 @@ mod tests {
     fn prepared_splits_are_the_in_memory_ones() {
         let dir = tempfile::tempdir().unwrap();
         let root = corpus(dir.path());
-        for (kind, size) in [
-            (TokenizerKind::Char, 0),
-            (TokenizerKind::Gpt2, 0),
-            (TokenizerKind::Bpe, 300),
+        for (kind, size, piece_bytes) in [
+            (TokenizerKind::Char, 0, PIECE_BYTES),
+            (TokenizerKind::Gpt2, 0, PIECE_BYTES),
+            (TokenizerKind::Bpe, 300, PIECE_BYTES),
+            // Read and encoded in many pieces, as a large corpus is.
+            (TokenizerKind::Gpt2, 0, 100),
+            (TokenizerKind::Bpe, 300, 100),
         ] {
             let config = config(&root, kind, size);
+            let quiet = &mut |_: &str| {};
+            let _ = std::fs::remove_dir_all(prepared_dir(&config));
+            prepare_in_pieces(&config, quiet, piece_bytes).unwrap();
             let mapped = Corpus::load(&config).unwrap();
             let memory = Corpus::load_in_memory(&config).unwrap();
             assert_eq!(mapped.tokenizer, memory.tokenizer, "{kind:?}");

@@ -97,11 +97,28 @@ impl Tokenizer {
         text: &str,
         train_text: &str,
     ) -> Result<Self, DataError> {
+        let chars = (kind == TokenizerKind::Char).then(|| Vocab::from_text(text));
+        let train_pieces = line_chunks(train_text, BPE_TRAINING_PIECE).into_iter();
+        Self::from_parts(kind, vocab_size, chars, train_pieces)
+    }
+
+    /// [`Tokenizer::for_corpus`] from what a pass over the text gathered: the vocabulary of
+    /// its characters (for `"char"`) and the training text in pieces cut where
+    /// [`line_chunks`] cuts (for `"bpe"`; neither is read for the other tokenizers).
+    pub(crate) fn from_parts<S: AsRef<str> + Send>(
+        kind: TokenizerKind,
+        vocab_size: usize,
+        chars: Option<Vocab>,
+        train_pieces: impl Iterator<Item = S> + Send,
+    ) -> Result<Self, DataError> {
         match kind {
-            TokenizerKind::Char => Ok(Tokenizer::Char(Vocab::from_text(text))),
+            TokenizerKind::Char => Ok(Tokenizer::Char(
+                chars.expect("the characters of a char corpus"),
+            )),
             TokenizerKind::Gpt2 => Ok(Self::gpt2()),
             TokenizerKind::Bpe => Ok(Tokenizer::Bpe(Arc::new(TrainedBpe::train(
-                train_text, vocab_size,
+                train_pieces,
+                vocab_size,
             )?))),
         }
     }
@@ -291,17 +308,18 @@ impl Tokenizer {
     }
 }
 
+/// The size of the pieces a BPE is trained on (each one a sequence for its trainer).
+pub(crate) const BPE_TRAINING_PIECE: usize = 1 << 16;
+
 /// `text` cut into pieces of about `size` bytes, each cut after a single newline that follows
 /// and precedes visible ASCII (`x\n|y`). GPT-2's pre-tokenizer always ends a piece there; after
 /// two newlines it would not (`\n\n` before a word is two pieces, at the end of a text one).
 pub(crate) fn line_chunks(text: &str, size: usize) -> Vec<&str> {
-    let visible = |b: u8| b.is_ascii_graphic();
     let mut chunks = Vec::new();
     let mut rest = text;
     while rest.len() > size {
         let bytes = rest.as_bytes();
-        let cut = (size.max(2)..bytes.len())
-            .find(|&i| bytes[i - 1] == b'\n' && visible(bytes[i - 2]) && visible(bytes[i]));
+        let cut = (size.max(2)..bytes.len()).find(|&i| is_safe_cut(bytes, i));
         match cut {
             Some(i) => {
                 chunks.push(&rest[..i]);
@@ -314,6 +332,20 @@ pub(crate) fn line_chunks(text: &str, size: usize) -> Vec<&str> {
         chunks.push(rest);
     }
     chunks
+}
+
+/// Whether `text` may be cut before byte `i` (`x\n|y`, see [`line_chunks`]).
+pub(crate) fn is_safe_cut(text: &[u8], i: usize) -> bool {
+    let visible = |b: u8| b.is_ascii_graphic();
+    i >= 2 && i < text.len() && text[i - 1] == b'\n' && visible(text[i - 2]) && visible(text[i])
+}
+
+/// The last place `text` may be cut (see [`line_chunks`]), not before byte `from`.
+pub(crate) fn last_safe_cut(text: &str, from: usize) -> Option<usize> {
+    let bytes = text.as_bytes();
+    (from.max(2)..bytes.len())
+        .rev()
+        .find(|&i| is_safe_cut(bytes, i))
 }
 
 /// Decoding one token at a time: a token's bytes may end inside a UTF-8 character, so bytes are

@@ -40,22 +40,50 @@ impl From<Vocab> for VocabFile {
     }
 }
 
-impl Vocab {
-    /// The distinct characters of `text`. Collected one at a time: `BTreeSet`'s `from_iter`
-    /// would first gather every character of the text in a vector (4 GB for a 1 GB corpus).
-    pub fn from_text(text: &str) -> Self {
-        let mut ascii = [false; 128];
-        let mut other = BTreeSet::new();
+/// The distinct characters of a text read a part at a time. Collected one at a time:
+/// `BTreeSet`'s `from_iter` would first gather every character of the text in a vector (4 GB
+/// for a 1 GB corpus).
+#[derive(Debug)]
+pub struct CharSet {
+    ascii: [bool; 128],
+    other: BTreeSet<char>,
+}
+
+impl Default for CharSet {
+    fn default() -> Self {
+        Self {
+            ascii: [false; 128],
+            other: BTreeSet::new(),
+        }
+    }
+}
+
+impl CharSet {
+    pub fn add(&mut self, text: &str) {
         for c in text.chars() {
-            match ascii.get_mut(c as usize) {
+            match self.ascii.get_mut(c as usize) {
                 Some(seen) => *seen = true,
                 None => {
-                    other.insert(c);
+                    self.other.insert(c);
                 }
             }
         }
-        let ascii = (0..128u8).filter(|&b| ascii[b as usize]).map(char::from);
-        Self::from_chars(ascii.chain(other).collect())
+    }
+
+    pub fn into_vocab(self) -> Vocab {
+        let ascii = (0..128u8)
+            .filter(|&b| self.ascii[b as usize])
+            .map(char::from);
+        Vocab::from_chars(ascii.chain(self.other).collect())
+    }
+}
+
+impl Vocab {
+    /// The distinct characters of `text`.
+    pub fn from_text(text: &str) -> Self {
+        let mut chars = CharSet::default();
+        chars.add(text);
+        chars.into_vocab()
     }
 
     fn from_chars(chars: Vec<char>) -> Self {
