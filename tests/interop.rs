@@ -276,3 +276,51 @@ fn imported_runs_keep_a_relative_corpus_path_and_can_be_moved() {
         .unwrap();
     assert!(ok(out).contains("nats/token"));
 }
+
+#[test]
+fn a_gpt2_bpe_nanogpt_checkpoint_imports_with_gpt2_s_tokenizer() {
+    // nanoGPT's GPT-2 runs pad the vocabulary to 50304; the run keeps GPT-2's 50257 tokens.
+    let quill = Quill::new();
+    let out = ok(quill.run(&[
+        "import",
+        "--nanogpt",
+        &fixture("tiny_gpt2.pt"),
+        "--data",
+        quill.corpus.to_str().unwrap(),
+        "--out",
+        "gpt2",
+    ]));
+    assert!(
+        out.contains("1 layers, 2 heads, 4 wide, block 8, tokenizer gpt2 (50257 tokens)"),
+        "{out}"
+    );
+    let config = std::fs::read_to_string(quill.dir.path().join("gpt2/config.toml")).unwrap();
+    assert!(config.contains("tokenizer = \"gpt2\""), "{config}");
+    let text = ok(quill.run(&[
+        "generate",
+        "--run",
+        "gpt2",
+        "--prompt",
+        "Hello world",
+        "--max-new-tokens",
+        "5",
+    ]));
+    assert!(text.starts_with("Hello world"), "{text}");
+    // Untrained: about chance over GPT-2's vocabulary (ln 50257 = 10.8).
+    let scored = ok(quill.run(&["eval", "--run", "gpt2", "--batches", "2"]));
+    let loss = eval_loss(&scored);
+    assert!((loss - 10.8).abs() < 0.5, "{scored}");
+    assert!(scored.contains("tokenizer gpt2"), "{scored}");
+
+    // A character-level checkpoint still needs the text that gives its characters.
+    fails_with(
+        quill.run(&[
+            "import",
+            "--nanogpt",
+            &fixture("tiny_nobias.pt"),
+            "--out",
+            "chars",
+        ]),
+        "a character-level checkpoint (52 tokens) needs --data",
+    );
+}

@@ -175,3 +175,61 @@ fn tokenizer_settings_and_corpus_folders_are_checked() {
     );
     assert!(ok(out).starts_with("prepared "));
 }
+
+#[test]
+fn sweeps_and_bench_take_any_tokenizer() {
+    let quill = Quill::new();
+    // A sweep over the size of a trained BPE: each run trains its own.
+    let sweep = format!(
+        "base = {:?}\n[set]\n\"data.path\" = {:?}\n\"data.tokenizer\" = \"bpe\"\n\"train.max_steps\" = 10\n\"train.eval_interval\" = 10\n\"train.eval_batches\" = 2\n[sweep]\n\"data.vocab_size\" = [260, 300]\n",
+        Quill::config("tiny.toml").to_str().unwrap(),
+        quill.corpus.to_str().unwrap()
+    );
+    let file = quill.dir.path().join("bpe-sweep.toml");
+    std::fs::write(&file, sweep).unwrap();
+    let artifacts = quill.artifacts();
+    ok(quill.run(&[
+        "sweep",
+        "--config",
+        file.to_str().unwrap(),
+        "--name",
+        "sizes",
+        "--artifacts",
+        artifacts.to_str().unwrap(),
+    ]));
+    let summary = std::fs::read_to_string(artifacts.join("sizes/summary.csv")).unwrap();
+    assert_eq!(summary.matches(",finished").count(), 2, "{summary}");
+    for size in [260, 300] {
+        let run = artifacts.join(format!("sizes/vocab_size={size}"));
+        let eval = ok(quill.run(&["eval", "--run", run.to_str().unwrap(), "--batches", "1"]));
+        assert!(
+            eval.contains(&format!("tokenizer bpe ({size} tokens)")),
+            "{eval}"
+        );
+    }
+
+    // bench on GPT-2's tokens: training and generation.
+    let config = Quill::config("tiny.toml");
+    let data = format!("data.path={}", quill.corpus.display());
+    let out = ok(quill.run(&[
+        "bench",
+        "--config",
+        config.to_str().unwrap(),
+        "--set",
+        &data,
+        "--set",
+        "data.tokenizer=gpt2",
+        "--steps",
+        "2",
+        "--warmup",
+        "0",
+        "--generate-tokens",
+        "5",
+    ]));
+    let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert!(report["tokens_per_s"].as_f64().unwrap() > 0.0, "{report}");
+    assert!(
+        report["generate_tokens_per_s"].as_f64().unwrap() > 0.0,
+        "{report}"
+    );
+}

@@ -61,18 +61,15 @@ pub(crate) struct ExportArgs {
 #[derive(Debug, Args)]
 #[command(allow_negative_numbers = true)]
 pub(crate) struct ImportArgs {
-    /// A nanoGPT checkpoint (ckpt.pt); its vocabulary comes from --data.
-    #[arg(
-        long,
-        value_name = "CKPT",
-        required_unless_present = "safetensors",
-        requires = "data"
-    )]
+    /// A nanoGPT checkpoint (ckpt.pt): character-level, its vocabulary from --data, or
+    /// GPT-2-BPE (a vocabulary of 50257 or 50304 tokens), with GPT-2's tokenizer.
+    #[arg(long, value_name = "CKPT", required_unless_present = "safetensors")]
     nanogpt: Option<PathBuf>,
     /// A safetensors file written by `export` (it carries its config and vocabulary).
     #[arg(long, value_name = "FILE", conflicts_with = "nanogpt")]
     safetensors: Option<PathBuf>,
-    /// The corpus the model was trained on; recorded as the run's data.path.
+    /// The corpus the model was trained on; recorded as the run's data.path (needed for a
+    /// character-level checkpoint: its vocabulary is the corpus's characters).
     #[arg(long)]
     data: Option<PathBuf>,
     /// The run directory to create; it must not exist.
@@ -154,12 +151,21 @@ pub(crate) fn import_command<B: Backend>(
     let run = RunDir::new(&args.out);
     let (source, tokenizer, model, gpt) = match (&args.nanogpt, &args.safetensors) {
         (Some(ckpt), _) => {
-            let path = data_path
-                .as_ref()
-                .expect("clap requires --data with --nanogpt");
-            let vocab = Vocab::from_text(&read_text(path)?);
-            let (model, gpt) = nanogpt::import::<B>(ckpt, &vocab, device)?;
-            (ckpt, Tokenizer::Char(vocab), model, gpt)
+            let args = nanogpt::read_args(ckpt)?;
+            let tokenizer = if nanogpt::GPT2_VOCAB_SIZES.contains(&args.vocab_size) {
+                Tokenizer::gpt2()
+            } else {
+                let path = data_path.as_ref().with_context(|| {
+                    format!(
+                        "--nanogpt {}: a character-level checkpoint ({} tokens) needs --data, the text it was trained on",
+                        ckpt.display(),
+                        args.vocab_size
+                    )
+                })?;
+                Tokenizer::Char(Vocab::from_text(&read_text(path)?))
+            };
+            let (model, gpt) = nanogpt::import::<B>(ckpt, &tokenizer, device)?;
+            (ckpt, tokenizer, model, gpt)
         }
         (None, Some(file)) => {
             let (model, tokenizer, gpt) = safetensors::import::<B>(file, device)?;

@@ -21,6 +21,10 @@ fn corpus_vocab() -> Vocab {
     Vocab::from_text(&std::fs::read_to_string(fixtures().join("corpus.txt")).unwrap())
 }
 
+fn char_tokenizer() -> Tokenizer {
+    Tokenizer::Char(corpus_vocab())
+}
+
 #[derive(Deserialize)]
 struct Recorded {
     input: Vec<i64>,
@@ -45,7 +49,7 @@ fn nanogpt_checkpoints_give_pytorchs_logits() {
         )
         .unwrap();
         let (config, gpt) =
-            nanogpt::import::<B>(&ckpt, &corpus_vocab(), &Default::default()).unwrap();
+            nanogpt::import::<B>(&ckpt, &char_tokenizer(), &Default::default()).unwrap();
         assert_eq!(config.bias, name.contains("_bias"));
         assert_eq!(recorded.shape[2], corpus_vocab().len());
         let ours = logits_of(&gpt, &recorded.input);
@@ -60,9 +64,45 @@ fn nanogpt_checkpoints_give_pytorchs_logits() {
     }
 }
 
+/// What make_fixture.py kept of a GPT-2-BPE checkpoint's logits: the last position's, for
+/// some ids.
+#[derive(Deserialize)]
+struct RecordedRow {
+    input: Vec<i64>,
+    ids: Vec<usize>,
+    logits: Vec<f32>,
+}
+
+#[test]
+fn a_gpt2_checkpoint_with_a_padded_vocabulary_gives_pytorchs_logits_for_gpt2_s_tokens() {
+    let ckpt = fixtures().join("tiny_gpt2.pt");
+    assert_eq!(nanogpt::read_args(&ckpt).unwrap().vocab_size, 50304);
+    let recorded: RecordedRow = serde_json::from_str(
+        &std::fs::read_to_string(fixtures().join("tiny_gpt2.logits.json")).unwrap(),
+    )
+    .unwrap();
+    let (_, gpt) = nanogpt::import::<B>(&ckpt, &Tokenizer::gpt2(), &Default::default()).unwrap();
+    let ours = logits_of(&gpt, &recorded.input);
+    // Only GPT-2's 50257 tokens are left, at every position.
+    assert_eq!(ours.len(), recorded.input.len() * 50257);
+    let last = &ours[ours.len() - 50257..];
+    for (id, expected) in recorded.ids.iter().zip(&recorded.logits) {
+        assert!(
+            (last[*id] - expected).abs() <= 1e-5,
+            "id {id}: {} vs {expected}",
+            last[*id]
+        );
+    }
+    // A character vocabulary never pads.
+    let err = nanogpt::import::<B>(&ckpt, &char_tokenizer(), &Default::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("vocabulary of 50304 tokens"), "{err}");
+}
+
 #[test]
 fn a_corpus_with_another_vocabulary_is_refused() {
-    let vocab = Vocab::from_text("only a few letters");
+    let vocab = Tokenizer::Char(Vocab::from_text("only a few letters"));
     let err = nanogpt::import::<B>(
         &fixtures().join("tiny_nobias.pt"),
         &vocab,
@@ -76,7 +116,7 @@ fn a_corpus_with_another_vocabulary_is_refused() {
     );
     let err = nanogpt::import::<B>(
         &fixtures().join("corpus.txt"),
-        &corpus_vocab(),
+        &char_tokenizer(),
         &Default::default(),
     )
     .unwrap_err()
@@ -88,7 +128,7 @@ fn a_corpus_with_another_vocabulary_is_refused() {
 fn export_then_import_is_bit_exact() {
     let (config, gpt) = nanogpt::import::<B>(
         &fixtures().join("tiny_bias_compiled.pt"),
-        &corpus_vocab(),
+        &char_tokenizer(),
         &Default::default(),
     )
     .unwrap();

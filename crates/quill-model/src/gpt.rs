@@ -1,3 +1,4 @@
+use burn::module::Param;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::nn::{
     Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, Linear, LinearConfig,
@@ -57,6 +58,25 @@ impl<B: Backend> Gpt<B> {
     /// The model with its matrix products in `autocast`'s precision (mixed precision).
     pub fn with_autocast(self, autocast: Autocast) -> Self {
         Self { autocast, ..self }
+    }
+
+    /// The model with only the first `vocab_size` tokens: their embeddings and logits are
+    /// unchanged. For checkpoints whose vocabulary was padded beyond the tokenizer's (nanoGPT
+    /// pads GPT-2's 50257 tokens to 50304); the padding ids are never a tokenizer's output, and
+    /// leaving them out of the softmax changes a probability by at most their share of it.
+    pub fn truncate_vocab(mut self, vocab_size: usize) -> Self {
+        let keep = |weight: Tensor<B, 2>, dim: usize| {
+            let mut ranges = weight.dims().map(|n| 0..n);
+            ranges[dim] = 0..vocab_size.min(ranges[dim].end);
+            weight.slice(ranges)
+        };
+        let embedding = self.token_embedding.weight.val();
+        self.token_embedding.weight = Param::from_tensor(keep(embedding, 0));
+        if let Some(head) = &mut self.head {
+            // burn's `Linear` weight is `[d_in, d_out]`.
+            head.weight = Param::from_tensor(keep(head.weight.val(), 1));
+        }
+        self
     }
 
     pub fn num_layers(&self) -> usize {
@@ -176,6 +196,21 @@ mod tests {
                 let logits = model.forward(tokens(&[1, 2, 3, 4, 5], 3));
                 assert_eq!(logits.dims(), [3, 5, 11]);
             }
+        }
+    }
+
+    #[test]
+    fn a_truncated_vocabulary_keeps_the_logits_of_the_tokens_it_keeps() {
+        let device = Default::default();
+        for tie in [true, false] {
+            let gpt = Gpt::<B>::new(&small(Positional::Learned, tie), 11, &device);
+            let tokens = Tensor::<B, 2, Int>::from_ints([[0, 3, 6, 2]], &device);
+            let full = gpt.forward(tokens.clone());
+            let kept = gpt.truncate_vocab(7).forward(tokens);
+            assert_eq!(kept.dims(), [1, 4, 7]);
+            let expected = full.slice([0..1, 0..4, 0..7]);
+            kept.into_data()
+                .assert_approx_eq::<f32>(&expected.into_data(), Default::default());
         }
     }
 
