@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
+use quill_data::progress::to_stderr;
 use quill_data::{fetch, prepare};
 use quill_train::RunConfig;
 
@@ -32,7 +33,7 @@ pub(crate) fn data_command(command: DataCommand) -> anyhow::Result<()> {
         DataCommand::Fetch { from, out, url } => fetch_command(from.as_deref(), &out, &url),
         DataCommand::Prepare(args) => {
             let config = RunConfig::load(&args.config, &args.overrides)?;
-            let prepared = prepare::prepare(&config.data, &mut |line| eprintln!("{line}"))?;
+            let prepared = prepare::prepare(&config.data, &mut *to_stderr(""))?;
             let meta = &prepared.meta;
             println!(
                 "{} {}: {} train and {} val tokens, {} tokenizer with {} tokens, u{} ids",

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::prepare::{Prepared, prepare};
+use crate::progress::to_stderr;
 use crate::split::split_text;
 use crate::stream::TextBlocks;
 use crate::tokenizer::BPE_VOCAB_SIZE;
@@ -86,7 +87,7 @@ impl Corpus {
     /// written first when missing or stale. Where they cannot be written (a read-only folder),
     /// the text is encoded in memory, as before there were token files.
     pub fn load(config: &DataConfig) -> Result<Self, DataError> {
-        match prepare(config, &mut |line| eprintln!("note: {line}")) {
+        match prepare(config, &mut *to_stderr("note: ")) {
             Ok(prepared) => Self::from_prepared(config, &prepared, prepared.tokenizer()?),
             Err(error @ DataError::PreparedWrite { .. }) => {
                 eprintln!("note: {error}; encoding the corpus in memory instead");
@@ -103,7 +104,7 @@ impl Corpus {
         config: &DataConfig,
         tokenizer: Tokenizer,
     ) -> Result<Self, DataError> {
-        match prepare(config, &mut |line| eprintln!("note: {line}")) {
+        match prepare(config, &mut *to_stderr("note: ")) {
             Ok(prepared) if prepared.tokenizer()? == tokenizer => {
                 return Self::from_prepared(config, &prepared, tokenizer);
             }

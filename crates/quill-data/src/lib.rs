@@ -4,7 +4,7 @@
 //! [`tokenizer`] maps text to ids (characters through [`vocab`], GPT-2's BPE through [`gpt2`], a
 //! BPE trained on the corpus through [`bpe`]), [`split`] cuts train and validation (nanoGPT's
 //! convention), [`prepare`] writes the ids to token files once, reading the text a block at a
-//! time ([`stream`]), [`tokens`] reads them back a
+//! time ([`stream`]) and showing how far it is ([`progress`]), [`tokens`] reads them back a
 //! window at a time, [`windows`] draws `(input, target)` windows where the target is the input
 //! shifted by one, and [`loader`] turns them into burn data loaders. [`fetch`] downloads and
 //! verifies Tiny Shakespeare.
@@ -16,6 +16,7 @@ pub mod fetch;
 pub mod gpt2;
 pub mod loader;
 pub mod prepare;
+pub mod progress;
 pub mod split;
 pub mod stream;
 pub mod tokenizer;

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::corpus::DataConfig;
+use crate::progress::{Quiet, Report};
 use crate::stream::{Part, SplitPieces, TextBlocks, corpus_files};
 use crate::tokenizer::{BPE_TRAINING_PIECE, line_chunks};
 use crate::vocab::CharSet;
@@ -89,15 +90,15 @@ pub fn prepared_dir(config: &DataConfig) -> PathBuf {
 pub const ANNOUNCE_BYTES: u64 = 16 << 20;
 
 /// The corpus of `config` prepared: the existing files when they are fresh, else tokenized
-/// now (`progress` gets a line per stage when the corpus has [`ANNOUNCE_BYTES`] or more).
-pub fn prepare(config: &DataConfig, progress: &mut dyn FnMut(&str)) -> Result<Prepared, DataError> {
-    prepare_in_pieces(config, progress, PIECE_BYTES)
+/// now (`report` hears of it when the corpus has [`ANNOUNCE_BYTES`] or more).
+pub fn prepare(config: &DataConfig, report: &mut dyn Report) -> Result<Prepared, DataError> {
+    prepare_in_pieces(config, report, PIECE_BYTES)
 }
 
 /// [`prepare`], encoding pieces of about `piece_bytes` (small ones in tests).
 fn prepare_in_pieces(
     config: &DataConfig,
-    progress: &mut dyn FnMut(&str),
+    report: &mut dyn Report,
     piece_bytes: usize,
 ) -> Result<Prepared, DataError> {
     let dir = prepared_dir(config);
@@ -135,12 +136,11 @@ fn prepare_in_pieces(
     }
     let started = Instant::now();
     let total: u64 = sources.iter().map(|s| s.bytes).sum();
-    let progress = &mut |line: &str| {
-        if total >= ANNOUNCE_BYTES {
-            progress(line)
-        }
+    let report = match total >= ANNOUNCE_BYTES {
+        true => report,
+        false => &mut Quiet,
     };
-    progress(&format!(
+    report.line(&format!(
         "preparing {} ({} file{}, {:.1} MB) with the {} tokenizer into {}",
         config.path.display(),
         sources.len(),
@@ -164,16 +164,9 @@ fn prepare_in_pieces(
         sources,
     };
     let pieces = SplitPieces::new(TextBlocks::open(&config.path)?, train_chars, piece_bytes);
-    write(
-        &dir,
-        &tokenizer,
-        pieces,
-        &mut meta,
-        total as usize,
-        progress,
-    )?;
+    write(&dir, &tokenizer, pieces, &mut meta, total as usize, report)?;
     let seconds = started.elapsed().as_secs_f64();
-    progress(&format!(
+    report.line(&format!(
         "prepared {} train and {} val tokens in {seconds:.1} s ({:.1} MB/s)",
         meta.train_tokens,
         meta.val_tokens,
@@ -257,7 +250,7 @@ fn write(
     pieces: impl Iterator<Item = Result<(Part, String), DataError>>,
     meta: &mut Meta,
     total: usize,
-    progress: &mut dyn FnMut(&str),
+    report: &mut dyn Report,
 ) -> Result<(), DataError> {
     std::fs::create_dir_all(dir).map_err(|e| write_error(dir, e))?;
     let meta_path = dir.join("meta.json");
@@ -274,7 +267,7 @@ fn write(
     ];
     let mut tokens = [0; 2];
     let mut bytes = [0; 2];
-    let mut tracker = Progress::new(total);
+    let mut done = 0;
     for piece in pieces {
         let (part, text) = piece?;
         let i = usize::from(part == Part::Val);
@@ -282,9 +275,8 @@ fn write(
         let file = &mut files[i];
         tokenizer.encode_in_order(&text, |ids, encoded| {
             tokens[i] += ids.len();
-            if let Some(line) = tracker.advance(encoded) {
-                progress(&line);
-            }
+            done += encoded;
+            report.encoded(done, total);
             let out: Vec<u8> = match width {
                 2 => ids
                     .iter()
@@ -311,44 +303,6 @@ fn write_error(path: &Path, source: std::io::Error) -> DataError {
     DataError::PreparedWrite {
         path: path.to_owned(),
         source,
-    }
-}
-
-/// Progress lines for a long preparation: at most one every 2 s, with the megabytes encoded,
-/// the speed and the time left.
-struct Progress {
-    total: usize,
-    done: usize,
-    started: Instant,
-    last: Instant,
-}
-
-impl Progress {
-    fn new(total: usize) -> Self {
-        let now = Instant::now();
-        Self {
-            total,
-            done: 0,
-            started: now,
-            last: now,
-        }
-    }
-
-    /// Counts `bytes` more of text encoded; a line when it is time for one.
-    fn advance(&mut self, bytes: usize) -> Option<String> {
-        self.done += bytes;
-        if self.last.elapsed().as_secs_f64() < 2.0 || self.done >= self.total {
-            return None;
-        }
-        self.last = Instant::now();
-        let rate = self.done as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
-        Some(format!(
-            "encoded {:.0} of {:.0} MB, {:.1} MB/s, {:.0} s left",
-            self.done as f64 / 1e6,
-            self.total as f64 / 1e6,
-            rate / 1e6,
-            (self.total - self.done) as f64 / rate
-        ))
     }
 }
 
@@ -466,9 +420,8 @@ mod tests {
             (TokenizerKind::Bpe, 300, 100),
         ] {
             let config = config(&root, kind, size);
-            let quiet = &mut |_: &str| {};
             let _ = std::fs::remove_dir_all(prepared_dir(&config));
-            prepare_in_pieces(&config, quiet, piece_bytes).unwrap();
+            prepare_in_pieces(&config, &mut Quiet, piece_bytes).unwrap();
             let mapped = Corpus::load(&config).unwrap();
             let memory = Corpus::load_in_memory(&config).unwrap();
             assert_eq!(mapped.tokenizer, memory.tokenizer, "{kind:?}");
@@ -489,7 +442,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = corpus(dir.path());
         let config = config(&root, TokenizerKind::Char, 0);
-        let quiet = &mut |_: &str| {};
+        let quiet = &mut Quiet;
         assert!(prepare(&config, quiet).unwrap().written);
         assert!(!prepare(&config, quiet).unwrap().written);
         // Rewritten with the same bytes (a new time): re-hashed, still fresh.
