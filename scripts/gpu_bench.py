@@ -20,6 +20,9 @@ Each section's figures come from the command's own JSON line (`bench`, torch_ref
   7. quill-wgpu (Vulkan on the same GPU): bench, and eval of the 1000-step run on both
      backends (parity)
   8. f32 without dropout on both sides (quill's attention without attention dropout)
+  9. the data-parallel paths on the one GPU (issue 15; overhead, not scaling): bench with two
+     replicas of GPU 0 (`--devices 0,0`), and the same short training as one process and as
+     two nodes on 127.0.0.1 (`--nodes 2`, gradients all-reduced through the host)
 
 Every command's output goes to --out/commands.log (default $OUT, else gpu-bench-out/).
 """
@@ -98,6 +101,37 @@ class Bench:
         # One file for all commands: the device tool brings back at most eight files.
         with open(self.out / "commands.log", "a") as f:
             f.write(f"===== {name}: stdout =====\n{text(stdout)}\n===== {name}: stderr =====\n{text(stderr)}\n")
+
+    def nodes(self, name, cmd, limit, runs):
+        """Runs cmd as two nodes of one run on 127.0.0.1 (ranks 0 and 1, run directories
+        `runs[0]` and `runs[1]`); returns node 0's summary.json, or None."""
+        if self.a.only and name not in self.a.only:
+            return None
+        limit = min(limit, self.left() - 5)
+        if limit < 15:
+            self.results[name] = {"skipped": "out of time"}
+            return None
+        print(f"[{name}] two nodes of {' '.join(map(str, cmd))} (limit {limit:.0f} s)", flush=True)
+        started = time.monotonic()
+        procs = [subprocess.Popen([*cmd, "--name", runs[rank], "--nodes", "2", "--node-rank", str(rank),
+                                   "--coordinator", "127.0.0.1:29500", "--node-timeout", "60"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env,
+                                  cwd=self.a.workdir) for rank in (0, 1)]
+        codes = []
+        for proc in procs:
+            try:
+                out, err = proc.communicate(timeout=max(1, limit - (time.monotonic() - started)))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, err = proc.communicate()
+            self.log(name, out, err)
+            codes.append(proc.returncode)
+        if codes != [0, 0]:
+            self.results[name] = {"error": f"exit codes {codes}"}
+            return None
+        summary = json.loads((self.a.workdir / "artifacts" / runs[0] / "summary.json").read_text())
+        self.results[name] = {**summary, "process_wall_s": time.monotonic() - started}
+        return summary
 
     def json_line(self, name, cmd, limit, env=None):
         got = self.run(name, cmd, limit, env)
@@ -245,6 +279,20 @@ def main():
         no_dropout = [x if x != "0.2" else "0.0" for x in torch]
         b.json_line("torch_f32_dropout0", no_dropout, 60)
 
+    # The data-parallel paths on this one GPU: their overhead, not scaling (one GPU). The
+    # batch stays 64 (the kernels above are cached); grad_accum 2 gives each replica one.
+    if cuda:
+        b.json_line("cuda_devices_00", [cuda, *bench(10, 0), "--set", "train.grad_accum=2",
+                                        "--devices", "0,0"], 120)
+        short = [cuda, "train", "--config", a.config, "--force", "--set", "train.max_steps=60",
+                 "--set", "train.eval_interval=30", "--set", "train.eval_batches=2",
+                 "--set", "train.grad_accum=2"]
+        got = b.run("cuda_one_process", [*short, "--name", "one-process"], 90)
+        if got:
+            summary = json.loads((a.workdir / "artifacts/one-process/summary.json").read_text())
+            b.results["cuda_one_process"] = {**summary, "process_wall_s": got[1]}
+        b.nodes("cuda_nodes_2", short, 120, ["node0", "node1"])
+
     report(b.results)
     (b.out / "gpu_bench.json").write_text(json.dumps(b.results, indent=1))
     if a.save_cache:
@@ -315,6 +363,13 @@ def report(r):
         "wgpu_ms_per_step": get(r, "wgpu_f32", "ms_per_step"),
         "quill_f32_dropout0_over_torch": ratio(("cuda_f32_dropout0", "tokens_per_s"),
                                                ("torch_f32_dropout0", "tokens_per_s")),
+        "devices_00_scaling": get(r, "cuda_devices_00", "scaling"),
+        "one_process_tokens_per_s": get(r, "cuda_one_process", "tokens_per_s"),
+        "two_nodes_tokens_per_s": get(r, "cuda_nodes_2", "tokens_per_s"),
+        "two_nodes_over_one_process": ratio(("cuda_nodes_2", "tokens_per_s"),
+                                            ("cuda_one_process", "tokens_per_s")),
+        "two_nodes_best_val": get(r, "cuda_nodes_2", "best_val_loss"),
+        "one_process_best_val": get(r, "cuda_one_process", "best_val_loss"),
     }
     print()
     for key in ("quill_f32_over_torch_f32", "quill_bf16_mixed_over_torch_bf16",
