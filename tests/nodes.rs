@@ -178,13 +178,14 @@ fn two_nodes_train_one_device_s_run_and_resume_after_a_lost_node_or_ctrl_c() {
         assert_close(&val_losses(&quill, &format!("node{rank}")), &one);
     }
 
-    // Ctrl-C on node 1 alone: both stop after the same step, saved, and resume to the end.
+    // Ctrl-C on node 0 alone (which also stops the orchestrator it hosts): both nodes stop
+    // after the same step, saved, and resume to the end.
     let ports = Ports::new();
     let again = ["--force"];
     let nodes =
         [0, 1].map(|rank| Node::start(&quill, rank, &ports, &[&steps[..], &again].concat()));
-    nodes[1].wait_for("epoch 2/");
-    nodes[1].signal("-INT");
+    nodes[0].wait_for("epoch 2/");
+    nodes[0].signal("-INT");
     let stopped: Vec<String> = nodes
         .into_iter()
         .map(|node| {
