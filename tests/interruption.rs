@@ -9,7 +9,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::common::{Quill, fails_with, ok};
+use crate::common::{Quill, assert_close, fails_with, ok};
 
 /// Val losses of an uninterrupted tiny run (4 epochs of 50 steps), computed once.
 fn reference() -> &'static [f64] {
@@ -17,21 +17,12 @@ fn reference() -> &'static [f64] {
     VAL_LOSSES.get_or_init(|| {
         let quill = Quill::new();
         ok(quill.train("tiny.toml", "straight", &[]));
-        val_losses(&quill, "straight")
+        quill.val_losses("straight")
     })
 }
 
-fn val_losses(quill: &Quill, run: &str) -> Vec<f64> {
-    quill.metrics(run).iter().map(|row| row[3]).collect()
-}
-
 fn assert_matches_reference(quill: &Quill, run: &str) {
-    let got = val_losses(quill, run);
-    let expected = reference();
-    assert_eq!(got.len(), expected.len(), "{got:?} vs {expected:?}");
-    for (a, b) in got.iter().zip(expected) {
-        assert!((a - b).abs() <= 1e-5, "{got:?} vs {expected:?}");
-    }
+    assert_close(&quill.val_losses(run), reference(), 1e-5);
     let summary =
         std::fs::read_to_string(quill.artifacts().join(run).join("summary.json")).unwrap();
     assert!(summary.contains("\"steps\": 200"), "{summary}");

@@ -10,7 +10,7 @@ use std::net::TcpListener;
 use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{Quill, fails_with, ok};
+use crate::common::{Quill, assert_close, fails_with, ok};
 
 /// Two micro-batches per step, one on each node.
 const TWO_MICRO_BATCHES: [&str; 2] = ["--set", "train.grad_accum=2"];
@@ -25,17 +25,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-fn val_losses(quill: &Quill, run: &str) -> Vec<f64> {
-    quill.metrics(run).iter().map(|row| row[3]).collect()
-}
-
-fn assert_close(got: &[f64], expected: &[f64]) {
-    assert_eq!(got.len(), expected.len(), "{got:?} vs {expected:?}");
-    for (a, b) in got.iter().zip(expected) {
-        assert!((a - b).abs() <= 1e-4, "{got:?} vs {expected:?}");
-    }
 }
 
 /// The ports of one two-node run: the orchestrator's and each node's data service.
@@ -151,7 +140,7 @@ fn two_nodes_train_one_device_s_run_and_resume_after_a_lost_node_or_ctrl_c() {
         "one",
         &[&TWO_MICRO_BATCHES[..], &steps].concat(),
     ));
-    let one = val_losses(&quill, "one");
+    let one = quill.val_losses("one");
     assert_eq!(one.len(), 6);
 
     // Node 1 is killed in the middle of epoch 3 (away from the checkpoint writes at the
@@ -175,7 +164,7 @@ fn two_nodes_train_one_device_s_run_and_resume_after_a_lost_node_or_ctrl_c() {
     assert!(waited < Duration::from_secs(30), "{waited:?}");
     both(&quill, &ports, &["--resume"]);
     for rank in [0, 1] {
-        assert_close(&val_losses(&quill, &format!("node{rank}")), &one);
+        assert_close(&quill.val_losses(&format!("node{rank}")), &one, 1e-4);
     }
 
     // Ctrl-C on node 0 alone (which also stops the orchestrator it hosts): both nodes stop
@@ -198,7 +187,7 @@ fn two_nodes_train_one_device_s_run_and_resume_after_a_lost_node_or_ctrl_c() {
     assert_eq!(stopped[0], stopped[1]);
     both(&quill, &ports, &["--resume"]);
     for rank in [0, 1] {
-        assert_close(&val_losses(&quill, &format!("node{rank}")), &one);
+        assert_close(&quill.val_losses(&format!("node{rank}")), &one, 1e-4);
     }
 }
 

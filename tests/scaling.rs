@@ -3,7 +3,7 @@
 //! devices changes speed, not results: the same val losses as one device with the same tokens
 //! per step, and a run resumes on another device count.
 
-use crate::common::{Quill, fails_with, ok};
+use crate::common::{Quill, assert_close, fails_with, ok};
 
 /// 100 steps of the tiny config with two micro-batches per step.
 const TWO_MICRO_BATCHES: [&str; 4] = [
@@ -12,17 +12,6 @@ const TWO_MICRO_BATCHES: [&str; 4] = [
     "--set",
     "train.max_steps=100",
 ];
-
-fn val_losses(quill: &Quill, run: &str) -> Vec<f64> {
-    quill.metrics(run).iter().map(|row| row[3]).collect()
-}
-
-fn assert_close(got: &[f64], expected: &[f64]) {
-    assert_eq!(got.len(), expected.len(), "{got:?} vs {expected:?}");
-    for (a, b) in got.iter().zip(expected) {
-        assert!((a - b).abs() <= 1e-4, "{got:?} vs {expected:?}");
-    }
-}
 
 #[test]
 fn two_replicas_give_one_device_s_losses_and_resume_on_either_count() {
@@ -34,9 +23,9 @@ fn two_replicas_give_one_device_s_losses_and_resume_on_either_count() {
     ok(quill.train("tiny.toml", "one", &TWO_MICRO_BATCHES));
     let out = ok(two("two", &[]));
     assert!(out.contains("training on 2 flex devices"), "{out}");
-    let one = val_losses(&quill, "one");
+    let one = quill.val_losses("one");
     assert_eq!(one.len(), 2);
-    assert_close(&val_losses(&quill, "two"), &one);
+    assert_close(&quill.val_losses("two"), &one, 1e-4);
 
     // Stopped at step 100's checkpoint write, resumed on two devices and on one.
     for (name, resume_on) in [("again-two", "0,0"), ("again-one", "0")] {
@@ -52,7 +41,7 @@ fn two_replicas_give_one_device_s_losses_and_resume_on_either_count() {
         assert_eq!(stopped.status.code(), Some(1));
         let resumed = ok(quill.train("tiny.toml", name, &["--resume", "--devices", resume_on]));
         assert!(resumed.contains("resuming"), "{resumed}");
-        assert_close(&val_losses(&quill, name), &one);
+        assert_close(&quill.val_losses(name), &one, 1e-4);
     }
 }
 
@@ -81,14 +70,7 @@ fn micro_batches_that_do_not_share_out_are_refused() {
 #[test]
 fn bench_reports_the_throughput_of_each_device_count() {
     let quill = Quill::new();
-    let config = Quill::config("tiny.toml");
-    let data = format!("data.path={}", quill.corpus.display());
-    let args = [
-        "bench",
-        "--config",
-        config.to_str().unwrap(),
-        "--set",
-        &data,
+    let extra = [
         "--set",
         "train.grad_accum=2",
         "--steps",
@@ -100,7 +82,7 @@ fn bench_reports_the_throughput_of_each_device_count() {
         "--devices",
         "0,0",
     ];
-    let out = ok(quill.run(&args));
+    let out = ok(quill.on_corpus(&["bench"], "tiny.toml", &extra));
     // The training's progress goes to stderr: stdout is the one JSON line.
     assert_eq!(out.lines().count(), 1, "{out}");
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();

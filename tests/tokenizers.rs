@@ -101,18 +101,8 @@ fn gpt2_tokens_train_and_the_corpus_is_prepared_once() {
         .modified()
         .unwrap();
     let prepare = |quill: &Quill| {
-        let config = Quill::config("tiny.toml");
-        let data = format!("data.path={}", quill.corpus.display());
-        ok(quill.run(&[
-            "data",
-            "prepare",
-            "--config",
-            config.to_str().unwrap(),
-            "--set",
-            &data,
-            "--set",
-            "data.tokenizer=gpt2",
-        ]))
+        let gpt2 = ["--set", "data.tokenizer=gpt2"];
+        ok(quill.on_corpus(&["data", "prepare"], "tiny.toml", &gpt2))
     };
     assert!(prepare(&quill).starts_with("up to date:"));
     let after = std::fs::metadata(prepared.join("train.bin"))
@@ -209,14 +199,7 @@ fn sweeps_and_bench_take_any_tokenizer() {
     }
 
     // bench on GPT-2's tokens: training and generation.
-    let config = Quill::config("tiny.toml");
-    let data = format!("data.path={}", quill.corpus.display());
-    let out = ok(quill.run(&[
-        "bench",
-        "--config",
-        config.to_str().unwrap(),
-        "--set",
-        &data,
+    let extra = [
         "--set",
         "data.tokenizer=gpt2",
         "--steps",
@@ -225,7 +208,8 @@ fn sweeps_and_bench_take_any_tokenizer() {
         "0",
         "--generate-tokens",
         "5",
-    ]));
+    ];
+    let out = ok(quill.on_corpus(&["bench"], "tiny.toml", &extra));
     let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert!(report["tokens_per_s"].as_f64().unwrap() > 0.0, "{report}");
     assert!(

@@ -71,6 +71,25 @@ impl Quill {
         self.train_command(config, name, extra).output().unwrap()
     }
 
+    /// `quill-cpu COMMAND --config configs/CONFIG --set data.path=CORPUS EXTRA...` in the
+    /// scratch directory, on this test's corpus.
+    pub fn on_corpus(&self, command: &[&str], config: &str, extra: &[&str]) -> Output {
+        let config = Self::config(config);
+        let data = format!("data.path={}", self.corpus.display());
+        let args = [
+            command,
+            &["--config", config.to_str().unwrap(), "--set", &data],
+            extra,
+        ]
+        .concat();
+        self.run(&args)
+    }
+
+    /// The val losses of a run's evaluations, from its metrics.csv.
+    pub fn val_losses(&self, run: &str) -> Vec<f64> {
+        self.metrics(run).iter().map(|row| row[3]).collect()
+    }
+
     /// The rows of a run's metrics.csv as numbers (step, epoch, train loss, val loss, lr,
     /// tokens/s, elapsed s).
     pub fn metrics(&self, run: &str) -> Vec<Vec<f64>> {
@@ -86,6 +105,14 @@ impl Quill {
         lines
             .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
             .collect()
+    }
+}
+
+/// Asserts that two runs' val losses agree, evaluation by evaluation, within `tolerance`.
+pub fn assert_close(got: &[f64], expected: &[f64], tolerance: f64) {
+    assert_eq!(got.len(), expected.len(), "{got:?} vs {expected:?}");
+    for (a, b) in got.iter().zip(expected) {
+        assert!((a - b).abs() <= tolerance, "{got:?} vs {expected:?}");
     }
 }
 
