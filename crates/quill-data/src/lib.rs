@@ -15,6 +15,7 @@ pub mod error;
 pub mod fetch;
 pub mod gpt2;
 pub mod loader;
+mod partial_file;
 pub mod prepare;
 pub mod progress;
 pub mod split;

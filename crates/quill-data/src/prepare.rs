@@ -10,7 +10,7 @@
 //! hash) is prepared again, so stale tokens are never used. `meta.json` is written last: a
 //! folder without it is unfinished and is prepared again.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, UNIX_EPOCH};
 
@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::corpus::DataConfig;
+use crate::partial_file::{PartialFile, write_error};
 use crate::progress::{Quiet, Report};
 use crate::stream::{Part, SplitPieces, TextBlocks, corpus_files};
 use crate::tokenizer::{BPE_TRAINING_PIECE, line_chunks};
@@ -297,58 +298,6 @@ fn write(
     let mut meta_file = PartialFile::create(meta_path)?;
     meta_file.write_all(&json)?;
     meta_file.commit()
-}
-
-fn write_error(path: &Path, source: std::io::Error) -> DataError {
-    DataError::PreparedWrite {
-        path: path.to_owned(),
-        source,
-    }
-}
-
-/// A file written under a temporary name (one per process), renamed into place by
-/// [`PartialFile::commit`] and removed when dropped before that.
-struct PartialFile {
-    path: PathBuf,
-    temp: PathBuf,
-    out: Option<std::io::BufWriter<std::fs::File>>,
-}
-
-impl PartialFile {
-    fn create(path: PathBuf) -> Result<Self, DataError> {
-        let mut temp = path.as_os_str().to_owned();
-        temp.push(format!(".partial-{}", std::process::id()));
-        let temp = PathBuf::from(temp);
-        let file = std::fs::File::create(&temp).map_err(|e| write_error(&path, e))?;
-        Ok(Self {
-            out: Some(std::io::BufWriter::with_capacity(1 << 20, file)),
-            path,
-            temp,
-        })
-    }
-
-    fn write_all(&mut self, bytes: &[u8]) -> Result<(), DataError> {
-        let out = self.out.as_mut().expect("open until committed");
-        out.write_all(bytes).map_err(|e| write_error(&self.path, e))
-    }
-
-    fn commit(mut self) -> Result<(), DataError> {
-        let out = self.out.take().expect("open until committed");
-        out.into_inner()
-            .map_err(|e| write_error(&self.path, e.into_error()))?;
-        std::fs::rename(&self.temp, &self.path).map_err(|e| write_error(&self.path, e))?;
-        self.temp = PathBuf::new();
-        Ok(())
-    }
-}
-
-impl Drop for PartialFile {
-    fn drop(&mut self) {
-        if !self.temp.as_os_str().is_empty() {
-            self.out = None;
-            let _ = std::fs::remove_file(&self.temp);
-        }
-    }
 }
 
 /// `path`'s size, time and hash; the hash is `known`'s when size and time are unchanged.
