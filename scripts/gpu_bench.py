@@ -113,18 +113,23 @@ class Bench:
             return None
         print(f"[{name}] two nodes of {' '.join(map(str, cmd))} (limit {limit:.0f} s)", flush=True)
         started = time.monotonic()
+        # Output to files, not pipes: a node whose pipe nobody reads would block.
+        logs = [open(self.out / f"{name}-node{rank}.log", "w+") for rank in (0, 1)]
         procs = [subprocess.Popen([*cmd, "--name", runs[rank], "--nodes", "2", "--node-rank", str(rank),
                                    "--coordinator", "127.0.0.1:29500", "--node-timeout", "60"],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env,
+                                  stdout=logs[rank], stderr=subprocess.STDOUT, text=True, env=self.env,
                                   cwd=self.a.workdir) for rank in (0, 1)]
         codes = []
-        for proc in procs:
+        for proc, log in zip(procs, logs):
             try:
-                out, err = proc.communicate(timeout=max(1, limit - (time.monotonic() - started)))
+                proc.wait(timeout=max(1, limit - (time.monotonic() - started)))
             except subprocess.TimeoutExpired:
                 proc.kill()
-                out, err = proc.communicate()
-            self.log(name, out, err)
+                proc.wait()
+            log.seek(0)
+            self.log(name, log.read(), "")
+            log.close()
+            os.remove(log.name)
             codes.append(proc.returncode)
         if codes != [0, 0]:
             self.results[name] = {"error": f"exit codes {codes}"}

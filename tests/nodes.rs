@@ -47,7 +47,7 @@ impl Ports {
             "--node-address",
             &format!("127.0.0.1:{}", self.0[1 + rank]),
             "--node-timeout",
-            "30",
+            "20",
         ]
         .map(String::from)
         .to_vec()
@@ -189,6 +189,35 @@ fn two_nodes_train_one_device_s_run_and_resume_after_a_lost_node_or_ctrl_c() {
     for rank in [0, 1] {
         assert_close(&quill.val_losses(&format!("node{rank}")), &one, 1e-4);
     }
+}
+
+#[test]
+fn a_bf16_run_resumes_across_nodes_from_a_step_bf16_cannot_hold() {
+    // The start check exchanges the step in the run's precision: step 301 is not a bf16 number.
+    let quill = Quill::new();
+    let ports = Ports::new();
+    let args = [
+        "--set",
+        "train.max_steps=400",
+        "--set",
+        "train.precision=bf16",
+    ];
+    let nodes = [0, 1].map(|rank| Node::start(&quill, rank, &ports, &args));
+    nodes[0].wait_for("epoch 6/");
+    nodes[0].signal("-INT");
+    for node in nodes {
+        let (status, err, _) = node.finish();
+        assert_eq!(status.code(), Some(130), "{err}");
+        let step: usize = err["error: interrupted after step ".len()..]
+            .split(';')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(step > 300, "{err}");
+    }
+    both(&quill, &ports, &["--resume"]);
+    assert_eq!(quill.val_losses("node0").len(), 8);
 }
 
 #[test]

@@ -314,7 +314,13 @@ fn cluster(args: &TrainArgs) -> anyhow::Result<Option<Cluster>> {
             let port: u16 = port
                 .parse()
                 .map_err(|_| anyhow::anyhow!("--coordinator: `{coordinator}` is not HOST:PORT"))?;
-            format!("{host}:{}", port as usize + 1 + rank)
+            let port = usize::from(port) + 1 + rank;
+            if port > usize::from(u16::MAX) {
+                bail!(
+                    "--node-address: the default port {port} is above 65535; give --node-address"
+                );
+            }
+            format!("{host}:{port}")
         }
     };
     let cluster = Cluster {

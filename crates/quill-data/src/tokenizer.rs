@@ -311,15 +311,18 @@ impl Tokenizer {
 /// The size of the pieces a BPE is trained on (each one a sequence for its trainer).
 pub(crate) const BPE_TRAINING_PIECE: usize = 1 << 16;
 
-/// `text` cut into pieces of about `size` bytes, each cut after a single newline that follows
-/// and precedes visible ASCII (`x\n|y`). GPT-2's pre-tokenizer always ends a piece there; after
-/// two newlines it would not (`\n\n` before a word is two pieces, at the end of a text one).
+/// `text` cut into pieces of about `size` bytes, each cut where a run of white space starts
+/// after a character that is not white space (`x| y`, `x|\r\n`, `日|\n`). GPT-2's
+/// pre-tokenizer always ends a piece there: no piece but a white-space one holds white space
+/// after other characters, and it reads on from a piece's end only forwards, so the rest
+/// encodes alone as it does in the whole text. Cutting inside a run would not do: `\n\n`
+/// before a word is two pieces, at the end of a text one.
 pub(crate) fn line_chunks(text: &str, size: usize) -> Vec<&str> {
     let mut chunks = Vec::new();
     let mut rest = text;
     while rest.len() > size {
         let bytes = rest.as_bytes();
-        let cut = (size.max(2)..bytes.len()).find(|&i| is_safe_cut(bytes, i));
+        let cut = (size.max(1)..bytes.len()).find(|&i| is_safe_cut(bytes, i));
         match cut {
             Some(i) => {
                 chunks.push(&rest[..i]);
@@ -334,16 +337,26 @@ pub(crate) fn line_chunks(text: &str, size: usize) -> Vec<&str> {
     chunks
 }
 
-/// Whether `text` may be cut before byte `i` (`x\n|y`, see [`line_chunks`]).
+/// Whether `text` may be cut before byte `i` (`x| `, see [`line_chunks`]).
 pub(crate) fn is_safe_cut(text: &[u8], i: usize) -> bool {
-    let visible = |b: u8| b.is_ascii_graphic();
-    i >= 2 && i < text.len() && text[i - 1] == b'\n' && visible(text[i - 2]) && visible(text[i])
+    if i == 0 || i >= text.len() || !text[i].is_ascii_whitespace() {
+        return false;
+    }
+    // The character that ends at `i`: its first byte is the last one that does not continue.
+    let start = (i.saturating_sub(4)..i)
+        .rev()
+        .find(|&j| text[j] & 0xC0 != 0x80)
+        .unwrap_or(0);
+    std::str::from_utf8(&text[start..i])
+        .ok()
+        .and_then(|c| c.chars().next_back())
+        .is_some_and(|c| !c.is_whitespace())
 }
 
 /// The last place `text` may be cut (see [`line_chunks`]), not before byte `from`.
 pub(crate) fn last_safe_cut(text: &str, from: usize) -> Option<usize> {
     let bytes = text.as_bytes();
-    (from.max(2)..bytes.len())
+    (from.max(1)..bytes.len())
         .rev()
         .find(|&i| is_safe_cut(bytes, i))
 }
@@ -406,7 +419,8 @@ mod tests {
     use super::*;
 
     const WORLD: &str = "Hello world! Ça va? Grüße aus Köln.\n\n日本語のテキスト、中文文本。\n\
-        Emoji: 😀🎉👩‍👩‍👧 and a flag 🇫🇷.\n  indented\n\n\nend";
+        Emoji: 😀🎉👩‍👩‍👧 and a flag 🇫🇷.\n  indented\n\n\nend\r\nCRLF lines\r\n\r\nit's\t\ttabs \
+        don't \u{3000}wide space\u{a0}nbsp 42 \n";
 
     fn shakespeare() -> Option<String> {
         [
@@ -445,6 +459,30 @@ mod tests {
             assert_eq!(tokenizer.encode_in_chunks(&tricky, 8).unwrap(), whole);
         }
         assert_eq!(line_chunks(WORLD, 8).concat(), WORLD);
+    }
+
+    #[test]
+    fn every_safe_cut_splits_the_ids_of_the_whole_text() {
+        let text = WORLD.repeat(2);
+        let bpe = Tokenizer::for_corpus(TokenizerKind::Bpe, 300, &text, &text).unwrap();
+        let cuts: Vec<usize> = (0..text.len())
+            .filter(|&i| is_safe_cut(text.as_bytes(), i))
+            .collect();
+        assert!(cuts.len() > 20, "{cuts:?}");
+        for tokenizer in [Tokenizer::gpt2(), bpe] {
+            let whole = tokenizer.encode_piece(&text).unwrap();
+            for &i in &cuts {
+                let mut parts = tokenizer.encode_piece(&text[..i]).unwrap();
+                parts.extend(tokenizer.encode_piece(&text[i..]).unwrap());
+                assert_eq!(
+                    parts,
+                    whole,
+                    "cut at {i}: {:?}|{:?}",
+                    &text[..i],
+                    &text[i..]
+                );
+            }
+        }
     }
 
     #[test]

@@ -174,7 +174,7 @@ pub fn install_panic_hook() {
             Some(CollectivePanic::LostNode) => {
                 exit_with(Fatal::LostNode, &message.replace('\n', " "))
             }
-            Some(CollectivePanic::AfterTraining) => return,
+            Some(CollectivePanic::Between) => return,
             None => {}
         }
         let location = info

@@ -12,12 +12,11 @@
 //! waits forever; quill builds it with the fix in `vendor/` (see `vendor/README.md`).
 //!
 //! A node that dies leaves the others waiting in the all-reduce, or makes burn-collective's
-//! tasks fail; either way they end with one line (`failure::Fatal::LostNode`), after at
-//! most [`Cluster::timeout`], their checkpoints intact.
+//! tasks fail while they wait; either way they end with one line (`failure::Fatal::LostNode`),
+//! after at most [`Cluster::timeout`], their checkpoints intact.
 
 use std::str::FromStr;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use burn::module::{AutodiffModule, ModuleVisitor, Param};
@@ -92,7 +91,6 @@ impl Cluster {
             .with_node_address(ws(&self.address))
             .with_data_service_port(Self::port(&self.address)?)
             .with_global_all_reduce_strategy(AllReduceStrategy::Centralized);
-        MEMBERSHIP.store(JOINED, Ordering::SeqCst);
         watchdog(self.timeout);
         let link = NodeLink {
             peer: PeerId(0),
@@ -110,21 +108,16 @@ fn ws(address: &str) -> Address {
     Address::from_str(&format!("ws://{address}")).expect("any text is an address")
 }
 
-/// Whether this process trains among nodes ([`JOINED`]), or did ([`LEFT`]): a failure
-/// inside burn-collective then means a node was lost, or that another one finished first
-/// (see `failure::install_panic_hook`).
-static MEMBERSHIP: AtomicU8 = AtomicU8::new(0);
-const JOINED: u8 = 1;
-const LEFT: u8 = 2;
-
 /// What a panic of burn-collective's or burn-communication's tasks means; they panic when a
 /// peer's connection closes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CollectivePanic {
-    /// During training: another node is gone.
+    /// While this node waits for the others (joining, or a step's exchange): one is gone.
     LostNode,
-    /// After this node's training: another node finished first; nothing to report.
-    AfterTraining,
+    /// Between exchanges: another node may simply have finished first (its last checkpoint
+    /// written while this one still writes), so nothing to report here; a node that is really
+    /// gone fails the next exchange.
+    Between,
 }
 
 /// What a panic at `file` means, when it is burn-collective's or burn-communication's.
@@ -132,10 +125,9 @@ pub fn collective_panic(file: &str) -> Option<CollectivePanic> {
     if !(file.contains("burn-collective") || file.contains("burn-communication")) {
         return None;
     }
-    match MEMBERSHIP.load(Ordering::SeqCst) {
-        JOINED => Some(CollectivePanic::LostNode),
-        LEFT => Some(CollectivePanic::AfterTraining),
-        _ => None,
+    match WAITING.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
+        true => Some(CollectivePanic::LostNode),
+        false => Some(CollectivePanic::Between),
     }
 }
 
@@ -185,12 +177,6 @@ impl NodeLink {
         Tensor::from_primitive(TensorPrimitive::Float(summed))
     }
 
-    /// Ends this node's part in the exchanges (its training is over, however it ended): the
-    /// other nodes may exit from now on without that being an error here.
-    pub fn leave(&self) {
-        MEMBERSHIP.store(LEFT, Ordering::SeqCst);
-    }
-
     /// Checks that every node starts from optimizer step `steps_done` (a resume on one node
     /// from an older checkpoint than on the others would pair different steps' gradients).
     pub fn agree_on_start<B: Backend>(
@@ -199,15 +185,22 @@ impl NodeLink {
         device: &B::Device,
     ) -> Result<(), String> {
         // Node 0's step, and then how many nodes differ from it: two exchanges, so that
-        // every node reaches the same verdict.
-        let mine = if self.rank == 0 {
-            steps_done as f32
-        } else {
-            0.0
+        // every node reaches the same verdict. The step goes as four base-256 digits, whole
+        // numbers that even bf16 (which a run may compute in) holds exactly.
+        let digits: Vec<f32> = match self.rank {
+            0 => (0..4)
+                .map(|i| ((steps_done >> (8 * i)) & 0xff) as f32)
+                .collect(),
+            _ => vec![0.0; 4],
         };
-        let first = Tensor::<B, 1>::from_floats([mine], device);
+        let first = Tensor::<B, 1>::from_floats(digits.as_slice(), device);
         let first = self.all_reduce(first, "the other nodes did not start");
-        let first = first.into_scalar().elem::<f64>() as usize;
+        let first = first
+            .into_data()
+            .iter::<f64>()
+            .enumerate()
+            .map(|(i, digit)| (digit as usize) << (8 * i))
+            .sum::<usize>();
         let differs = Tensor::<B, 1>::from_floats([f32::from(first != steps_done)], device);
         let differ = self.all_reduce(differs, "the other nodes did not start");
         let differ = differ.into_scalar().elem::<f64>() as usize;
@@ -237,7 +230,9 @@ impl NodeLink {
         let Gather { grads, mut flat } = gather;
         let mut lengths: Vec<usize> = flat.iter().map(|t| t.dims()[0]).collect();
         lengths.push(extra.dims()[0]);
-        flat.push(extra);
+        // `extra` may come from another of this node's devices than the gradients.
+        let device = flat.first().map_or_else(|| extra.device(), |t| t.device());
+        flat.push(extra.to_device(&device));
         let summed = self.all_reduce(
             Tensor::cat(flat, 0),
             "no gradients came from the other nodes",

@@ -98,11 +98,7 @@ pub fn train_on<B: AutodiffBackend>(
         }
         None => None,
     };
-    let trained = learn(&options, setup, &devices, link.clone());
-    if let Some(link) = link {
-        link.leave();
-    }
-    let trained = trained?;
+    let trained = learn(&options, setup, &devices, link)?;
     wrap_up::finish(trained, &options.run, params, &device)
 }
 
