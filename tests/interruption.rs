@@ -9,7 +9,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::common::{Quill, assert_close, fails_with, ok};
+use crate::common::{Quill, assert_close, fails_with, interrupted_step, ok};
 
 /// Val losses of an uninterrupted tiny run (4 epochs of 50 steps), computed once.
 fn reference() -> &'static [f64] {
@@ -104,13 +104,7 @@ fn ctrl_c_saves_the_step_and_the_printed_command_resumes_it() {
     let (status, err) = run.finish();
     assert_eq!(status.code(), Some(130), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.starts_with("error: interrupted after step "), "{err}");
-    let step: usize = err["error: interrupted after step ".len()..]
-        .split(';')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let step = interrupted_step(&err);
     assert!(step > 50 && step < 200, "{err}");
     let checkpoints = quill.artifacts().join("stopped/checkpoint");
     if !step.is_multiple_of(50) {

@@ -10,7 +10,7 @@ use std::net::TcpListener;
 use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{Quill, assert_close, fails_with, ok};
+use crate::common::{Quill, assert_close, fails_with, interrupted_step, ok};
 
 /// Two micro-batches per step, one on each node.
 const TWO_MICRO_BATCHES: [&str; 2] = ["--set", "train.grad_accum=2"];
@@ -208,13 +208,7 @@ fn a_bf16_run_resumes_across_nodes_from_a_step_bf16_cannot_hold() {
     for node in nodes {
         let (status, err, _) = node.finish();
         assert_eq!(status.code(), Some(130), "{err}");
-        let step: usize = err["error: interrupted after step ".len()..]
-            .split(';')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
-        assert!(step > 300, "{err}");
+        assert!(interrupted_step(&err) > 300, "{err}");
     }
     both(&quill, &ports, &["--resume"]);
     assert_eq!(quill.val_losses("node0").len(), 8);

@@ -116,6 +116,14 @@ pub fn assert_close(got: &[f64], expected: &[f64], tolerance: f64) {
     }
 }
 
+/// The step of an `error: interrupted after step S; ...` line.
+pub fn interrupted_step(err: &str) -> usize {
+    let rest = err.strip_prefix("error: interrupted after step ");
+    let step = rest.and_then(|rest| rest.split(';').next());
+    step.and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an interrupted line: {err:?}"))
+}
+
 pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
