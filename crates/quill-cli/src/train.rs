@@ -309,19 +309,7 @@ fn cluster(args: &TrainArgs) -> anyhow::Result<Option<Cluster>> {
     };
     let address = match &args.node_address {
         Some(address) => address.clone(),
-        None => {
-            let (host, port) = coordinator.rsplit_once(':').unwrap_or((&coordinator, ""));
-            let port: u16 = port
-                .parse()
-                .map_err(|_| anyhow::anyhow!("--coordinator: `{coordinator}` is not HOST:PORT"))?;
-            let port = usize::from(port) + 1 + rank;
-            if port > usize::from(u16::MAX) {
-                bail!(
-                    "--node-address: the default port {port} is above 65535; give --node-address"
-                );
-            }
-            format!("{host}:{port}")
-        }
+        None => Cluster::default_address(&coordinator, rank).map_err(anyhow::Error::msg)?,
     };
     let cluster = Cluster {
         nodes,

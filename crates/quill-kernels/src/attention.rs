@@ -17,16 +17,13 @@ use std::mem::MaybeUninit;
 
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use burn_autodiff::checkpoint::base::Checkpointer;
-use burn_autodiff::checkpoint::strategy::NoCheckpointing;
-use burn_autodiff::grads::Gradients;
-use burn_autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn_flex::FlexTensor;
 use multiversion::multiversion;
 use rayon::prelude::*;
 
 use crate::buffer::{assume_written, written};
 use crate::fast_math::{dot, exp_non_positive, lanes};
+use crate::fused::record;
 use crate::matrix::{Matrix, product_into};
 use crate::route::{FlexAutodiffTensor, Route, back, flex_tensor, route};
 
@@ -82,7 +79,8 @@ impl Dropout {
         let random: Vec<f32> = random.into_data().to_vec().expect("f32 values");
         Self {
             seed: [random[0].to_bits(), random[1].to_bits()],
-            threshold: (p.clamp(0.0, 1.0) as f64 * 4_294_967_296.0).min(u32::MAX as f64) as u32,
+            // The cast saturates: p = 1 gives u32::MAX.
+            threshold: (p.clamp(0.0, 1.0) as f64 * 4_294_967_296.0) as u32,
             scale: 1.0 / (1.0 - p),
         }
     }
@@ -112,12 +110,21 @@ fn dropped(out: &mut [MaybeUninit<f32>], p: &[f32], dropout: Dropout, unit: usiz
     }
 }
 
-/// `values ⊙= mask` in place, for the weights' gradient.
+/// For the backward pass, one hash per weight: `kept = p ⊙ mask` and `ds ⊙= mask` in place.
 #[multiversion(targets = "simd")]
-fn mask_in_place(values: &mut [f32], dropout: Dropout, unit: usize) {
-    let base = (unit * values.len()) as u32;
-    for (i, v) in values.iter_mut().enumerate() {
-        *v *= dropout.factor(base.wrapping_add(i as u32));
+fn dropped_and_masked(
+    kept: &mut [MaybeUninit<f32>],
+    ds: &mut [f32],
+    p: &[f32],
+    dropout: Dropout,
+    unit: usize,
+) {
+    assert!(kept.len() == p.len() && ds.len() == p.len());
+    let base = (unit * p.len()) as u32;
+    for (i, ((k, d), &w)) in kept.iter_mut().zip(ds.iter_mut()).zip(p).enumerate() {
+        let factor = dropout.factor(base.wrapping_add(i as u32));
+        k.write(w * factor);
+        *d *= factor;
     }
 }
 
@@ -305,9 +312,10 @@ fn backward(
                     match dropout {
                         Some(dropout) => {
                             // Y = (P ⊙ M)·V: dV = (P ⊙ M)ᵀ·dY, dP = (dY·Vᵀ) ⊙ M.
-                            let kept = written(t * t, |kept| dropped(kept, p_unit, dropout, unit));
+                            let kept = written(t * t, |kept| {
+                                dropped_and_masked(kept, &mut ds, p_unit, dropout, unit)
+                            });
                             product_into(dv, Matrix::new(&kept, 0, t, t, t).t(), dy, 1.0);
-                            mask_in_place(&mut ds, dropout, unit);
                         }
                         None => product_into(dv, p.t(), dy, 1.0),
                     }
@@ -329,29 +337,14 @@ fn attention_autodiff(
     s: AttentionShape,
     dropout: Option<Dropout>,
 ) -> FlexAutodiffTensor {
-    #[derive(Debug)]
-    struct CausalAttention(AttentionShape, Option<Dropout>);
-
-    impl Backward<Flex, 1> for CausalAttention {
-        type State = (FlexTensor, FlexTensor);
-
-        fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-            let (qkv, probs) = ops.state;
-            unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
-                backward(&qkv, &probs, &grad, self.0, self.1)
-            });
-        }
-    }
-
-    match CausalAttention(s, dropout)
-        .prepare::<NoCheckpointing>([qkv.node.clone()])
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => {
+    record(
+        [&qkv],
+        || {
             let (output, probs) = forward(&qkv.primitive, s, dropout);
-            prep.finish((qkv.primitive, probs), output)
-        }
-        OpsKind::UnTracked(prep) => prep.finish(forward(&qkv.primitive, s, dropout).0),
-    }
+            (output, (qkv.primitive.clone(), probs, s, dropout))
+        },
+        |(qkv, probs, s, dropout), dy, [wanted]| {
+            [wanted.then(|| backward(&qkv, &probs, dy, s, dropout))]
+        },
+    )
 }

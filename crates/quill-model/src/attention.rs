@@ -63,9 +63,11 @@ impl<B: Backend> CausalSelfAttention<B> {
 
     /// `x: [batch, seq, n_embd]` to `[batch, seq, n_embd]`.
     pub fn forward(&self, x: Tensor<B, 3>, autocast: Autocast) -> Tensor<B, 3> {
-        let dropout = match B::ad_enabled(&x.device()) {
-            true => self.attn_dropout.prob,
-            false => 0.0,
+        // Dropout only while training (autodiff on).
+        let dropout = if B::ad_enabled(&x.device()) {
+            self.attn_dropout.prob
+        } else {
+            0.0
         };
         let qkv = autocast.linear(&self.qkv, x);
         let y = match self.attend_fused(qkv, dropout, autocast) {

@@ -53,6 +53,22 @@ impl Cluster {
             .ok_or_else(|| format!("`{address}` is not HOST:PORT"))
     }
 
+    /// Where node `rank` listens when no address is given: the coordinator's host, its port
+    /// + 1 + `rank` (right for nodes on one machine).
+    pub fn default_address(coordinator: &str, rank: usize) -> Result<String, String> {
+        let port = Self::port(coordinator).map_err(|e| format!("--coordinator: {e}"))?;
+        let host = coordinator
+            .rsplit_once(':')
+            .map_or(coordinator, |(host, _)| host);
+        let port = usize::from(port) + 1 + rank;
+        match u16::try_from(port) {
+            Ok(port) => Ok(format!("{host}:{port}")),
+            Err(_) => Err(format!(
+                "--node-address: the default port {port} is above 65535; give --node-address"
+            )),
+        }
+    }
+
     /// A one-line error when the settings cannot work.
     pub fn validate(&self) -> Result<(), String> {
         if self.nodes < 2 {
@@ -306,6 +322,15 @@ mod tests {
         assert_eq!(
             cluster(2, 0, "nohost").validate(),
             Err("--coordinator: `nohost` is not HOST:PORT".into())
+        );
+        assert_eq!(
+            Cluster::default_address("10.0.0.1:29500", 1),
+            Ok("10.0.0.1:29502".into())
+        );
+        assert!(
+            Cluster::default_address("h:65535", 0)
+                .unwrap_err()
+                .contains("default port 65536 is above 65535")
         );
     }
 }
