@@ -84,7 +84,7 @@ gpu-check:
     {{cargo_run}} quill-cuda -- train --config configs/shakespeare-char.toml --name gpu-check --force --set train.max_steps=300 --set train.eval_interval=100 --set schedule.decay_steps=5000
     {{cargo_run}} quill-cuda -- bench --config configs/shakespeare-char.toml --steps 20
 
-# Here (Rust toolchain): the three runners built, stripped and xz-packed into .gpu-bench/ with the data, for `just gpu-bench` on a GPU machine.
+# Here (Rust toolchain): the three runners and the CUDA tests built, stripped and xz-packed into .gpu-bench/ with the data, for `just gpu-bench` on a GPU machine.
 gpu-bench-pack:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -96,6 +96,11 @@ gpu-bench-pack:
         strip -o ".gpu-bench/$bin" "target/release/$bin"
         xz -T0 -6 -f ".gpu-bench/$bin"
     done
+    # The GPU tests (tests/cuda.rs), same features plus quill-cuda's `cuda` marker.
+    tests=$(cargo test --release --workspace --features quill-cuda/cuda --no-run --message-format=json --quiet \
+        | python3 -c 'import json,sys; print(next(m["executable"] for m in map(json.loads, sys.stdin) if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "cuda" and m.get("executable")))')
+    strip -o .gpu-bench/quill-cuda-tests "$tests"
+    xz -T0 -6 -f .gpu-bench/quill-cuda-tests
     cp data/tinyshakespeare.txt .gpu-bench/
     if [ -f ../shared/bench/torch_ref.py ]; then cp ../shared/bench/torch_ref.py .gpu-bench/; fi
     du -sh .gpu-bench

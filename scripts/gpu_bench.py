@@ -11,14 +11,17 @@ Each section's figures come from the command's own JSON line (`bench`, torch_ref
 
   1. quill-cuda bench, f32, cold kernel cache: time to the first step, ms/step
   2. the same again, warm: time to the first step, kernels compiled (0 when the cache works);
-     then each weight gradient as one product (QUILL_WEIGHT_GRAD_SPLIT=1) against quill-cuda's 8
-     partial products, and the pre-flight memory check on a model too big for the GPU
+     then the matrix products through cuBLAS (QUILL_MATMUL=cublas, f32 and bf16-mixed) against
+     burn's, the GPU tests (`quill-cuda-tests`: CUDA against burn-ndarray, then cuBLAS's products
+     and gradients against burn's), each weight gradient as one product
+     (QUILL_WEIGHT_GRAD_SPLIT=1) against quill-cuda's 8 partial products, and the pre-flight
+     memory check on a model too big for the GPU
   3. PyTorch (torch_ref.py) eager f32 and eager --amp bf16, same model, batch and dropout
   4. quill-cuda bench, train.precision = "bf16-mixed"
   5. 1000 steps of shakespeare-char (bf16-mixed): val loss and wall time
   6. PyTorch --compile --amp bf16
   7. quill-wgpu (Vulkan on the same GPU): bench, and eval of the 1000-step run on both
-     backends (parity)
+     backends and with cuBLAS's products (parity)
   8. f32 without dropout on both sides (quill's attention without attention dropout)
   9. the data-parallel paths on the one GPU (issue 15; overhead, not scaling): bench with two
      replicas of GPU 0 (`--devices 0,0`), and the same short training as one process and as
@@ -39,6 +42,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# quill-cuda's matrix products through cuBLAS instead of burn's (quill-cublas).
+CUBLAS = {"QUILL_MATMUL": "cublas"}
 CONFIG = "configs/shakespeare-char.toml"
 # configs/shakespeare-char.toml's model and batch, for torch_ref.py.
 TORCH_SHAPE = ["--n-layer", "6", "--n-head", "6", "--n-embd", "384", "--block-size", "256",
@@ -54,6 +59,10 @@ class Bench:
         self.results = {}
         self.env = dict(os.environ)
         self.env.setdefault("CUDA_PATH", "/usr/local/cuda")
+        # cuBLAS (QUILL_MATMUL=cublas) is loaded at run time from the toolkit's libraries.
+        lib = str(Path(self.env["CUDA_PATH"]) / "lib64")
+        paths = [p for p in self.env.get("LD_LIBRARY_PATH", "").split(":") if p]
+        self.env["LD_LIBRARY_PATH"] = ":".join(paths + [lib] if lib not in paths else paths)
         self.env["QUILL_KERNEL_CACHE"] = str(a.cache)
         icd = Path("/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json")
         standard = [Path(d) / "nvidia_icd.json" for d in
@@ -157,7 +166,7 @@ def unpack(bin_dir, dest):
     """The runners, decompressed when packed as NAME.xz; returns {name: path}."""
     dest.mkdir(parents=True, exist_ok=True)
     found = {}
-    for name in ("quill-cuda", "quill-wgpu", "quill-cpu"):
+    for name in ("quill-cuda", "quill-wgpu", "quill-cpu", "quill-cuda-tests"):
         plain, packed = bin_dir / name, bin_dir / f"{name}.xz"
         if packed.exists():
             target = dest / name
@@ -231,6 +240,16 @@ def main():
         # A fresh machine compiles and tunes every kernel: over 200 s on an H200 (2026-11).
         b.json_line("cuda_f32_cold", [cuda, *bench(a.steps, 0)], 320)
         b.json_line("cuda_f32_warm", [cuda, *bench(10, 0)], 60)
+        # The products through cuBLAS, against burn's own (the line above, and bf16-mixed below).
+        b.json_line("cuda_f32_cublas", [cuda, *bench(a.steps, 0)], 120, CUBLAS)
+        b.json_line("cuda_bf16_cublas", [cuda, *bench(a.steps, 0), "--set", "train.precision=bf16-mixed"],
+                    150, CUBLAS)
+    tests = bins.get("quill-cuda-tests")
+    if tests:
+        got = b.run("cuda_tests", [tests, "--nocapture", "--test-threads", "1"], 240)
+        if got:
+            b.results["cuda_tests"] = {"passed": "test result: ok" in got[0], "wall_s": got[1]}
+    if cuda:
         # Each weight gradient as one product (quill-cuda computes it as 8 partial products).
         b.json_line("cuda_f32_split1", [cuda, *bench(a.steps, 0)], 120, {"QUILL_WEIGHT_GRAD_SPLIT": "1"})
         # The pre-flight memory check against the driver's free memory: a model that cannot
@@ -266,9 +285,10 @@ def main():
         b.json_line("wgpu_f32", [wgpu, *bench(10, 20)], 200)
     run = a.workdir / "artifacts" / run_name
     if (run / "best.mpk").exists():
-        for name, binary in (("cuda_eval", cuda), ("wgpu_eval", wgpu), ("cpu_eval", bins.get("quill-cpu"))):
+        for name, binary, env in (("cuda_eval", cuda, None), ("cuda_eval_cublas", cuda, CUBLAS),
+                                  ("wgpu_eval", wgpu, None), ("cpu_eval", bins.get("quill-cpu"), None)):
             if binary:
-                got = b.run(name, [binary, "eval", "--run", str(run), "--batches", "20"], 90)
+                got = b.run(name, [binary, "eval", "--run", str(run), "--batches", "20"], 90, env)
                 if got:
                     m = re.search(r"loss ([0-9.]+) nats", got[0])
                     b.results[name] = {"loss": float(m.group(1)) if m else None, "wall_s": got[1]}
@@ -322,7 +342,9 @@ def report(r):
         ("quill-cuda f32 (warm)", "cuda_f32_warm"),
         ("quill-cuda f32 (cold cache)", "cuda_f32_cold"),
         ("quill-cuda f32, weight gradients as 1 product", "cuda_f32_split1"),
+        ("quill-cuda f32, cuBLAS products", "cuda_f32_cublas"),
         ("quill-cuda bf16-mixed", "cuda_bf16_mixed"),
+        ("quill-cuda bf16-mixed, cuBLAS products", "cuda_bf16_cublas"),
         ("PyTorch eager f32", "torch_f32"),
         ("PyTorch eager --amp bf16", "torch_bf16"),
         ("PyTorch --compile --amp bf16", "torch_compile_bf16"),
@@ -352,6 +374,12 @@ def report(r):
         "weight_grad_split8_over_split1": ratio(("cuda_f32_warm", "tokens_per_s"),
                                                 ("cuda_f32_split1", "tokens_per_s")),
         "memory_check": get(r, "cuda_memory_check", "error"),
+        "cublas_f32_over_torch_f32": ratio(("cuda_f32_cublas", "tokens_per_s"), ("torch_f32", "tokens_per_s")),
+        "cublas_bf16_over_torch_bf16": ratio(("cuda_bf16_cublas", "tokens_per_s"), ("torch_bf16", "tokens_per_s")),
+        "cublas_f32_over_burn_f32": ratio(("cuda_f32_cublas", "tokens_per_s"), ("cuda_f32_warm", "tokens_per_s")),
+        "cublas_bf16_over_burn_bf16": ratio(("cuda_bf16_cublas", "tokens_per_s"), ("cuda_bf16_mixed", "tokens_per_s")),
+        "cuda_tests_passed": get(r, "cuda_tests", "passed"),
+        "eval_cuda_cublas": get(r, "cuda_eval_cublas", "loss"),
         "quill_bf16_mixed_over_torch_bf16": ratio(("cuda_bf16_mixed", "tokens_per_s"), ("torch_bf16", "tokens_per_s")),
         "quill_bf16_mixed_over_torch_compile_bf16": ratio(("cuda_bf16_mixed", "tokens_per_s"),
                                                           ("torch_compile_bf16", "tokens_per_s")),
@@ -378,11 +406,12 @@ def report(r):
     }
     print()
     for key in ("quill_f32_over_torch_f32", "quill_bf16_mixed_over_torch_bf16",
-                "quill_bf16_mixed_over_torch_compile_bf16"):
+                "quill_bf16_mixed_over_torch_compile_bf16", "cublas_f32_over_torch_f32",
+                "cublas_bf16_over_torch_bf16", "cuda_tests_passed"):
         print(f"{key}: {summary[key]}")
     print(f"train: {summary['train_steps']} steps bf16-mixed, best val {summary['train_best_val_loss']}, "
           f"{fmt(summary['train_wall_s'], '.0f')} s; eval cuda {summary['eval_cuda']}, wgpu {summary['eval_wgpu']}, "
-          f"cpu {summary['eval_cpu']}")
+          f"cpu {summary['eval_cpu']}, cuda with cuBLAS {summary['eval_cuda_cublas']}")
     print(json.dumps(summary))
 
 

@@ -10,16 +10,43 @@ use quill_cli::Runner;
 fn main() -> ExitCode {
     // Before any device exists: kernels compiled and tuned by earlier runs are reused.
     quill_gpu::init(&quill_gpu::cache_dir(), quill_gpu::Runtime::Cuda);
+    let cublas = match products() {
+        Ok(cublas) => cublas,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
     let runner = Runner {
         name: "quill-cuda",
-        backend: "cuda".into(),
+        // Named in the first line of training and in `bench`'s JSON.
+        backend: if cublas { "cuda+cublas" } else { "cuda" }.into(),
         kernels_compiled: Some(quill_gpu::kernels_compiled),
         free_memory,
-        // cubek's products tile only the output: a weight gradient needs the sum split.
-        weight_grad_split: 8,
+        // burn's products (cubek) tile only the output: a weight gradient needs the sum split.
+        // cuBLAS splits it itself.
+        weight_grad_split: if cublas { 1 } else { 8 },
     };
     quill_cli::main::<Autodiff<Cuda>>(runner, pick_device)
 }
+
+/// Chooses the model's matrix products from `QUILL_MATMUL`: `burn` (the default: burn's own
+/// CUDA products) or `cublas` (NVIDIA's cuBLAS, through quill-cublas); `true` for cuBLAS.
+fn products() -> Result<bool, String> {
+    let value = std::env::var(MATMUL_ENV).unwrap_or_default();
+    match value.trim() {
+        "" | "burn" => Ok(false),
+        "cublas" if quill_cublas::enable() => Ok(true),
+        "cublas" => Err(format!(
+            "{MATMUL_ENV}=cublas: the cuBLAS library (libcublas, part of the CUDA toolkit) was \
+             not found; add its folder (e.g. /usr/local/cuda/lib64) to LD_LIBRARY_PATH"
+        )),
+        _ => Err(format!("{MATMUL_ENV}={value} is not one of: burn, cublas")),
+    }
+}
+
+/// The environment variable that picks the matrix products.
+const MATMUL_ENV: &str = "QUILL_MATMUL";
 
 /// The free memory of the GPU, from the driver (the primary context cubecl uses too).
 fn free_memory(index: Option<usize>) -> Option<(u64, String)> {

@@ -8,6 +8,7 @@ use crate::autocast::Autocast;
 use crate::config::ModelConfig;
 use crate::init::{normal_init, residual_init};
 use crate::kv_cache::LayerCache;
+use crate::products::matmul;
 
 /// Multi-head self-attention where position `t` only sees positions `<= t`.
 ///
@@ -158,9 +159,9 @@ impl<B: Backend> CausalSelfAttention<B> {
         let bias = Tensor::<B, 2>::zeros(future.dims(), &q.device())
             .mask_fill(future, f32::NEG_INFINITY)
             .unsqueeze::<4>();
-        let scores = autocast.up(q.matmul(k.swap_dims(2, 3))) + bias;
+        let scores = autocast.up(matmul(q, k.swap_dims(2, 3))) + bias;
         let weights = autocast.down(self.attn_dropout.forward(softmax(scores, 3)));
-        weights.matmul(v)
+        matmul(weights, v)
     }
 }
 

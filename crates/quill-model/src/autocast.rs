@@ -128,6 +128,10 @@ impl Autocast {
             return linear(x, self.down(weight), bias).reshape([batch, seq, d_out]);
         }
         let (x, weight) = (x.flatten::<2>(0, 1), self.down(weight));
+        let (x, weight, bias) = match crate::products::linear(x, weight, bias) {
+            Ok(y) => return y.reshape([batch, seq, d_out]),
+            Err(inputs) => inputs,
+        };
         // burn-flex in f32: the products called directly, both backward ones side by side.
         #[cfg(feature = "cpu-kernels")]
         let (x, weight, bias) = match quill_kernels::fused_linear(x, weight, bias) {

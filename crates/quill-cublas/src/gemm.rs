@@ -1,0 +1,214 @@
+//! One cuBLAS call for a batch of products of burn-cuda tensors, enqueued on the CUDA stream
+//! that burn's own kernels for these tensors run on.
+//!
+//! Ordering is the stream's: cubecl resolves each buffer for the stream of the thread asking
+//! (making that stream wait for another stream's writes where needed, as for a kernel), and
+//! the product goes on that same stream. So it runs after every kernel enqueued before it and
+//! before every kernel enqueued after it, and the memory pool, which reuses freed memory only
+//! within the stream, cannot hand its inputs or output to another operation while it runs.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::ffi::c_void;
+use std::sync::Mutex;
+
+use burn::tensor::DType;
+use burn_cubecl::kernel::into_contiguous;
+use burn_cubecl::tensor::CubeTensor;
+use cubecl_cuda::CudaRuntime;
+use cudarc::cublas::{result as blas, sys};
+use cudarc::driver::{result as driver, sys as cuda};
+
+use crate::plan::{self, Layout};
+
+/// A burn-cuda tensor as burn's CUDA kernels see it (buffer, shape, strides, dtype).
+pub type CudaTensor = CubeTensor<CudaRuntime>;
+
+/// `tensor` and its layout, copied into row-major order when cuBLAS cannot read it in place.
+fn operand(tensor: CudaTensor) -> (CudaTensor, Layout) {
+    let shape = tensor.meta.shape().to_vec();
+    match plan::layout(&shape, tensor.meta.strides()) {
+        Some(layout) => (tensor, layout),
+        None => (into_contiguous(tensor), plan::contiguous(&shape)),
+    }
+}
+
+/// `op(a) · op(b)` for each matrix of the batch, where `op` transposes the last two dimensions
+/// when its flag is set. `a: [..batch, m, k]` (or `[..batch, k, m]` with `transpose_a`), `b`
+/// likewise `[..batch, k, n]`, with the same batch; the output is a new contiguous
+/// `[..batch, m, n]` of their dtype (f32, bf16 or f16). f32 products use TF32 tensor cores with
+/// f32 accumulation, as burn's own CUDA products do; half-precision ones accumulate in f32.
+pub fn gemm(a: CudaTensor, b: CudaTensor, transpose_a: bool, transpose_b: bool) -> CudaTensor {
+    let dtype = a.dtype;
+    assert_eq!(dtype, b.dtype, "quill-cublas: operands of different dtypes");
+    let (data_type, compute_type) = cuda_types(dtype);
+    let (a_dims, b_dims) = (a.meta.shape().to_vec(), b.meta.shape().to_vec());
+    let ((a, a_layout), (b, b_layout)) = (operand(a), operand(b));
+    let (call, out_dims) = plan::call(
+        &a_dims,
+        a_layout,
+        transpose_a,
+        &b_dims,
+        b_layout,
+        transpose_b,
+    );
+
+    let client = a.client.clone();
+    let device = a.device.clone();
+    let elements = out_dims.iter().product::<usize>();
+    let out_handle = client.empty(elements * dtype.size());
+    let out = CudaTensor::new_contiguous(
+        client.clone(),
+        device.clone(),
+        out_dims.into(),
+        out_handle,
+        dtype,
+    );
+    if elements == 0 || call.k == 0 {
+        // Nothing to multiply (an empty sum is 0; no model here makes one).
+        assert!(
+            elements == 0,
+            "quill-cublas: a product over an empty dimension"
+        );
+        return out;
+    }
+
+    let index = device.index;
+    let enqueue = || -> Result<(), String> {
+        // Resolved for the stream of the operation (cubecl's runner thread runs this closure
+        // under its stream id); held until the product is enqueued.
+        let resource = |tensor: &CudaTensor| {
+            client
+                .get_resource(tensor.handle.clone())
+                .map_err(|error| format!("a tensor's CUDA buffer: {error:?}"))
+        };
+        let (a_buffer, b_buffer, out_buffer) = (resource(&a)?, resource(&b)?, resource(&out)?);
+        let stream = out_buffer.resource().stream;
+        let (a_ptr, b_ptr, out_ptr) = (
+            a_buffer.resource().ptr,
+            b_buffer.resource().ptr,
+            out_buffer.resource().ptr,
+        );
+        let op = |transposed: bool| match transposed {
+            false => sys::cublasOperation_t::CUBLAS_OP_N,
+            true => sys::cublasOperation_t::CUBLAS_OP_T,
+        };
+        let int = |value: usize| i32::try_from(value).expect("quill-cublas: a dimension over 2^31");
+        let long = |value: usize| i64::try_from(value).expect("quill-cublas: a stride over 2^63");
+        let (alpha, beta) = (1.0f32, 0.0f32);
+        with_handle(index, stream, |handle| {
+            // SAFETY: the three pointers are live device buffers of cubecl's pool for this
+            // stream (held by the `ManagedResource`s until after this call), as large as the
+            // shapes, leading dimensions and batch strides of `call` imply (plan.rs); the
+            // scalars are host f32s, as the f32 compute types require.
+            unsafe {
+                blas::gemm_strided_batched_ex(
+                    handle,
+                    op(call.transpose_first),
+                    op(call.transpose_second),
+                    int(call.m),
+                    int(call.n),
+                    int(call.k),
+                    (&alpha as *const f32).cast::<c_void>(),
+                    b_ptr as *const c_void,
+                    data_type,
+                    int(call.ld_first),
+                    long(call.stride_first),
+                    a_ptr as *const c_void,
+                    data_type,
+                    int(call.ld_second),
+                    long(call.stride_second),
+                    (&beta as *const f32).cast::<c_void>(),
+                    out_ptr as *mut c_void,
+                    data_type,
+                    int(call.ldc),
+                    long(call.stride_c),
+                    int(call.batch),
+                    compute_type,
+                    sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
+                )
+            }
+        })
+    };
+    // On cubecl's runner thread, in one round trip: the three buffers resolved there inline,
+    // and cuBLAS enqueued by the thread that launches burn's kernels, between them.
+    let enqueued = client
+        .exclusive(enqueue)
+        .map_err(|error| format!("{error:?}"))
+        .and_then(|result| result);
+    if let Err(error) = enqueued {
+        panic!("quill-cublas: cublasGemmStridedBatchedEx: {error}");
+    }
+    out
+}
+
+/// cuBLAS's element and compute types for a dtype.
+fn cuda_types(dtype: DType) -> (sys::cudaDataType, sys::cublasComputeType_t) {
+    use sys::cublasComputeType_t::{CUBLAS_COMPUTE_32F, CUBLAS_COMPUTE_32F_FAST_TF32};
+    use sys::cudaDataType::{CUDA_R_16BF, CUDA_R_16F, CUDA_R_32F};
+    match dtype {
+        DType::F32 => (CUDA_R_32F, CUBLAS_COMPUTE_32F_FAST_TF32),
+        DType::BF16 => (CUDA_R_16BF, CUBLAS_COMPUTE_32F),
+        DType::F16 => (CUDA_R_16F, CUBLAS_COMPUTE_32F),
+        other => panic!("quill-cublas: no cuBLAS product for {other:?}"),
+    }
+}
+
+/// Whether cuBLAS takes this dtype (the route checks before recording an operation).
+pub fn supports(dtype: DType) -> bool {
+    matches!(dtype, DType::F32 | DType::BF16 | DType::F16)
+}
+
+/// A cuBLAS handle on one device, and that device's primary context (the one cubecl uses).
+struct Device {
+    handle: sys::cublasHandle_t,
+    context: cuda::CUcontext,
+}
+
+// SAFETY: the handle and context are used only under `DEVICES`' lock, one thread at a time.
+unsafe impl Send for Device {}
+
+static DEVICES: Mutex<Option<HashMap<usize, Device>>> = Mutex::new(None);
+
+/// Runs `call` with device `index`'s cuBLAS handle, set to `stream`, its context current on
+/// this thread (burn's fusion thread has none of its own). Creates the handle the first time.
+fn with_handle<T>(
+    index: usize,
+    stream: cuda::CUstream,
+    call: impl FnOnce(sys::cublasHandle_t) -> Result<T, blas::CublasError>,
+) -> Result<T, String> {
+    let mut devices = DEVICES
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let devices = devices.get_or_insert_with(HashMap::new);
+    let device = match devices.entry(index) {
+        Entry::Occupied(entry) => entry.into_mut(),
+        Entry::Vacant(entry) => entry.insert(open(index)?),
+    };
+    // SAFETY: `context` is a retained primary context and `stream` one of its streams
+    // (cubecl's); the handle was created in that context.
+    unsafe {
+        driver::ctx::set_current(device.context).map_err(|e| e.to_string())?;
+        blas::set_stream(device.handle, stream as sys::cudaStream_t).map_err(|e| e.to_string())?;
+    }
+    call(device.handle).map_err(|e| e.to_string())
+}
+
+/// Device `index`'s primary context made current, and a cuBLAS handle in it.
+fn open(index: usize) -> Result<Device, String> {
+    let ordinal = i32::try_from(index).map_err(|e| e.to_string())?;
+    // SAFETY: plain driver calls; cubecl has initialised the driver before any tensor exists.
+    unsafe {
+        let device = driver::device::get(ordinal).map_err(|e| e.to_string())?;
+        let context = driver::primary_ctx::retain(device).map_err(|e| e.to_string())?;
+        driver::ctx::set_current(context).map_err(|e| e.to_string())?;
+        let handle = blas::create_handle().map_err(|e| e.to_string())?;
+        Ok(Device { handle, context })
+    }
+}
+
+/// Whether the cuBLAS library can be loaded (it ships with the CUDA toolkit, beside NVRTC).
+pub fn library_present() -> bool {
+    // SAFETY: only tries to `dlopen` the library under its usual names.
+    unsafe { sys::is_culib_present() }
+}

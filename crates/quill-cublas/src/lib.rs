@@ -1,0 +1,86 @@
+//! Matrix products through cuBLAS for `quill-cuda`, in place of burn 0.21's own CUDA products.
+//!
+//! Why: on an H200 burn's products (cubek 0.2) reach ~92 TFLOP/s in TF32 and ~160 in bf16 at
+//! shakespeare-char's shapes, and weight gradients (an inner dimension of 16384) far less; they
+//! were most of the gap to PyTorch (README, "shakespeare-char on a GPU"). cuBLAS is NVIDIA's own
+//! library, shipped with the CUDA toolkit beside NVRTC, which burn-cuda already needs.
+//!
+//! How: [`matmul`] takes a tensor of `quill-cuda`'s backend (with or without autodiff) and
+//! returns the product computed by one `cublasGemmStridedBatchedEx` call, queued in
+//! burn-fusion's stream as a custom operation ([`graph`]) and enqueued on the CUDA stream of
+//! burn's kernels ([`gemm`], with its arguments worked out and tested in [`plan`]); transposed operands (`swap_dims` views) are read in place. The
+//! backward pass is two more such products. Other backends, dtypes or shapes get their inputs
+//! back (`Err`), so the model stays backend-generic (as with quill-kernels on the CPU).
+//!
+//! It is off until [`enable`] is called (`quill-cuda` does with `QUILL_MATMUL=cublas`).
+
+#![allow(unsafe_code)] // cuBLAS and the CUDA driver are C libraries: gemm.rs calls them.
+
+pub mod gemm;
+pub mod graph;
+pub mod plan;
+
+use std::any::{Any, TypeId};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use burn::prelude::*;
+use burn::tensor::TensorPrimitive;
+use burn::tensor::ops::FloatTensor;
+
+use graph::{AutodiffTensor, FusedTensor};
+
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Routes the products of `quill-cuda`'s tensors to cuBLAS from now on; `false` (and nothing
+/// changes) when the cuBLAS library cannot be loaded.
+pub fn enable() -> bool {
+    let present = gemm::library_present();
+    ENABLED.store(present, Ordering::Relaxed);
+    present
+}
+
+/// Whether products go to cuBLAS.
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+/// `a·b` over the last two dimensions (`[..batch, m, k]·[..batch, k, n]`, the same batch) by
+/// cuBLAS, when enabled and both are f32, bf16 or f16 tensors of `quill-cuda`'s backend;
+/// otherwise `Err` with the inputs, for burn's own product.
+pub fn matmul<B: Backend, const D: usize>(
+    a: Tensor<B, D>,
+    b: Tensor<B, D>,
+) -> Result<Tensor<B, D>, [Tensor<B, D>; 2]> {
+    let (a_dims, b_dims) = (a.dims(), b.dims());
+    let autodiff = is::<FloatTensor<B>, AutodiffTensor>();
+    let fits = enabled()
+        && (autodiff || is::<FloatTensor<B>, FusedTensor>())
+        && D >= 2
+        && a_dims[..D - 2] == b_dims[..D - 2]
+        && a_dims[D - 1] == b_dims[D - 2]
+        // An empty inner dimension is a product of zeros: burn's.
+        && a_dims[D - 1] > 0
+        && a.dtype() == b.dtype()
+        && gemm::supports(a.dtype());
+    if !fits {
+        return Err([a, b]);
+    }
+    let (a, b) = (a.into_primitive().tensor(), b.into_primitive().tensor());
+    let out: FloatTensor<B> = match autodiff {
+        true => convert(graph::product_autodiff(convert(a), convert(b))),
+        false => convert(graph::product(convert(a), convert(b), false, false)),
+    };
+    Ok(Tensor::from_primitive(TensorPrimitive::Float(out)))
+}
+
+fn is<A: 'static, T: 'static>() -> bool {
+    TypeId::of::<A>() == TypeId::of::<T>()
+}
+
+/// `value` as the type it is (`is::<A, T>()` holds), for code generic over the backend.
+fn convert<A: 'static, T: 'static>(value: A) -> T {
+    let boxed: Box<dyn Any> = Box::new(value);
+    *boxed
+        .downcast::<T>()
+        .unwrap_or_else(|_| unreachable!("checked with `is`"))
+}
