@@ -1,133 +1,180 @@
-//! CUDA against burn-ndarray, on a machine with an NVIDIA GPU: `just gpu-check`, or
-//! `cargo test --release -p quill-cuda --features cuda`. CI builds quill-cuda but has no GPU,
-//! so without the `cuda` feature this file is empty.
+//! quill-cuda's tests. Those of the command line run anywhere (CI has no GPU). Those of CUDA
+//! against burn-ndarray need an NVIDIA GPU and the `cuda` feature: `just gpu-check`, or
+//! `cargo test --release -p quill-cuda --features cuda`.
 
-#![cfg(feature = "cuda")]
+use std::process::Command;
 
+/// `QUILL_MATMUL` takes `burn` or `cublas`; anything else is a one-line error, and so is
+/// `cublas` where the cuBLAS library cannot be loaded (always so without a CUDA toolkit).
+#[test]
+fn the_matmul_choice_is_checked_before_anything_runs() {
+    let run = |value: &str| {
+        Command::new(env!("CARGO_BIN_EXE_quill-cuda"))
+            .args(["config", "show", "--config", "configs/tiny.toml"])
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+            .env("QUILL_MATMUL", value)
+            .env(
+                "QUILL_KERNEL_CACHE",
+                std::env::temp_dir().join("quill-cuda-test-kernels"),
+            )
+            .output()
+            .unwrap()
+    };
+    let out = run("fastest");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(
+        stderr.trim(),
+        "error: QUILL_MATMUL=fastest is not one of: burn, cublas"
+    );
+    assert!(run("burn").status.success());
+
+    let out = run("cublas");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if quill_cublas::gemm::library_present() {
+        assert!(out.status.success(), "{stderr}");
+    } else {
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains("QUILL_MATMUL=cublas") && stderr.contains("LD_LIBRARY_PATH"));
+    }
+}
+
+#[cfg(feature = "cuda")]
 #[path = "parity/mod.rs"]
 mod parity;
 
-use burn::backend::cuda::CudaDevice;
-use burn::backend::{Autodiff, Cuda, NdArray};
-use burn::prelude::*;
-use burn::tensor::{Distribution, FloatDType};
+#[cfg(feature = "cuda")]
+mod gpu {
+    use super::parity;
+    use burn::backend::cuda::CudaDevice;
+    use burn::backend::{Autodiff, Cuda, NdArray};
+    use burn::prelude::*;
+    use burn::tensor::{Distribution, FloatDType};
 
-type Trained = Autodiff<Cuda>;
+    type Trained = Autodiff<Cuda>;
 
-/// One test, in order, because cuBLAS's products are switched on for the whole process: burn's
-/// products first, then cuBLAS's (`QUILL_MATMUL=cublas`), each against burn-ndarray.
-#[test]
-fn cuda_computes_what_ndarray_computes_with_burns_products_then_cublas() {
-    let device = CudaDevice::new(0);
-    let parity = parity::compare::<Autodiff<NdArray>, Trained>(&Default::default(), &device);
-    parity::assert_f32_parity(&parity);
+    /// One test, in order, because cuBLAS's products are switched on for the whole process: burn's
+    /// products first, then cuBLAS's (`QUILL_MATMUL=cublas`), each against burn-ndarray.
+    #[test]
+    fn cuda_computes_what_ndarray_computes_with_burns_products_then_cublas() {
+        let device = CudaDevice::new(0);
+        let parity = parity::compare::<Autodiff<NdArray>, Trained>(&Default::default(), &device);
+        parity::assert_f32_parity(&parity);
 
-    assert!(
-        quill_cublas::enable(),
-        "libcublas not found: add /usr/local/cuda/lib64 to LD_LIBRARY_PATH"
-    );
-    cublas_products_equal_burns(&device);
-    let parity = parity::compare::<Autodiff<NdArray>, Trained>(&Default::default(), &device);
-    eprintln!("with cuBLAS: {parity:?}");
-    // cuBLAS's f32 products run on TF32 tensor cores (10-bit mantissas), as burn's large ones do.
-    assert!(parity.logits_relative <= 3e-3, "{parity:?}");
-    let (a, b) = parity.loss_before;
-    assert!((a - b).abs() <= 2e-3, "{parity:?}");
-    let (a, b) = parity.loss_after_10_steps;
-    assert!((a - b).abs() <= 1e-2, "{parity:?}");
-}
-
-/// Products and their gradients through cuBLAS equal burn's own, for every way the model hands
-/// them operands: plain, batched, transposed views read in place, strided batches that need a
-/// copy, a transposed 2-D weight (the tied head), and bf16.
-fn cublas_products_equal_burns(device: &CudaDevice) {
-    let random = |dims: [usize; 4]| {
-        Tensor::<Trained, 4>::random(dims, Distribution::Normal(0.0, 1.0), device)
-    };
-    // (a, b) pairs, as built from contiguous tensors.
-    let plain = (random([2, 3, 17, 8]), random([2, 3, 8, 13]));
-    let key_transposed = (random([2, 3, 17, 8]), random([2, 3, 13, 8]).swap_dims(2, 3));
-    let query_transposed = (random([2, 3, 8, 17]).swap_dims(2, 3), random([2, 3, 8, 13]));
-    let strided_batch = (
-        random([2, 17, 3, 8]).swap_dims(1, 2),
-        random([2, 8, 3, 13]).swap_dims(1, 2),
-    );
-    let single_rows = (random([2, 3, 1, 8]), random([2, 3, 8, 1]));
-    for (case, (a, b)) in [
-        plain,
-        key_transposed,
-        query_transposed,
-        strided_batch,
-        single_rows,
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        check(&format!("case {case}"), a, b, 3e-3);
-    }
-    for (dtype, tolerance) in [(FloatDType::BF16, 3e-2), (FloatDType::F16, 5e-3)] {
-        let (a, b) = (random([2, 3, 17, 8]), random([2, 3, 13, 8]).swap_dims(2, 3));
-        check(
-            &format!("{dtype:?}"),
-            a.cast(dtype),
-            b.cast(dtype),
-            tolerance,
-        );
-    }
-    // Only one operand tracked (a frozen weight): its gradient alone, as burn's.
-    let (a, b) = (random([2, 3, 17, 8]).require_grad(), random([2, 3, 8, 13]));
-    let expected = a.clone().matmul(b.clone()).sum().backward();
-    let actual = match quill_cublas::matmul(a.clone(), b.clone()) {
-        Ok(product) => product.sum().backward(),
-        Err(_) => panic!("one tracked operand: not routed to cuBLAS"),
-    };
-    let (expected, actual) = (a.grad(&expected).unwrap(), a.grad(&actual).unwrap());
-    let diff = (expected.clone() - actual).abs().max().into_scalar();
-    assert!(
-        diff <= 3e-3 * expected.abs().max().into_scalar(),
-        "one tracked: {diff}"
-    );
-    assert!(
-        b.grad(&quill_cublas::matmul(a, b.clone()).unwrap().sum().backward())
-            .is_none()
-    );
-    // The tied head: x · Eᵀ, with Eᵀ a transposed view of a 2-D weight.
-    let x = Tensor::<Trained, 2>::random([37, 19], Distribution::Normal(0.0, 1.0), device);
-    let embedding = Tensor::<Trained, 2>::random([23, 19], Distribution::Normal(0.0, 1.0), device);
-    check("tied head", x, embedding.transpose(), 3e-3);
-}
-
-/// cuBLAS's `a·b`, its value and both gradients, against burn's, to `tolerance` of the largest.
-fn check<const D: usize>(case: &str, a: Tensor<Trained, D>, b: Tensor<Trained, D>, tolerance: f32) {
-    let (a, b) = (a.require_grad(), b.require_grad());
-    let expected = a.clone().matmul(b.clone());
-    let actual = match quill_cublas::matmul(a.clone(), b.clone()) {
-        Ok(product) => product,
-        Err(_) => panic!("{case}: not routed to cuBLAS"),
-    };
-    let close = |name: &str, x: Tensor<Trained, D>, y: Tensor<Trained, D>| {
-        let (x, y) = (x.cast(FloatDType::F32), y.cast(FloatDType::F32));
-        let scale = y.clone().abs().max().into_scalar();
-        let diff = (x - y).abs().max().into_scalar();
         assert!(
-            diff <= tolerance * scale,
-            "{case}, {name}: {diff} vs {scale}"
+            quill_cublas::enable(),
+            "libcublas not found: add /usr/local/cuda/lib64 to LD_LIBRARY_PATH"
         );
-    };
-    close("product", actual.clone(), expected.clone());
-    let weights = expected.random_like(Distribution::Normal(0.0, 1.0));
-    let grads_expected = (expected * weights.clone())
-        .cast(FloatDType::F32)
-        .sum()
-        .backward();
-    let grads_actual = (actual * weights).cast(FloatDType::F32).sum().backward();
-    for (name, input) in [("dA", &a), ("dB", &b)] {
-        let actual = input.grad(&grads_actual).expect("a gradient");
-        let expected = input.grad(&grads_expected).expect("a gradient");
-        close(
-            name,
-            Tensor::from_inner(actual),
-            Tensor::from_inner(expected),
+        cublas_products_equal_burns(&device);
+        let parity = parity::compare::<Autodiff<NdArray>, Trained>(&Default::default(), &device);
+        eprintln!("with cuBLAS: {parity:?}");
+        // cuBLAS's f32 products run on TF32 tensor cores (10-bit mantissas), as burn's large ones do.
+        assert!(parity.logits_relative <= 3e-3, "{parity:?}");
+        let (a, b) = parity.loss_before;
+        assert!((a - b).abs() <= 2e-3, "{parity:?}");
+        let (a, b) = parity.loss_after_10_steps;
+        assert!((a - b).abs() <= 1e-2, "{parity:?}");
+    }
+
+    /// Products and their gradients through cuBLAS equal burn's own, for every way the model hands
+    /// them operands: plain, batched, transposed views read in place, strided batches that need a
+    /// copy, a transposed 2-D weight (the tied head), and bf16.
+    fn cublas_products_equal_burns(device: &CudaDevice) {
+        let random = |dims: [usize; 4]| {
+            Tensor::<Trained, 4>::random(dims, Distribution::Normal(0.0, 1.0), device)
+        };
+        // (a, b) pairs, as built from contiguous tensors.
+        let plain = (random([2, 3, 17, 8]), random([2, 3, 8, 13]));
+        let key_transposed = (random([2, 3, 17, 8]), random([2, 3, 13, 8]).swap_dims(2, 3));
+        let query_transposed = (random([2, 3, 8, 17]).swap_dims(2, 3), random([2, 3, 8, 13]));
+        let strided_batch = (
+            random([2, 17, 3, 8]).swap_dims(1, 2),
+            random([2, 8, 3, 13]).swap_dims(1, 2),
         );
+        let single_rows = (random([2, 3, 1, 8]), random([2, 3, 8, 1]));
+        for (case, (a, b)) in [
+            plain,
+            key_transposed,
+            query_transposed,
+            strided_batch,
+            single_rows,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            check(&format!("case {case}"), a, b, 3e-3);
+        }
+        for (dtype, tolerance) in [(FloatDType::BF16, 3e-2), (FloatDType::F16, 5e-3)] {
+            let (a, b) = (random([2, 3, 17, 8]), random([2, 3, 13, 8]).swap_dims(2, 3));
+            check(
+                &format!("{dtype:?}"),
+                a.cast(dtype),
+                b.cast(dtype),
+                tolerance,
+            );
+        }
+        // Only one operand tracked (a frozen weight): its gradient alone, as burn's.
+        let (a, b) = (random([2, 3, 17, 8]).require_grad(), random([2, 3, 8, 13]));
+        let expected = a.clone().matmul(b.clone()).sum().backward();
+        let actual = match quill_cublas::matmul(a.clone(), b.clone()) {
+            Ok(product) => product.sum().backward(),
+            Err(_) => panic!("one tracked operand: not routed to cuBLAS"),
+        };
+        let (expected, actual) = (a.grad(&expected).unwrap(), a.grad(&actual).unwrap());
+        let diff = (expected.clone() - actual).abs().max().into_scalar();
+        assert!(
+            diff <= 3e-3 * expected.abs().max().into_scalar(),
+            "one tracked: {diff}"
+        );
+        assert!(
+            b.grad(&quill_cublas::matmul(a, b.clone()).unwrap().sum().backward())
+                .is_none()
+        );
+        // The tied head: x · Eᵀ, with Eᵀ a transposed view of a 2-D weight.
+        let x = Tensor::<Trained, 2>::random([37, 19], Distribution::Normal(0.0, 1.0), device);
+        let embedding =
+            Tensor::<Trained, 2>::random([23, 19], Distribution::Normal(0.0, 1.0), device);
+        check("tied head", x, embedding.transpose(), 3e-3);
+    }
+
+    /// cuBLAS's `a·b`, its value and both gradients, against burn's, to `tolerance` of the largest.
+    fn check<const D: usize>(
+        case: &str,
+        a: Tensor<Trained, D>,
+        b: Tensor<Trained, D>,
+        tolerance: f32,
+    ) {
+        let (a, b) = (a.require_grad(), b.require_grad());
+        let expected = a.clone().matmul(b.clone());
+        let actual = match quill_cublas::matmul(a.clone(), b.clone()) {
+            Ok(product) => product,
+            Err(_) => panic!("{case}: not routed to cuBLAS"),
+        };
+        let close = |name: &str, x: Tensor<Trained, D>, y: Tensor<Trained, D>| {
+            let (x, y) = (x.cast(FloatDType::F32), y.cast(FloatDType::F32));
+            let scale = y.clone().abs().max().into_scalar();
+            let diff = (x - y).abs().max().into_scalar();
+            assert!(
+                diff <= tolerance * scale,
+                "{case}, {name}: {diff} vs {scale}"
+            );
+        };
+        close("product", actual.clone(), expected.clone());
+        let weights = expected.random_like(Distribution::Normal(0.0, 1.0));
+        let grads_expected = (expected * weights.clone())
+            .cast(FloatDType::F32)
+            .sum()
+            .backward();
+        let grads_actual = (actual * weights).cast(FloatDType::F32).sum().backward();
+        for (name, input) in [("dA", &a), ("dB", &b)] {
+            let actual = input.grad(&grads_actual).expect("a gradient");
+            let expected = input.grad(&grads_expected).expect("a gradient");
+            close(
+                name,
+                Tensor::from_inner(actual),
+                Tensor::from_inner(expected),
+            );
+        }
     }
 }
