@@ -20,7 +20,7 @@ impl TrainedBpe {
 
     /// Trains a byte-level BPE of at most `vocab_size` tokens on the text in `pieces` (GPT-2's
     /// pre-tokenization, no prefix space, no special tokens), each cut where the
-    /// pre-tokenizer cuts anyway (`tokenizer::line_chunks`), so that their words are the
+    /// pre-tokenizer cuts anyway (`cuts::line_chunks`), so that their words are the
     /// text's. A text with fewer distinct pairs to merge yields fewer tokens.
     pub(crate) fn train<S: AsRef<str> + Send>(
         pieces: impl Iterator<Item = S> + Send,

@@ -2,7 +2,8 @@
 //!
 //! The pipeline, one module each: [`corpus`] reads a UTF-8 file or a folder of them,
 //! [`tokenizer`] maps text to ids (characters through [`vocab`], GPT-2's BPE through [`gpt2`], a
-//! BPE trained on the corpus through [`bpe`]), [`split`] cuts train and validation (nanoGPT's
+//! BPE trained on the corpus through [`bpe`]; [`cuts`] says where a text may be cut, and
+//! [`utf8_stream`] decodes a token at a time), [`split`] cuts train and validation (nanoGPT's
 //! convention), [`prepare`] writes the ids to token files once, reading the text a block at a
 //! time ([`stream`]) and showing how far it is ([`progress`]), [`tokens`] reads them back a
 //! window at a time, [`windows`] draws `(input, target)` windows where the target is the input
@@ -11,6 +12,7 @@
 
 pub mod bpe;
 pub mod corpus;
+pub mod cuts;
 pub mod error;
 pub mod fetch;
 pub mod gpt2;
@@ -22,6 +24,7 @@ pub mod split;
 pub mod stream;
 pub mod tokenizer;
 pub mod tokens;
+pub mod utf8_stream;
 pub mod vocab;
 pub mod windows;
 
@@ -29,6 +32,7 @@ pub use corpus::{Corpus, DataConfig};
 pub use error::DataError;
 pub use loader::{TokenBatch, TrainingPosition, WindowLoader, Windows};
 pub use split::Split;
-pub use tokenizer::{Tokenizer, TokenizerKind, Utf8Stream};
+pub use tokenizer::{Tokenizer, TokenizerKind};
 pub use tokens::Tokens;
+pub use utf8_stream::Utf8Stream;
 pub use vocab::Vocab;

@@ -18,10 +18,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::corpus::DataConfig;
+use crate::cuts::line_chunks;
 use crate::partial_file::{PartialFile, write_error};
 use crate::progress::{Quiet, Report};
 use crate::stream::{Part, SplitPieces, TextBlocks, corpus_files};
-use crate::tokenizer::{BPE_TRAINING_PIECE, line_chunks};
+use crate::tokenizer::BPE_TRAINING_PIECE;
 use crate::vocab::CharSet;
 use crate::{DataError, Tokenizer, TokenizerKind, Tokens, Vocab};
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use crate::DataError;
 use crate::corpus::collect_files;
-use crate::tokenizer::last_safe_cut;
+use crate::cuts::last_safe_cut;
 
 /// Bytes read from a file at a time.
 const READ_BYTES: usize = 16 << 20;
@@ -189,7 +189,7 @@ pub enum Part {
 
 /// The corpus's text as pieces of [`Part::Train`] (its first `train_chars` characters), then
 /// of [`Part::Val`]; each piece is at least `size` bytes where the text allows, and ends
-/// where GPT-2's pre-tokenizer always ends a piece (see [`crate::tokenizer::line_chunks`]),
+/// where GPT-2's pre-tokenizer always ends a piece (see [`crate::cuts::line_chunks`]),
 /// at the end of its part, or at the end of the text.
 pub struct SplitPieces<I> {
     blocks: I,
@@ -277,8 +277,8 @@ impl<I: Iterator<Item = Result<String, DataError>>> Iterator for SplitPieces<I> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cuts::is_safe_cut;
     use crate::split::split_text;
-    use crate::tokenizer::is_safe_cut;
 
     #[test]
     fn pieces_are_the_two_parts_cut_where_lines_are() {

@@ -19,6 +19,8 @@ use serde::{Deserialize, Serialize};
 use tiktoken_rs::CoreBPE;
 
 use crate::bpe::TrainedBpe;
+use crate::cuts::line_chunks;
+use crate::utf8_stream::Utf8Stream;
 use crate::{DataError, Vocab};
 
 /// `data.tokenizer`.
@@ -104,7 +106,7 @@ impl Tokenizer {
 
     /// [`Tokenizer::for_corpus`] from what a pass over the text gathered: the vocabulary of
     /// its characters (for `"char"`) and the training text in pieces cut where
-    /// [`line_chunks`] cuts (for `"bpe"`; neither is read for the other tokenizers).
+    /// [`line_chunks`](crate::cuts::line_chunks) cuts (for `"bpe"`; neither is read for the other tokenizers).
     pub(crate) fn from_parts<S: AsRef<str> + Send>(
         kind: TokenizerKind,
         vocab_size: usize,
@@ -311,114 +313,14 @@ impl Tokenizer {
 /// The size of the pieces a BPE is trained on (each one a sequence for its trainer).
 pub(crate) const BPE_TRAINING_PIECE: usize = 1 << 16;
 
-/// `text` cut into pieces of about `size` bytes, each cut where a run of white space starts
-/// after a character that is not white space (`x| y`, `x|\r\n`, `日|\n`). GPT-2's
-/// pre-tokenizer always ends a piece there: no piece but a white-space one holds white space
-/// after other characters, and it reads on from a piece's end only forwards, so the rest
-/// encodes alone as it does in the whole text. Cutting inside a run would not do: `\n\n`
-/// before a word is two pieces, at the end of a text one.
-pub(crate) fn line_chunks(text: &str, size: usize) -> Vec<&str> {
-    let mut chunks = Vec::new();
-    let mut rest = text;
-    while rest.len() > size {
-        let bytes = rest.as_bytes();
-        let cut = (size.max(1)..bytes.len()).find(|&i| is_safe_cut(bytes, i));
-        match cut {
-            Some(i) => {
-                chunks.push(&rest[..i]);
-                rest = &rest[i..];
-            }
-            None => break,
-        }
-    }
-    if !rest.is_empty() || chunks.is_empty() {
-        chunks.push(rest);
-    }
-    chunks
-}
-
-/// Whether `text` may be cut before byte `i` (`x| `, see [`line_chunks`]).
-pub(crate) fn is_safe_cut(text: &[u8], i: usize) -> bool {
-    if i == 0 || i >= text.len() || !text[i].is_ascii_whitespace() {
-        return false;
-    }
-    // The character that ends at `i`: its first byte is the last one that does not continue.
-    let start = (i.saturating_sub(4)..i)
-        .rev()
-        .find(|&j| text[j] & 0xC0 != 0x80)
-        .unwrap_or(0);
-    std::str::from_utf8(&text[start..i])
-        .ok()
-        .and_then(|c| c.chars().next_back())
-        .is_some_and(|c| !c.is_whitespace())
-}
-
-/// The last place `text` may be cut (see [`line_chunks`]), not before byte `from`.
-pub(crate) fn last_safe_cut(text: &str, from: usize) -> Option<usize> {
-    let bytes = text.as_bytes();
-    (from.max(1)..bytes.len())
-        .rev()
-        .find(|&i| is_safe_cut(bytes, i))
-}
-
-/// Decoding one token at a time: a token's bytes may end inside a UTF-8 character, so bytes are
-/// held back until the character is complete; bytes that can never form one become U+FFFD.
-#[derive(Debug, Default)]
-pub struct Utf8Stream {
-    pending: Vec<u8>,
-}
-
-impl Utf8Stream {
-    /// The text token `id` completes (often empty, never half a character).
-    pub fn push(&mut self, tokenizer: &Tokenizer, id: u32) -> String {
-        match tokenizer.token_bytes(id) {
-            Some(bytes) => self.pending.extend_from_slice(&bytes),
-            None => {
-                let mut text = self.finish();
-                text.push(char::REPLACEMENT_CHARACTER);
-                return text;
-            }
-        }
-        let mut text = String::new();
-        loop {
-            match std::str::from_utf8(&self.pending) {
-                Ok(valid) => {
-                    text.push_str(valid);
-                    self.pending.clear();
-                    return text;
-                }
-                Err(error) => {
-                    let valid = error.valid_up_to();
-                    text.push_str(std::str::from_utf8(&self.pending[..valid]).expect("valid"));
-                    match error.error_len() {
-                        // An incomplete character at the end: wait for the next token.
-                        None => {
-                            self.pending.drain(..valid);
-                            return text;
-                        }
-                        Some(bad) => {
-                            text.push(char::REPLACEMENT_CHARACTER);
-                            self.pending.drain(..valid + bad);
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// Whatever is held back, at the end of the text (U+FFFD for an unfinished character).
-    pub fn finish(&mut self) -> String {
-        let text = String::from_utf8_lossy(&self.pending).into_owned();
-        self.pending.clear();
-        text
-    }
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::cuts::is_safe_cut;
 
-    const WORLD: &str = "Hello world! Ça va? Grüße aus Köln.\n\n日本語のテキスト、中文文本。\n\
+    /// Text with what tokenizers trip on: accents, CJK, emoji (joined and flags), CRLF, tabs,
+    /// odd spaces.
+    pub(crate) const WORLD: &str = "Hello world! Ça va? Grüße aus Köln.\n\n日本語のテキスト、中文文本。\n\
         Emoji: 😀🎉👩‍👩‍👧 and a flag 🇫🇷.\n  indented\n\n\nend\r\nCRLF lines\r\n\r\nit's\t\ttabs \
         don't \u{3000}wide space\u{a0}nbsp 42 \n";
 
@@ -533,28 +435,5 @@ mod tests {
                 .collect::<std::collections::BTreeSet<_>>()
                 .len()
         );
-    }
-
-    #[test]
-    fn streamed_decoding_never_prints_half_a_character() {
-        let gpt2 = Tokenizer::gpt2();
-        let ids = gpt2.encode(WORLD).unwrap();
-        // Some tokens end inside a character (emoji and CJK are split into bytes).
-        assert!(
-            ids.iter()
-                .any(|&id| std::str::from_utf8(&gpt2.token_bytes(id).unwrap()).is_err())
-        );
-        let mut stream = Utf8Stream::default();
-        let pieces: Vec<String> = ids.iter().map(|&id| stream.push(&gpt2, id)).collect();
-        assert!(
-            pieces
-                .iter()
-                .all(|p| !p.contains(char::REPLACEMENT_CHARACTER))
-        );
-        assert_eq!(pieces.concat() + &stream.finish(), WORLD);
-        // A cut character at the end, and an id outside the vocabulary.
-        let emoji = gpt2.encode("😀").unwrap();
-        assert_eq!(gpt2.decode(&emoji[..emoji.len() - 1]), "\u{FFFD}");
-        assert_eq!(gpt2.decode(&[31373, 60000]), "hello\u{FFFD}");
     }
 }
