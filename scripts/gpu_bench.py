@@ -13,7 +13,8 @@ Each section's figures come from the command's own JSON line (`bench`, torch_ref
   2. the same again, warm: time to the first step, kernels compiled (0 when the cache works);
      then the matrix products through cuBLAS (QUILL_MATMUL=cublas, f32 and bf16-mixed) against
      burn's, the GPU tests (`quill-cuda-tests`: CUDA against burn-ndarray, then cuBLAS's products
-     and gradients against burn's), each weight gradient as one product
+     and gradients against burn's; for the benches, the CPU use of each host thread and the GPU's
+     utilization over the timed steps), each weight gradient as one product
      (QUILL_WEIGHT_GRAD_SPLIT=1) against quill-cuda's 8 partial products, and the pre-flight
      memory check on a model too big for the GPU
   3. PyTorch (torch_ref.py) eager f32 and eager --amp bf16, same model, batch and dropout
@@ -30,6 +31,7 @@ Each section's figures come from the command's own JSON line (`bench`, torch_ref
 Every command's output goes to --out/commands.log (default $OUT, else gpu-bench-out/).
 """
 import argparse
+import collections
 import json
 import lzma
 import os
@@ -38,10 +40,13 @@ import shutil
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# Timed steps of the benches whose host threads are sampled: enough for a window of a second.
+HOST_STEPS = 60
 # quill-cuda's matrix products through cuBLAS instead of burn's (quill-cublas).
 CUBLAS = {"QUILL_MATMUL": "cublas"}
 CONFIG = "configs/shakespeare-char.toml"
@@ -57,6 +62,7 @@ class Bench:
         self.out = Path(a.out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.results = {}
+        self.host = {}
         self.env = dict(os.environ)
         self.env.setdefault("CUDA_PATH", "/usr/local/cuda")
         # cuBLAS (QUILL_MATMUL=cublas) is loaded at run time from the toolkit's libraries.
@@ -73,9 +79,12 @@ class Bench:
     def left(self):
         return self.deadline - time.monotonic()
 
-    def run(self, name, cmd, limit, env=None):
+    def run(self, name, cmd, limit, env=None, sample=False):
         """Runs cmd with at most `limit` seconds (less when the budget is short); returns
-        (stdout, wall seconds) or None, with the reason recorded."""
+        (stdout, wall seconds) or None, with the reason recorded. With `sample`, the CPU use
+        of each of its threads and the GPU's utilization over its last second or so (its timed
+        steps, for a bench) go to results[name]["host"]: a host-bound step shows one thread
+        near 100 % and the GPU well below it."""
         if self.a.only and name not in self.a.only:
             return None
         limit = min(limit, self.left() - 5)
@@ -85,24 +94,34 @@ class Bench:
             return None
         print(f"[{name}] {' '.join(map(str, cmd))} (limit {limit:.0f} s)", flush=True)
         started = time.monotonic()
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env={**self.env, **(env or {})}, cwd=self.a.workdir)
+        sampler = ThreadSampler(proc.pid) if sample else None
+        if sampler:
+            sampler.start()
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=limit,
-                                  env={**self.env, **(env or {})}, cwd=self.a.workdir)
-        except subprocess.TimeoutExpired as e:
+            out, err = proc.communicate(timeout=limit)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
             wall = time.monotonic() - started
-            self.log(name, e.stdout, e.stderr)
+            self.log(name, out, err)
             self.results[name] = {"error": f"timed out after {wall:.0f} s"}
             print(f"[{name}] timed out after {wall:.0f} s", flush=True)
             return None
         wall = time.monotonic() - started
-        self.log(name, proc.stdout, proc.stderr)
+        self.log(name, out, err)
+        if sampler:
+            sampler.stop.set()
+            sampler.join()
+            self.host[name] = sampler.summary()
         if proc.returncode != 0:
-            tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-3:]
+            tail = (err or out or "").strip().splitlines()[-3:]
             self.results[name] = {"error": f"exit {proc.returncode}: {' | '.join(tail)[-300:]}"}
             print(f"[{name}] failed: {self.results[name]['error']}", flush=True)
             return None
         print(f"[{name}] done in {wall:.1f} s", flush=True)
-        return proc.stdout, wall
+        return out, wall
 
     def log(self, name, stdout, stderr):
         def text(x):
@@ -147,8 +166,8 @@ class Bench:
         self.results[name] = {**summary, "process_wall_s": time.monotonic() - started}
         return summary
 
-    def json_line(self, name, cmd, limit, env=None):
-        got = self.run(name, cmd, limit, env)
+    def json_line(self, name, cmd, limit, env=None, sample=False):
+        got = self.run(name, cmd, limit, env, sample)
         if got is None:
             return None
         stdout, wall = got
@@ -158,8 +177,61 @@ class Bench:
             return None
         result = json.loads(lines[-1])
         result["wall_s"] = wall
+        if self.host.get(name):
+            result["host"] = self.host[name]
         self.results[name] = result
         return result
+
+
+class ThreadSampler(threading.Thread):
+    """Every `every` seconds, the CPU time of each thread of process `pid` (from /proc) and the
+    GPU's utilization (nvidia-smi), the last `keep` samples kept."""
+
+    def __init__(self, pid, every=0.2, keep=8):
+        super().__init__(daemon=True)
+        self.pid, self.every = pid, every
+        self.samples = collections.deque(maxlen=keep)
+        self.stop = threading.Event()
+
+    def threads(self):
+        tick = os.sysconf("SC_CLK_TCK")
+        found = {}
+        for tid in os.listdir(f"/proc/{self.pid}/task"):
+            try:
+                stat = Path(f"/proc/{self.pid}/task/{tid}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2:].split()
+            found[tid] = (stat[stat.index("(") + 1:stat.rindex(")")], (int(fields[11]) + int(fields[12])) / tick)
+        return found
+
+    def run(self):
+        while not self.stop.is_set():
+            try:
+                threads = self.threads()
+            except OSError:
+                return
+            self.samples.append((time.monotonic(), threads, gpu_utilization()))
+            time.sleep(self.every)
+
+    def summary(self):
+        if len(self.samples) < 2:
+            return None
+        (t0, first, _), (t1, last, _) = self.samples[0], self.samples[-1]
+        busy = sorted(((cpu - first.get(tid, (comm, 0.0))[1]) / (t1 - t0) * 100, comm)
+                      for tid, (comm, cpu) in last.items())[::-1]
+        return {"window_s": round(t1 - t0, 2),
+                "thread_cpu_percent": [[comm, round(percent)] for percent, comm in busy[:5]],
+                "gpu_utilization_percent": [u for _, _, u in self.samples if u is not None]}
+
+
+def gpu_utilization():
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=2).stdout.split()
+        return int(out[0]) if out else None
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return None
 
 
 def unpack(bin_dir, dest):
@@ -241,9 +313,10 @@ def main():
         b.json_line("cuda_f32_cold", [cuda, *bench(a.steps, 0)], 320)
         b.json_line("cuda_f32_warm", [cuda, *bench(10, 0)], 60)
         # The products through cuBLAS, against burn's own (the line above, and bf16-mixed below).
-        b.json_line("cuda_f32_cublas", [cuda, *bench(a.steps, 0)], 120, CUBLAS)
-        b.json_line("cuda_bf16_cublas", [cuda, *bench(a.steps, 0), "--set", "train.precision=bf16-mixed"],
-                    150, CUBLAS)
+        # Sampled: each thread's CPU use and the GPU's utilization over the timed steps.
+        b.json_line("cuda_f32_cublas", [cuda, *bench(HOST_STEPS, 0)], 120, CUBLAS, sample=True)
+        b.json_line("cuda_bf16_cublas", [cuda, *bench(HOST_STEPS, 0), "--set", "train.precision=bf16-mixed"],
+                    150, CUBLAS, sample=True)
     tests = bins.get("quill-cuda-tests")
     if tests:
         # The GPU tests only (module `gpu`): the others run the quill-cuda of the build machine.
@@ -265,7 +338,8 @@ def main():
         b.json_line("torch_f32", torch, 60)
         b.json_line("torch_bf16", [*torch, "--amp", "bf16"], 60)
     if cuda:
-        b.json_line("cuda_bf16_mixed", [cuda, *bench(a.steps, 0), "--set", "train.precision=bf16-mixed"], 150)
+        b.json_line("cuda_bf16_mixed", [cuda, *bench(HOST_STEPS, 0), "--set", "train.precision=bf16-mixed"], 150,
+                    sample=True)
         steps = a.train_steps
         train = [cuda, "train", "--config", a.config, "--name", run_name, "--force",
                  "--set", f"train.max_steps={steps}", "--set", f"train.eval_interval={steps // 4}",
@@ -381,6 +455,8 @@ def report(r):
         "cublas_f32_over_burn_f32": ratio(("cuda_f32_cublas", "tokens_per_s"), ("cuda_f32_warm", "tokens_per_s")),
         "cublas_bf16_over_burn_bf16": ratio(("cuda_bf16_cublas", "tokens_per_s"), ("cuda_bf16_mixed", "tokens_per_s")),
         "cuda_tests_passed": get(r, "cuda_tests", "passed"),
+        "host_bf16_mixed": get(r, "cuda_bf16_mixed", "host"),
+        "host_bf16_cublas": get(r, "cuda_bf16_cublas", "host"),
         "eval_cuda_cublas": get(r, "cuda_eval_cublas", "loss"),
         "quill_bf16_mixed_over_torch_bf16": ratio(("cuda_bf16_mixed", "tokens_per_s"), ("torch_bf16", "tokens_per_s")),
         "quill_bf16_mixed_over_torch_compile_bf16": ratio(("cuda_bf16_mixed", "tokens_per_s"),
