@@ -98,14 +98,14 @@ gpu-bench-pack:
     done
     # The GPU tests (tests/cuda.rs), same features plus quill-cuda's `cuda` marker.
     tests=$(cargo test --release --workspace --features quill-cuda/cuda --no-run --message-format=json --quiet \
-        | python3 -c 'import json,sys; print(next(m["executable"] for m in map(json.loads, sys.stdin) if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "cuda" and m.get("executable")))')
+        | python3 -c 'import json,sys; found=[m["executable"] for m in map(json.loads, sys.stdin.read().splitlines()) if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "cuda" and m.get("executable")]; print(found[0]) if found else sys.exit("error: cargo built no cuda test executable")')
     strip -o .gpu-bench/quill-cuda-tests "$tests"
     xz -T0 -6 -f .gpu-bench/quill-cuda-tests
     cp data/tinyshakespeare.txt .gpu-bench/
     if [ -f ../shared/bench/torch_ref.py ]; then cp ../shared/bench/torch_ref.py .gpu-bench/; fi
     du -sh .gpu-bench
 
-# On a machine with an NVIDIA GPU, CUDA 13 and PyTorch (no Rust, no internet): cold and warm start, f32 and bf16-mixed against PyTorch, 1000 steps, wgpu on Vulkan; a table and one JSON line.
+# On a machine with an NVIDIA GPU, CUDA 13 and PyTorch (no Rust, no internet): cold and warm start, f32 and bf16-mixed (burn's and cuBLAS's products) against PyTorch, the CUDA tests, 1000 steps, wgpu on Vulkan; a table and one JSON line.
 gpu-bench *args:
     python3 scripts/gpu_bench.py "$@"
 

@@ -12,11 +12,12 @@ Each section's figures come from the command's own JSON line (`bench`, torch_ref
   1. quill-cuda bench, f32, cold kernel cache: time to the first step, ms/step
   2. the same again, warm: time to the first step, kernels compiled (0 when the cache works);
      then the matrix products through cuBLAS (QUILL_MATMUL=cublas, f32 and bf16-mixed) against
-     burn's, the GPU tests (`quill-cuda-tests`: CUDA against burn-ndarray, then cuBLAS's products
-     and gradients against burn's; for the benches, the CPU use of each host thread and the GPU's
-     utilization over the timed steps), each weight gradient as one product
-     (QUILL_WEIGHT_GRAD_SPLIT=1) against quill-cuda's 8 partial products, and the pre-flight
-     memory check on a model too big for the GPU
+     burn's; the GPU tests (`quill-cuda-tests`: CUDA against burn-ndarray, then cuBLAS's
+     products and gradients against burn's); each weight gradient as one product
+     (QUILL_WEIGHT_GRAD_SPLIT=1) against quill-cuda's 8 partial products; and the pre-flight
+     memory check on a model too big for the GPU. The warm f32, bf16-mixed (4.) and cuBLAS
+     benches run 60 timed steps and record each host thread's CPU use and the GPU's
+     utilization over them (`host`, scripts/host_sampler.py): is the step bound by the host?
   3. PyTorch (torch_ref.py) eager f32 and eager --amp bf16, same model, batch and dropout
   4. quill-cuda bench, train.precision = "bf16-mixed"
   5. 1000 steps of shakespeare-char (bf16-mixed): val loss and wall time
@@ -31,7 +32,6 @@ Each section's figures come from the command's own JSON line (`bench`, torch_ref
 Every command's output goes to --out/commands.log (default $OUT, else gpu-bench-out/).
 """
 import argparse
-import collections
 import json
 import lzma
 import os
@@ -40,9 +40,10 @@ import shutil
 import stat
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
+
+from host_sampler import ThreadSampler
 
 ROOT = Path(__file__).resolve().parent.parent
 # Timed steps of the benches whose host threads are sampled: enough for a window of a second.
@@ -65,10 +66,11 @@ class Bench:
         self.host = {}
         self.env = dict(os.environ)
         self.env.setdefault("CUDA_PATH", "/usr/local/cuda")
-        # cuBLAS (QUILL_MATMUL=cublas) is loaded at run time from the toolkit's libraries.
+        # cuBLAS (QUILL_MATMUL=cublas) is loaded at run time from the toolkit's libraries; only
+        # quill's cuBLAS runs get the toolkit's folder (PyTorch keeps its own libraries).
         lib = str(Path(self.env["CUDA_PATH"]) / "lib64")
         paths = [p for p in self.env.get("LD_LIBRARY_PATH", "").split(":") if p]
-        self.env["LD_LIBRARY_PATH"] = ":".join(paths + [lib] if lib not in paths else paths)
+        self.cublas = {**CUBLAS, "LD_LIBRARY_PATH": ":".join(paths if lib in paths else paths + [lib])}
         self.env["QUILL_KERNEL_CACHE"] = str(a.cache)
         icd = Path("/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json")
         standard = [Path(d) / "nvidia_icd.json" for d in
@@ -96,11 +98,14 @@ class Bench:
         started = time.monotonic()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env={**self.env, **(env or {})}, cwd=self.a.workdir)
-        sampler = ThreadSampler(proc.pid) if sample else None
-        if sampler:
-            sampler.start()
+        # bench's progress lines on stderr mark its timed steps, the window sampled.
+        sampler = ThreadSampler(proc.pid, start="timed steps", end="sampling") if sample else None
         try:
-            out, err = proc.communicate(timeout=limit)
+            if sampler:
+                sampler.start()
+                out, err = sampler.communicate(proc, timeout=limit)
+            else:
+                out, err = proc.communicate(timeout=limit)
         except subprocess.TimeoutExpired:
             proc.kill()
             out, err = proc.communicate()
@@ -109,11 +114,13 @@ class Bench:
             self.results[name] = {"error": f"timed out after {wall:.0f} s"}
             print(f"[{name}] timed out after {wall:.0f} s", flush=True)
             return None
+        finally:
+            if sampler:
+                sampler.stop.set()
+                sampler.join()
         wall = time.monotonic() - started
         self.log(name, out, err)
         if sampler:
-            sampler.stop.set()
-            sampler.join()
             self.host[name] = sampler.summary()
         if proc.returncode != 0:
             tail = (err or out or "").strip().splitlines()[-3:]
@@ -183,57 +190,6 @@ class Bench:
         return result
 
 
-class ThreadSampler(threading.Thread):
-    """Every `every` seconds, the CPU time of each thread of process `pid` (from /proc) and the
-    GPU's utilization (nvidia-smi), the last `keep` samples kept."""
-
-    def __init__(self, pid, every=0.2, keep=8):
-        super().__init__(daemon=True)
-        self.pid, self.every = pid, every
-        self.samples = collections.deque(maxlen=keep)
-        self.stop = threading.Event()
-
-    def threads(self):
-        tick = os.sysconf("SC_CLK_TCK")
-        found = {}
-        for tid in os.listdir(f"/proc/{self.pid}/task"):
-            try:
-                stat = Path(f"/proc/{self.pid}/task/{tid}/stat").read_text()
-            except OSError:
-                continue
-            fields = stat[stat.rindex(")") + 2:].split()
-            found[tid] = (stat[stat.index("(") + 1:stat.rindex(")")], (int(fields[11]) + int(fields[12])) / tick)
-        return found
-
-    def run(self):
-        while not self.stop.is_set():
-            try:
-                threads = self.threads()
-            except OSError:
-                return
-            self.samples.append((time.monotonic(), threads, gpu_utilization()))
-            time.sleep(self.every)
-
-    def summary(self):
-        if len(self.samples) < 2:
-            return None
-        (t0, first, _), (t1, last, _) = self.samples[0], self.samples[-1]
-        busy = sorted(((cpu - first.get(tid, (comm, 0.0))[1]) / (t1 - t0) * 100, comm)
-                      for tid, (comm, cpu) in last.items())[::-1]
-        return {"window_s": round(t1 - t0, 2),
-                "thread_cpu_percent": [[comm, round(percent)] for percent, comm in busy[:5]],
-                "gpu_utilization_percent": [u for _, _, u in self.samples if u is not None]}
-
-
-def gpu_utilization():
-    try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"],
-                             capture_output=True, text=True, timeout=2).stdout.split()
-        return int(out[0]) if out else None
-    except (OSError, ValueError, subprocess.TimeoutExpired):
-        return None
-
-
 def unpack(bin_dir, dest):
     """The runners, decompressed when packed as NAME.xz; returns {name: path}."""
     dest.mkdir(parents=True, exist_ok=True)
@@ -261,7 +217,8 @@ def gpu_name():
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--bin", default=str(ROOT / ".gpu-bench"), help="folder of quill-cuda(.xz), quill-wgpu(.xz)")
+    ap.add_argument("--bin", default=str(ROOT / ".gpu-bench"), help="folder of quill-cuda, quill-wgpu, "
+                    "quill-cpu and quill-cuda-tests (each maybe .xz)")
     ap.add_argument("--data", default=None, help="Tiny Shakespeare (default: data/ or the --bin folder)")
     ap.add_argument("--torch-ref", default=None, help="torch_ref.py (default: ../shared/bench or the --bin folder)")
     ap.add_argument("--budget", type=float, default=450, help="seconds for everything")
@@ -270,7 +227,8 @@ def main():
     ap.add_argument("--cache-from", default=None, help="a .tar.xz of a kernel cache folder (e.g. an earlier "
                     "call's --save-cache) to start from instead of an empty cache")
     ap.add_argument("--save-cache", action="store_true", help="write the kernel cache to --out/kernels.tar.xz at the end")
-    ap.add_argument("--steps", type=int, default=30, help="timed steps per quill bench")
+    ap.add_argument("--steps", type=int, default=30, help="timed steps per quill bench (those whose host "
+                    "threads are sampled take 60)")
     ap.add_argument("--train-steps", type=int, default=1000)
     ap.add_argument("--only", default="", help="comma-separated sections to run (default: all)")
     ap.add_argument("--config", default=CONFIG, help="quill's config (a smoke test may use configs/tiny.toml; "
@@ -311,19 +269,21 @@ def main():
         # Training only: sampling compiles kernels of its own shapes (timed further down).
         # A fresh machine compiles and tunes every kernel: over 200 s on an H200 (2026-11).
         b.json_line("cuda_f32_cold", [cuda, *bench(a.steps, 0)], 320)
-        b.json_line("cuda_f32_warm", [cuda, *bench(10, 0)], 60)
+        b.json_line("cuda_f32_warm", [cuda, *bench(HOST_STEPS, 0)], 60, sample=True)
         # The products through cuBLAS, against burn's own (the line above, and bf16-mixed below).
         # Sampled: each thread's CPU use and the GPU's utilization over the timed steps.
-        b.json_line("cuda_f32_cublas", [cuda, *bench(HOST_STEPS, 0)], 120, CUBLAS, sample=True)
+        b.json_line("cuda_f32_cublas", [cuda, *bench(HOST_STEPS, 0)], 120, b.cublas, sample=True)
         b.json_line("cuda_bf16_cublas", [cuda, *bench(HOST_STEPS, 0), "--set", "train.precision=bf16-mixed"],
-                    150, CUBLAS, sample=True)
+                    150, b.cublas, sample=True)
     tests = bins.get("quill-cuda-tests")
     if tests:
         # The GPU tests only (module `gpu`): the others run the quill-cuda of the build machine.
-        got = b.run("cuda_tests", [tests, "gpu::", "--nocapture", "--test-threads", "1"], 240)
+        got = b.run("cuda_tests", [tests, "gpu::", "--nocapture", "--test-threads", "1"], 240, b.cublas)
         if got:
             passed = "test result: ok. 1 passed" in got[0]
             b.results["cuda_tests"] = {"passed": passed, "wall_s": got[1]}
+        elif "error" in b.results.get("cuda_tests", {}):
+            b.results["cuda_tests"]["passed"] = False
     if cuda:
         # Each weight gradient as one product (quill-cuda computes it as 8 partial products).
         b.json_line("cuda_f32_split1", [cuda, *bench(a.steps, 0)], 120, {"QUILL_WEIGHT_GRAD_SPLIT": "1"})
@@ -361,7 +321,7 @@ def main():
         b.json_line("wgpu_f32", [wgpu, *bench(10, 20)], 200)
     run = a.workdir / "artifacts" / run_name
     if (run / "best.mpk").exists():
-        for name, binary, env in (("cuda_eval", cuda, None), ("cuda_eval_cublas", cuda, CUBLAS),
+        for name, binary, env in (("cuda_eval", cuda, None), ("cuda_eval_cublas", cuda, b.cublas),
                                   ("wgpu_eval", wgpu, None), ("cpu_eval", bins.get("quill-cpu"), None)):
             if binary:
                 got = b.run(name, [binary, "eval", "--run", str(run), "--batches", "20"], 90, env)
@@ -455,7 +415,9 @@ def report(r):
         "cublas_f32_over_burn_f32": ratio(("cuda_f32_cublas", "tokens_per_s"), ("cuda_f32_warm", "tokens_per_s")),
         "cublas_bf16_over_burn_bf16": ratio(("cuda_bf16_cublas", "tokens_per_s"), ("cuda_bf16_mixed", "tokens_per_s")),
         "cuda_tests_passed": get(r, "cuda_tests", "passed"),
+        "host_f32": get(r, "cuda_f32_warm", "host"),
         "host_bf16_mixed": get(r, "cuda_bf16_mixed", "host"),
+        "host_f32_cublas": get(r, "cuda_f32_cublas", "host"),
         "host_bf16_cublas": get(r, "cuda_bf16_cublas", "host"),
         "eval_cuda_cublas": get(r, "cuda_eval_cublas", "loss"),
         "quill_bf16_mixed_over_torch_bf16": ratio(("cuda_bf16_mixed", "tokens_per_s"), ("torch_bf16", "tokens_per_s")),

@@ -104,7 +104,8 @@ impl Backward<Cuda, 2> for ProductBackward {
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
         let out_grad = grads.consume::<Cuda>(&ops.node);
         let (a, b) = ops.state;
-        // The product's output had its operands' dtype; its gradient arrives in it.
+        // The product's output had its operands' dtype; its gradient is cast to it in case a
+        // later operation's backward pass gave another.
         let dtype = a.as_ref().or(b.as_ref()).map(|t| t.dtype);
         let out_grad = match dtype {
             Some(dtype) if dtype != out_grad.dtype => {

@@ -8,9 +8,10 @@
 //! How: [`matmul`] takes a tensor of `quill-cuda`'s backend (with or without autodiff) and
 //! returns the product computed by one `cublasGemmStridedBatchedEx` call, queued in
 //! burn-fusion's stream as a custom operation ([`graph`]) and enqueued on the CUDA stream of
-//! burn's kernels ([`gemm`], with its arguments worked out and tested in [`plan`]); transposed operands (`swap_dims` views) are read in place. The
-//! backward pass is two more such products. Other backends, dtypes or shapes get their inputs
-//! back (`Err`), so the model stays backend-generic (as with quill-kernels on the CPU).
+//! burn's kernels ([`gemm`], with its arguments worked out and tested in [`plan`]); transposed
+//! operands (`swap_dims` views) and padded rows are read in place. The backward pass is two
+//! more such products. Other backends, dtypes or shapes get their inputs back (`Err`), so the
+//! model stays backend-generic (as with quill-kernels on the CPU).
 //!
 //! It is off until [`enable`] is called (`quill-cuda` does with `QUILL_MATMUL=cublas`).
 
@@ -58,8 +59,9 @@ pub fn matmul<B: Backend, const D: usize>(
         && D >= 2
         && a_dims[..D - 2] == b_dims[..D - 2]
         && a_dims[D - 1] == b_dims[D - 2]
-        // An empty inner dimension is a product of zeros: burn's.
-        && a_dims[D - 1] > 0
+        // Empty operands (a product of zeros, or nothing) stay with burn, and so do their
+        // backward products.
+        && a_dims.iter().chain(&b_dims).all(|&dim| dim > 0)
         && a.dtype() == b.dtype()
         && gemm::supports(a.dtype());
     if !fits {

@@ -126,8 +126,22 @@ pub fn call(
 mod tests {
     use super::*;
 
-    /// What cuBLAS computes for `call`: column-major `C = op(first)·op(second)` per batch.
+    /// What cuBLAS computes for `call`: column-major `C = op(first)·op(second)` per batch,
+    /// after the checks cuBLAS makes (a leading dimension at least its stored matrix's rows).
     fn cublas_model(call: &Call, first: &[f32], second: &[f32]) -> Vec<f32> {
+        let rows = |transposed: bool, plain: usize, swapped: usize| match transposed {
+            false => plain.max(1),
+            true => swapped.max(1),
+        };
+        assert!(
+            call.ld_first >= rows(call.transpose_first, call.m, call.k),
+            "{call:?}"
+        );
+        assert!(
+            call.ld_second >= rows(call.transpose_second, call.k, call.n),
+            "{call:?}"
+        );
+        assert!(call.ldc >= call.m.max(1), "{call:?}");
         let read =
             |memory: &[f32], base: usize, ld: usize, transposed: bool, i: usize, j: usize| {
                 // Element (i, j) of op(X), X column-major with leading dimension ld.

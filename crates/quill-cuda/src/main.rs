@@ -10,7 +10,7 @@ use quill_cli::Runner;
 fn main() -> ExitCode {
     // Before any device exists: kernels compiled and tuned by earlier runs are reused.
     quill_gpu::init(&quill_gpu::cache_dir(), quill_gpu::Runtime::Cuda);
-    let cublas = match products() {
+    let cublas = match use_cublas() {
         Ok(cublas) => cublas,
         Err(message) => {
             eprintln!("error: {message}");
@@ -32,7 +32,7 @@ fn main() -> ExitCode {
 
 /// Chooses the model's matrix products from `QUILL_MATMUL`: `burn` (the default: burn's own
 /// CUDA products) or `cublas` (NVIDIA's cuBLAS, through quill-cublas); `true` for cuBLAS.
-fn products() -> Result<bool, String> {
+fn use_cublas() -> Result<bool, String> {
     let value = std::env::var(MATMUL_ENV).unwrap_or_default();
     match value.trim() {
         "" | "burn" => Ok(false),

@@ -128,6 +128,7 @@ impl Autocast {
             return linear(x, self.down(weight), bias).reshape([batch, seq, d_out]);
         }
         let (x, weight) = (x.flatten::<2>(0, 1), self.down(weight));
+        // cuBLAS's product on quill-cuda with QUILL_MATMUL=cublas.
         let (x, weight, bias) = match crate::products::linear(x, weight, bias) {
             Ok(y) => return y.reshape([batch, seq, d_out]),
             Err(inputs) => inputs,

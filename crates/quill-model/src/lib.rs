@@ -5,8 +5,8 @@
 //! part), [`positional`] (learned or sinusoidal positions), [`config`] (the `[model]` table),
 //! [`kv_cache`] (keys and values kept between decoding steps), [`checked_load`] (weights that
 //! must fit the config), [`autocast`] (linear layers over all positions at once, and mixed
-//! precision), [`products`] (matrix products: cuBLAS on `quill-cuda`, burn's elsewhere), [`init`]
-//! (GPT-2's initialization of every layer).
+//! precision), [`products`] (matrix products: cuBLAS on `quill-cuda` with `QUILL_MATMUL=cublas`,
+//! burn's elsewhere), [`init`] (GPT-2's initialization of every layer).
 //!
 //! [`Backend`]: burn::tensor::backend::Backend
 

@@ -1,5 +1,5 @@
-//! Matrix products of the model: through cuBLAS on `quill-cuda` (quill-cublas, with the
-//! `cuda-kernels` feature, when it is enabled), through burn's own product everywhere else.
+//! Matrix products of the model: through cuBLAS on `quill-cuda` with `QUILL_MATMUL=cublas`
+//! (quill-cublas, through the `cuda-kernels` feature), through burn's own product elsewhere.
 
 use burn::prelude::*;
 
@@ -13,14 +13,25 @@ pub fn matmul<B: Backend, const D: usize>(a: Tensor<B, D>, b: Tensor<B, D>) -> T
     a.matmul(b)
 }
 
-/// `x·weight + bias` for `x: [rows, d_in]`, `weight: [d_in, d_out]`, `bias: [d_out]`, or
-/// `Err` with the inputs when no product here takes them (burn's `linear` does then).
-#[allow(clippy::type_complexity)]
+/// Whether the products go to cuBLAS (then every product of the model should: see
+/// `attention.rs`).
+pub fn cublas() -> bool {
+    #[cfg(feature = "cuda-kernels")]
+    return quill_cublas::enabled();
+    #[cfg(not(feature = "cuda-kernels"))]
+    false
+}
+
+/// A linear layer's input, weight and bias: `[rows, d_in]`, `[d_in, d_out]`, `[d_out]`.
+pub type LinearInputs<B> = (Tensor<B, 2>, Tensor<B, 2>, Option<Tensor<B, 1>>);
+
+/// `x·weight + bias`, or `Err` with the inputs when no product here takes them (burn's
+/// `linear` does then).
 pub fn linear<B: Backend>(
     x: Tensor<B, 2>,
     weight: Tensor<B, 2>,
     bias: Option<Tensor<B, 1>>,
-) -> Result<Tensor<B, 2>, (Tensor<B, 2>, Tensor<B, 2>, Option<Tensor<B, 1>>)> {
+) -> Result<Tensor<B, 2>, LinearInputs<B>> {
     #[cfg(feature = "cuda-kernels")]
     let (x, weight) = match quill_cublas::matmul(x, weight) {
         Ok(y) => {
