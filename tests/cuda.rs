@@ -119,32 +119,37 @@ mod gpu {
                 tolerance,
             );
         }
-        // Only one operand tracked (a frozen weight): its gradient alone, as burn's.
+        // Only one operand tracked (a frozen weight): its gradient alone, as burn's, through
+        // either branch of the backward pass.
+        let gradients = |a: &Tensor<Trained, 4>, b: &Tensor<Trained, 4>| {
+            let expected = a.clone().matmul(b.clone()).sum().backward();
+            let actual = match quill_cublas::matmul(a.clone(), b.clone()) {
+                Ok(product) => product.sum().backward(),
+                Err(_) => panic!("one tracked operand: not routed to cuBLAS"),
+            };
+            (expected, actual)
+        };
+        let close = |case: &str, expected: Tensor<Cuda, 4>, actual: Tensor<Cuda, 4>| {
+            let diff = (expected.clone() - actual).abs().max().into_scalar();
+            assert!(
+                diff <= 3e-3 * expected.abs().max().into_scalar(),
+                "{case}: {diff}"
+            );
+        };
         let (a, b) = (random([2, 3, 17, 8]).require_grad(), random([2, 3, 8, 13]));
-        let expected = a.clone().matmul(b.clone()).sum().backward();
-        let actual = match quill_cublas::matmul(a.clone(), b.clone()) {
-            Ok(product) => product.sum().backward(),
-            Err(_) => panic!("one tracked operand: not routed to cuBLAS"),
-        };
-        let (expected, actual) = (a.grad(&expected).unwrap(), a.grad(&actual).unwrap());
-        let diff = (expected.clone() - actual).abs().max().into_scalar();
-        assert!(
-            diff <= 3e-3 * expected.abs().max().into_scalar(),
-            "one tracked: {diff}"
+        let (expected, actual) = gradients(&a, &b);
+        close(
+            "one tracked",
+            a.grad(&expected).unwrap(),
+            a.grad(&actual).unwrap(),
         );
-        // And the other one (the backward pass's other branch).
         let (a, b) = (a.detach(), b.require_grad());
-        let expected = a.clone().matmul(b.clone()).sum().backward();
-        let actual = match quill_cublas::matmul(a.clone(), b.clone()) {
-            Ok(product) => product.sum().backward(),
-            Err(_) => panic!("one tracked operand: not routed to cuBLAS"),
-        };
+        let (expected, actual) = gradients(&a, &b);
         assert!(a.grad(&actual).is_none());
-        let (expected, actual) = (b.grad(&expected).unwrap(), b.grad(&actual).unwrap());
-        let diff = (expected.clone() - actual).abs().max().into_scalar();
-        assert!(
-            diff <= 3e-3 * expected.abs().max().into_scalar(),
-            "other tracked: {diff}"
+        close(
+            "other tracked",
+            b.grad(&expected).unwrap(),
+            b.grad(&actual).unwrap(),
         );
         // The tied head: x · Eᵀ, with Eᵀ a transposed view of a 2-D weight.
         let x = Tensor::<Trained, 2>::random([37, 19], Distribution::Normal(0.0, 1.0), device);

@@ -24,12 +24,12 @@ use crate::plan::{self, Layout};
 /// A burn-cuda tensor as burn's CUDA kernels see it (buffer, shape, strides, dtype).
 pub type CudaTensor = CubeTensor<CudaRuntime>;
 
-/// `tensor` and its layout, copied into row-major order when cuBLAS cannot read it in place.
-fn operand(tensor: CudaTensor) -> (CudaTensor, Layout) {
-    let shape = tensor.meta.shape().to_vec();
-    match plan::layout(&shape, tensor.meta.strides()) {
+/// `tensor` (of dimensions `dims`) and its layout, copied into row-major order when cuBLAS
+/// cannot read it in place.
+fn operand(tensor: CudaTensor, dims: &[usize]) -> (CudaTensor, Layout) {
+    match plan::layout(dims, tensor.meta.strides()) {
         Some(layout) => (tensor, layout),
-        None => (into_contiguous(tensor), plan::contiguous(&shape)),
+        None => (into_contiguous(tensor), plan::contiguous(dims)),
     }
 }
 
@@ -41,9 +41,10 @@ fn operand(tensor: CudaTensor) -> (CudaTensor, Layout) {
 pub fn gemm(a: CudaTensor, b: CudaTensor, transpose_a: bool, transpose_b: bool) -> CudaTensor {
     let dtype = a.dtype;
     assert_eq!(dtype, b.dtype, "quill-cublas: operands of different dtypes");
-    let (data_type, compute_type) = cuda_types(dtype);
+    let (data_type, compute_type) = cuda_types(dtype)
+        .unwrap_or_else(|| panic!("quill-cublas: no cuBLAS product for {dtype:?}"));
     let (a_dims, b_dims) = (a.meta.shape().to_vec(), b.meta.shape().to_vec());
-    let ((a, a_layout), (b, b_layout)) = (operand(a), operand(b));
+    let ((a, a_layout), (b, b_layout)) = (operand(a, &a_dims), operand(b, &b_dims));
     let (call, out_dims) = plan::call(
         &a_dims,
         a_layout,
@@ -139,36 +140,36 @@ pub fn gemm(a: CudaTensor, b: CudaTensor, transpose_a: bool, transpose_b: bool) 
     out
 }
 
-/// cuBLAS's element and compute types for a dtype.
-fn cuda_types(dtype: DType) -> (sys::cudaDataType, sys::cublasComputeType_t) {
+/// cuBLAS's element and compute types for a dtype it multiplies.
+fn cuda_types(dtype: DType) -> Option<(sys::cudaDataType, sys::cublasComputeType_t)> {
     use sys::cublasComputeType_t::{CUBLAS_COMPUTE_32F, CUBLAS_COMPUTE_32F_FAST_TF32};
     use sys::cudaDataType::{CUDA_R_16BF, CUDA_R_16F, CUDA_R_32F};
     match dtype {
-        DType::F32 => (CUDA_R_32F, CUBLAS_COMPUTE_32F_FAST_TF32),
-        DType::BF16 => (CUDA_R_16BF, CUBLAS_COMPUTE_32F),
-        DType::F16 => (CUDA_R_16F, CUBLAS_COMPUTE_32F),
-        other => panic!("quill-cublas: no cuBLAS product for {other:?}"),
+        DType::F32 => Some((CUDA_R_32F, CUBLAS_COMPUTE_32F_FAST_TF32)),
+        DType::BF16 => Some((CUDA_R_16BF, CUBLAS_COMPUTE_32F)),
+        DType::F16 => Some((CUDA_R_16F, CUBLAS_COMPUTE_32F)),
+        _ => None,
     }
 }
 
 /// Whether cuBLAS takes this dtype (the route checks before recording an operation).
 pub fn supports(dtype: DType) -> bool {
-    matches!(dtype, DType::F32 | DType::BF16 | DType::F16)
+    cuda_types(dtype).is_some()
 }
 
-/// A cuBLAS handle on one device, and that device's primary context (the one cubecl uses).
+/// A cuBLAS handle on one device, created in its primary context (the one cubecl uses).
 struct Device {
     handle: sys::cublasHandle_t,
-    context: cuda::CUcontext,
 }
 
-// SAFETY: the handle and context are used only under `DEVICES`' lock, one thread at a time.
+// SAFETY: the handle is used only under `DEVICES`' lock, one thread at a time.
 unsafe impl Send for Device {}
 
 static DEVICES: Mutex<Option<HashMap<usize, Device>>> = Mutex::new(None);
 
-/// Runs `call` with device `index`'s cuBLAS handle, set to `stream`, its context current on
-/// this thread (burn's fusion thread has none of its own). Creates the handle the first time.
+/// Runs `call` with device `index`'s cuBLAS handle set to `stream`, creating the handle the
+/// first time. It runs on cubecl's runner thread, right after `get_resource`, which made the
+/// device's context current there.
 fn with_handle<T>(
     index: usize,
     stream: cuda::CUstream,
@@ -182,10 +183,8 @@ fn with_handle<T>(
         Entry::Occupied(entry) => entry.into_mut(),
         Entry::Vacant(entry) => entry.insert(open(index)?),
     };
-    // SAFETY: `context` is a retained primary context and `stream` one of its streams
-    // (cubecl's); the handle was created in that context.
+    // SAFETY: `stream` is one of cubecl's streams in the context the handle was created in.
     unsafe {
-        driver::ctx::set_current(device.context).map_err(|e| e.to_string())?;
         blas::set_stream(device.handle, stream as sys::cudaStream_t).map_err(|e| e.to_string())?;
     }
     call(device.handle).map_err(|e| e.to_string())
@@ -200,7 +199,7 @@ fn open(index: usize) -> Result<Device, String> {
         let context = driver::primary_ctx::retain(device).map_err(|e| e.to_string())?;
         driver::ctx::set_current(context).map_err(|e| e.to_string())?;
         let handle = blas::create_handle().map_err(|e| e.to_string())?;
-        Ok(Device { handle, context })
+        Ok(Device { handle })
     }
 }
 

@@ -16,6 +16,7 @@ use burn_ir::{CustomOpIr, HandleContainer, OperationIr, TensorIr};
 use cubecl_cuda::CudaRuntime;
 
 use crate::gemm::gemm;
+use crate::plan::output_dims;
 
 /// burn-cuda's backend under its fusion layer, as `quill-cuda` runs it.
 type Inner = CubeBackend<CudaRuntime, f32, i32, u8>;
@@ -33,12 +34,7 @@ pub fn product(
     transpose_a: bool,
     transpose_b: bool,
 ) -> FusedTensor {
-    let rank = a.shape.num_dims();
-    let m = a.shape[rank - if transpose_a { 1 } else { 2 }];
-    let n = b.shape[rank - if transpose_b { 2 } else { 1 }];
-    let mut dims = a.shape.to_vec();
-    dims[rank - 2] = m;
-    dims[rank - 1] = n;
+    let dims = output_dims(&a.shape, transpose_a, &b.shape, transpose_b);
     let client = a.client.clone();
     let streams = OperationStreams::with_inputs([&a, &b]);
     let out = TensorIr::uninit(client.create_empty_handle(), dims.into(), a.dtype);

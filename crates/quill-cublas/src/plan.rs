@@ -58,6 +58,31 @@ pub fn contiguous(shape: &[usize]) -> Layout {
     }
 }
 
+/// The last two dimensions of `dims` as `(rows, cols)` of `op(x)`: swapped when `transposed`.
+fn oriented(dims: &[usize], transposed: bool) -> (usize, usize) {
+    let rank = dims.len();
+    match transposed {
+        false => (dims[rank - 2], dims[rank - 1]),
+        true => (dims[rank - 1], dims[rank - 2]),
+    }
+}
+
+/// The dimensions of `op(a)·op(b)`: `a`'s batch, then `[m, n]`.
+pub fn output_dims(
+    a_dims: &[usize],
+    transpose_a: bool,
+    b_dims: &[usize],
+    transpose_b: bool,
+) -> Vec<usize> {
+    let rank = a_dims.len();
+    let mut out = a_dims[..rank - 2].to_vec();
+    out.extend([
+        oriented(a_dims, transpose_a).0,
+        oriented(b_dims, transpose_b).1,
+    ]);
+    out
+}
+
 /// One `cublasGemmStridedBatchedEx` call, in cuBLAS's order of arguments: `first` is B, `second`
 /// is A; `transpose_*` is `CUBLAS_OP_T` where set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,10 +113,6 @@ pub fn call(
     transpose_b: bool,
 ) -> (Call, Vec<usize>) {
     let rank = a_dims.len();
-    let oriented = |dims: &[usize], flag: bool| match flag {
-        false => (dims[rank - 2], dims[rank - 1]),
-        true => (dims[rank - 1], dims[rank - 2]),
-    };
     let ((m, k), (k_b, n)) = (oriented(a_dims, transpose_a), oriented(b_dims, transpose_b));
     assert_eq!(
         k, k_b,
@@ -102,8 +123,7 @@ pub fn call(
         b_dims[..rank - 2],
         "quill-cublas: the batches of {a_dims:?} · {b_dims:?}"
     );
-    let mut out = a_dims[..rank - 2].to_vec();
-    out.extend([m, n]);
+    let out = output_dims(a_dims, transpose_a, b_dims, transpose_b);
     // An operand is transposed for cuBLAS when exactly one of "asked to" and "stored so" holds.
     let call = Call {
         transpose_first: transpose_b != b.transposed,
