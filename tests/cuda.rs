@@ -6,13 +6,14 @@ use std::process::Command;
 
 /// `QUILL_MATMUL` takes `burn` or `cublas`; anything else is a one-line error, and so is
 /// `cublas` where the cuBLAS library cannot be loaded (always so without a CUDA toolkit).
+/// `QUILL_SOFTMAX` takes `burn` or `fused`.
 #[test]
-fn the_matmul_choice_is_checked_before_anything_runs() {
-    let run = |value: &str| {
+fn the_matmul_and_softmax_choices_are_checked_before_anything_runs() {
+    let quill = |variable: &str, value: &str| {
         Command::new(env!("CARGO_BIN_EXE_quill-cuda"))
             .args(["config", "show", "--config", "configs/tiny.toml"])
             .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-            .env("QUILL_MATMUL", value)
+            .env(variable, value)
             .env(
                 "QUILL_KERNEL_CACHE",
                 std::env::temp_dir().join("quill-cuda-test-kernels"),
@@ -20,6 +21,7 @@ fn the_matmul_choice_is_checked_before_anything_runs() {
             .output()
             .unwrap()
     };
+    let run = |value: &str| quill("QUILL_MATMUL", value);
     let out = run("fastest");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
@@ -43,15 +45,31 @@ fn the_matmul_choice_is_checked_before_anything_runs() {
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
         assert!(stderr.contains("QUILL_MATMUL=cublas") && stderr.contains("LD_LIBRARY_PATH"));
     }
+
+    let out = quill("QUILL_SOFTMAX", "flash");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(
+        stderr.trim(),
+        "error: QUILL_SOFTMAX=flash is not one of: burn, fused"
+    );
+    for value in ["burn", "fused"] {
+        let out = quill("QUILL_SOFTMAX", value);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{value}: {stderr}");
+    }
 }
 
+#[cfg(feature = "cuda")]
+#[path = "fused_softmax/mod.rs"]
+mod fused_softmax;
 #[cfg(feature = "cuda")]
 #[path = "parity/mod.rs"]
 mod parity;
 
 #[cfg(feature = "cuda")]
 mod gpu {
-    use super::parity;
+    use super::{fused_softmax, parity};
     use burn::backend::cuda::CudaDevice;
     use burn::backend::{Autodiff, Cuda, NdArray};
     use burn::prelude::*;
@@ -59,14 +77,21 @@ mod gpu {
 
     type Trained = Autodiff<Cuda>;
 
-    /// One test, in order, because cuBLAS's products are switched on for the whole process:
-    /// burn's products first, then cuBLAS's (`quill_cublas::enable`, what `QUILL_MATMUL=cublas`
-    /// does), each against burn-ndarray.
+    /// One test, in order, because cuBLAS's products and the fused softmax are switched on for
+    /// the whole process (and the softmax's dropout check seeds burn's generator, which the
+    /// process shares): burn's products and softmax first, then the fused softmax
+    /// (`quill_gpu_kernels::enable`, what `QUILL_SOFTMAX=fused` does), then cuBLAS's products
+    /// too (`quill_cublas::enable`, what `QUILL_MATMUL=cublas` does), each against burn-ndarray.
     #[test]
     fn cuda_computes_what_ndarray_computes_with_burns_products_then_cublas() {
         // The kernel cache quill-cuda uses (which gpu_bench's --cache-from fills).
         quill_gpu::init(&quill_gpu::cache_dir(), quill_gpu::Runtime::Cuda);
         let device = CudaDevice::new(0);
+        let parity = parity::compare::<Autodiff<NdArray>, Trained>(&Default::default(), &device);
+        parity::assert_f32_parity(&parity);
+
+        fused_softmax::check_all::<Trained>(&device, &[FloatDType::BF16, FloatDType::F16]);
+        quill_gpu_kernels::enable();
         let parity = parity::compare::<Autodiff<NdArray>, Trained>(&Default::default(), &device);
         parity::assert_f32_parity(&parity);
 

@@ -6,6 +6,8 @@
 
 #[path = "common/corpus.rs"]
 mod corpus;
+#[path = "fused_softmax/mod.rs"]
+mod fused_softmax;
 #[path = "parity/mod.rs"]
 mod parity;
 
@@ -32,15 +34,21 @@ fn wgpu_available() -> bool {
     works
 }
 
+/// One test, in order: the fused softmax is switched on for the whole process, and its
+/// dropout check seeds burn's generator, which every test of this process shares.
 #[test]
-fn wgpu_computes_what_ndarray_computes() {
+fn wgpu_computes_what_ndarray_computes_with_burns_softmax_then_the_fused_one() {
     if !wgpu_available() {
         return;
     }
-    let parity = parity::compare::<Autodiff<NdArray>, Autodiff<Wgpu>>(
-        &Default::default(),
-        &WgpuDevice::DefaultDevice,
-    );
+    let device = WgpuDevice::DefaultDevice;
+    let parity = parity::compare::<Autodiff<NdArray>, Autodiff<Wgpu>>(&Default::default(), &device);
+    parity::assert_f32_parity(&parity);
+
+    fused_softmax::check_all::<Autodiff<Wgpu>>(&device, &[]);
+    // What QUILL_SOFTMAX=fused does: the model's attention on the fused kernels.
+    quill_gpu_kernels::enable();
+    let parity = parity::compare::<Autodiff<NdArray>, Autodiff<Wgpu>>(&Default::default(), &device);
     parity::assert_f32_parity(&parity);
 }
 

@@ -10,17 +10,25 @@ use quill_cli::Runner;
 fn main() -> ExitCode {
     // Before any device exists: kernels compiled and tuned by earlier runs are reused.
     quill_gpu::init(&quill_gpu::cache_dir(), quill_gpu::Runtime::Cuda);
-    let cublas = match use_cublas() {
-        Ok(cublas) => cublas,
+    let (cublas, fused_softmax) = match use_cublas().and_then(|cublas| {
+        quill_gpu_kernels::choose_from_env().map(|fused_softmax| (cublas, fused_softmax))
+    }) {
+        Ok(choices) => choices,
         Err(message) => {
             eprintln!("error: {message}");
             return ExitCode::from(2);
         }
     };
+    let mut backend = String::from("cuda");
+    for (on, name) in [(cublas, "+cublas"), (fused_softmax, "+fused-softmax")] {
+        if on {
+            backend.push_str(name);
+        }
+    }
     let runner = Runner {
         name: "quill-cuda",
         // Named in the first line of training and in `bench`'s JSON.
-        backend: if cublas { "cuda+cublas" } else { "cuda" }.into(),
+        backend,
         kernels_compiled: Some(quill_gpu::kernels_compiled),
         free_memory,
         // burn's products (cubek) tile only the output: a weight gradient needs the sum split.

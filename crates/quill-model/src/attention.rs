@@ -76,10 +76,8 @@ impl<B: Backend> CausalSelfAttention<B> {
             // Dropout on the attention weights, and mixed precision (products in half
             // precision, softmax in f32), need the weights materialized elsewhere.
             Err(qkv) => {
-                let seq = qkv.dims()[1];
                 let [q, k, v] = split_heads(qkv, self.n_head);
-                let future = Tensor::<B, 2, Bool>::tril_mask([seq, seq], 0, &q.device());
-                self.merge_heads(self.attend(q, k, v, future, autocast))
+                self.merge_heads(self.attend(q, k, v, 0, autocast))
             }
         };
         self.project_out(y, autocast)
@@ -102,8 +100,9 @@ impl<B: Backend> CausalSelfAttention<B> {
         };
         // With cuBLAS's products (quill-cuda), attention runs on them too, rather than on
         // burn's attention op: one kind of product for the whole model, which the GPU tests
-        // check (burn's op was no faster than the products on an H200 in training).
-        if dropout > 0.0 || autocast.is_on() || crate::products::cublas() {
+        // check (burn's op was no faster than the products on an H200 in training). So it
+        // does with the fused softmax kernels (QUILL_SOFTMAX=fused), which were asked for.
+        if dropout > 0.0 || autocast.is_on() || crate::products::cublas() || fused_softmax_on() {
             return Err(qkv);
         }
         let [q, k, v] = split_heads(qkv, self.n_head);
@@ -127,44 +126,89 @@ impl<B: Backend> CausalSelfAttention<B> {
         capacity: usize,
     ) -> Tensor<B, 3> {
         let autocast = Autocast::OFF;
-        let seq = x.dims()[1];
         let [q, k, v] = self.project_qkv(x, autocast);
         let past = cache.len();
         let (k, v) = cache.append(k, v, capacity);
         // Query i sits at position past + i and may see keys j <= past + i; the positions
         // after those written are masked as well.
-        let future = Tensor::<B, 2, Bool>::tril_mask([seq, capacity], past as i64, &q.device());
         self.project_out(
-            self.merge_heads(self.attend(q, k, v, future, autocast)),
+            self.merge_heads(self.attend(q, k, v, past, autocast)),
             autocast,
         )
     }
 
-    /// `softmax(q·kᵀ/√head_dim)·v` of `[batch, head, seq, head_dim]` queries, keys and values,
-    /// where `future: [seq_q, seq_k]` marks the keys a query must not see; dropout on the
-    /// attention weights in training. The scores and the softmax are f32 under mixed precision.
+    /// `softmax(q·kᵀ/√head_dim)·v` of `[batch, head, seq, head_dim]` queries, keys and values
+    /// (`seq_q` queries, `seq_k` keys and values), where query `i` sees keys `j <= i + past`;
+    /// dropout on the attention weights in training. The softmax is computed in f32 under mixed
+    /// precision.
     fn attend(
         &self,
         q: Tensor<B, 4>,
         k: Tensor<B, 4>,
         v: Tensor<B, 4>,
-        future: Tensor<B, 2, Bool>,
+        past: usize,
         autocast: Autocast,
     ) -> Tensor<B, 4> {
-        let head_dim = q.dims()[3];
+        let [_, _, seq_q, head_dim] = q.dims();
+        let seq_k = k.dims()[2];
         // The queries are scaled rather than the scores: a tensor `seq / head_dim` times the
         // size, so a pass over `[batch, head, seq, seq]` less forward and backward. For a
         // head_dim of 4^k (64 here) the scale is a power of two and the scores are unchanged.
         let q = q * (1.0 / (head_dim as f64).sqrt());
-        // The mask as an additive bias (0, or -inf where a key is in the future), broadcast:
-        // the backward pass of an addition is the identity, where a masked fill writes the
-        // scores' gradient once more.
-        let bias = Tensor::<B, 2>::zeros(future.dims(), &q.device())
-            .mask_fill(future, f32::NEG_INFINITY)
-            .unsqueeze::<4>();
-        let scores = autocast.up(matmul(q, k.swap_dims(2, 3))) + bias;
-        let weights = autocast.down(self.attn_dropout.forward(softmax(scores, 3)));
+        let device = q.device();
+        let scores = matmul(q, k.swap_dims(2, 3));
+        // Dropout only while training (autodiff on), as burn's Dropout decides.
+        let rate = match B::ad_enabled(&device) {
+            true => self.attn_dropout.prob,
+            false => 0.0,
+        };
+        let weights = match fused_softmax(scores, past, rate) {
+            Ok(weights) => weights,
+            Err(scores) => {
+                // The mask as an additive bias (0, or -inf where a key is in the future),
+                // broadcast: the backward pass of an addition is the identity, where a masked
+                // fill writes the scores' gradient once more.
+                let future = Tensor::<B, 2, Bool>::tril_mask([seq_q, seq_k], past as i64, &device);
+                let bias = Tensor::<B, 2>::zeros(future.dims(), &device)
+                    .mask_fill(future, f32::NEG_INFINITY)
+                    .unsqueeze::<4>();
+                let scores = autocast.up(scores) + bias;
+                autocast.down(self.attn_dropout.forward(softmax(scores, 3)))
+            }
+        };
         matmul(weights, v)
+    }
+}
+
+/// Whether attention's softmax runs on quill-gpu-kernels' fused kernels (`QUILL_SOFTMAX=fused`
+/// on a GPU runner).
+fn fused_softmax_on() -> bool {
+    #[cfg(feature = "gpu-kernels")]
+    return quill_gpu_kernels::enabled();
+    #[cfg(not(feature = "gpu-kernels"))]
+    false
+}
+
+/// `dropout(softmax(scores))` with keys after `i + past` masked for query `i`, in one kernel
+/// each way (quill-gpu-kernels) when it is on and takes `scores` (the weights in the scores'
+/// dtype, computed in f32); `Err(scores)` otherwise.
+fn fused_softmax<B: Backend>(
+    scores: Tensor<B, 4>,
+    past: usize,
+    rate: f64,
+) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
+    if !fused_softmax_on() {
+        return Err(scores);
+    }
+    #[cfg(feature = "gpu-kernels")]
+    {
+        let dtype = scores.dtype();
+        quill_gpu_kernels::causal_softmax(scores, past, rate, dtype)
+    }
+    #[cfg(not(feature = "gpu-kernels"))]
+    {
+        let _ = (past, rate);
+        Err(scores)
     }
 }
 

@@ -12,9 +12,22 @@ use quill_cli::Runner;
 fn main() -> ExitCode {
     // Before any device exists: kernels compiled and tuned by earlier runs are reused.
     quill_gpu::init(&quill_gpu::cache_dir(), quill_gpu::Runtime::Wgpu);
+    let fused_softmax = match quill_gpu_kernels::choose_from_env() {
+        Ok(fused_softmax) => fused_softmax,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
     let runner = Runner {
         name: "quill-wgpu",
-        backend: "wgpu".into(),
+        // Named in the first line of training and in `bench`'s JSON.
+        backend: if fused_softmax {
+            "wgpu+fused-softmax"
+        } else {
+            "wgpu"
+        }
+        .into(),
         kernels_compiled: Some(quill_gpu::kernels_compiled),
         // wgpu reports no free memory, only the largest buffer it allows.
         free_memory: |_| None,

@@ -1,0 +1,143 @@
+//! quill's own kernels for burn's GPU backends, written once in cubecl for CUDA and wgpu.
+//!
+//! [`causal_softmax`] is attention's `dropout(softmax(masked scores))` as one kernel forward
+//! and one backward ([`softmax`], in burn's graphs through [`graph`]), where burn composes it
+//! from about a dozen passes each way over the `[batch, head, seq, seq]` scores. Tensors of
+//! other backends (and dtypes other than f32, bf16 and f16) come back as `Err`, so the model
+//! stays backend-generic.
+//!
+//! Routes exist for the backends of the runners that turn them on: the `cuda` feature
+//! (quill-cuda) and the `wgpu` feature (quill-wgpu). The model uses them once [`enable`]d
+//! (`QUILL_SOFTMAX=fused`, read by [`choose_from_env`]).
+
+pub mod graph;
+pub mod softmax;
+
+use std::any::{Any, TypeId};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use burn::prelude::*;
+use burn::tensor::ops::FloatTensor;
+use burn::tensor::{DType, TensorPrimitive};
+use burn_autodiff::Autodiff;
+use burn_cubecl::{BoolElement, CubeRuntime};
+
+use graph::Fused;
+pub use softmax::Rows;
+
+/// The environment variable that picks attention's softmax on the GPU runners.
+pub const SOFTMAX_ENV: &str = "QUILL_SOFTMAX";
+
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Makes the model use [`causal_softmax`] from now on.
+pub fn enable() {
+    ENABLED.store(true, Ordering::Relaxed);
+}
+
+/// Whether the model uses [`causal_softmax`].
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+/// Reads [`SOFTMAX_ENV`]: `burn` (or unset: burn's composed operations) or `fused` (this
+/// crate's kernels, then [`enable`]d); `Ok(true)` for the fused kernels, or a one-line error.
+pub fn choose_from_env() -> Result<bool, String> {
+    let value = std::env::var(SOFTMAX_ENV).unwrap_or_default();
+    match value.trim() {
+        "" | "burn" => Ok(false),
+        "fused" => {
+            enable();
+            Ok(true)
+        }
+        _ => Err(format!("{SOFTMAX_ENV}={value} is not one of: burn, fused")),
+    }
+}
+
+/// `dropout(softmax(scores))` over the last dimension of `scores: [.., seq_q, seq_k]`, where
+/// query `i` sees keys `0 ..= i + past` (the others get weight 0), each weight dropped with
+/// probability `dropout` (0 for none) and the kept ones scaled by `1/(1 − dropout)`; the
+/// weights come back in `weights_dtype`. Computed in f32 whatever the dtypes. `Err` with
+/// `scores` when no kernel here takes it (another backend, an unsupported dtype or shape).
+pub fn causal_softmax<B: Backend, const D: usize>(
+    scores: Tensor<B, D>,
+    past: usize,
+    dropout: f64,
+    weights_dtype: DType,
+) -> Result<Tensor<B, D>, Tensor<B, D>> {
+    let supported = |dtype: DType| matches!(dtype, DType::F32 | DType::BF16 | DType::F16);
+    let rows = Rows::of(&scores.dims(), past);
+    let (Some(rows), true, true) = (rows, supported(scores.dtype()), supported(weights_dtype))
+    else {
+        return Err(scores);
+    };
+    let request = Request {
+        rows,
+        rate: dropout.clamp(0.0, 1.0),
+        weights_dtype,
+    };
+    #[cfg(feature = "cuda")]
+    let scores = match request.route::<B, cubecl::cuda::CudaRuntime, u8, D>(scores) {
+        Ok(weights) => return Ok(weights),
+        Err(scores) => scores,
+    };
+    #[cfg(feature = "wgpu")]
+    let scores = match request.route::<B, cubecl::wgpu::WgpuRuntime, u32, D>(scores) {
+        Ok(weights) => return Ok(weights),
+        Err(scores) => scores,
+    };
+    let _ = request;
+    Err(scores)
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Request {
+    rows: Rows,
+    rate: f64,
+    weights_dtype: DType,
+}
+
+impl Request {
+    /// The kernels on `Fusion<CubeBackend<R, f32, i32, BT>>`, with or without autodiff, when
+    /// that is `B`.
+    #[allow(dead_code)] // without a runtime feature, no route calls it
+    fn route<B: Backend, R: CubeRuntime, BT: BoolElement, const D: usize>(
+        self,
+        scores: Tensor<B, D>,
+    ) -> Result<Tensor<B, D>, Tensor<B, D>> {
+        let Self {
+            rows,
+            rate,
+            weights_dtype,
+        } = self;
+        let autodiff = is::<FloatTensor<B>, FloatTensor<Autodiff<Fused<R, BT>>>>();
+        if !autodiff && !is::<FloatTensor<B>, FloatTensor<Fused<R, BT>>>() {
+            return Err(scores);
+        }
+        let scores = scores.into_primitive().tensor();
+        let weights: FloatTensor<B> = match autodiff {
+            true => convert(graph::forward_autodiff::<R, BT>(
+                convert(scores),
+                rows,
+                rate,
+                weights_dtype,
+            )),
+            false => convert(
+                graph::forward::<R, BT>(convert(scores), rows, rate, weights_dtype, false).0,
+            ),
+        };
+        Ok(Tensor::from_primitive(TensorPrimitive::Float(weights)))
+    }
+}
+
+fn is<A: 'static, T: 'static>() -> bool {
+    TypeId::of::<A>() == TypeId::of::<T>()
+}
+
+/// `value` as the type it is (`is::<A, T>()` holds), for code generic over the backend.
+fn convert<A: 'static, T: 'static>(value: A) -> T {
+    let boxed: Box<dyn Any> = Box::new(value);
+    *boxed
+        .downcast::<T>()
+        .unwrap_or_else(|_| unreachable!("checked with `is`"))
+}
