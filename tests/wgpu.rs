@@ -109,6 +109,50 @@ fn the_tiny_config_trains_on_wgpu() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
 
+/// Training with attention dropout learns as well with the fused softmax (its own masks) as
+/// with burn's composition: the same 100 steps of the tiny config, 0.1 dropout.
+#[test]
+fn the_fused_softmax_trains_with_dropout_as_burns_does() {
+    if !wgpu_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = corpus::repo_root().join("configs/tiny.toml");
+    let data = format!("data.path={}", corpus::corpus(dir.path()).display());
+    let train = |softmax: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_quill-wgpu"))
+            .args([
+                "train",
+                "--config",
+                config.to_str().unwrap(),
+                "--name",
+                softmax,
+            ])
+            .args(["--set", &data, "--set", "train.max_steps=100"])
+            .args(["--set", "model.dropout=0.1"])
+            .current_dir(dir.path())
+            .env("XDG_RUNTIME_DIR", dir.path())
+            .env("QUILL_SOFTMAX", softmax)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        let summary = dir.path().join(format!("artifacts/{softmax}/summary.json"));
+        let summary: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(summary).unwrap()).unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        (summary["best_val_loss"].as_f64().unwrap(), stdout)
+    };
+    let (burn, _) = train("burn");
+    let (fused, stdout) = train("fused");
+    eprintln!("dropout 0.1, best val: burn's softmax {burn}, fused {fused}");
+    assert!(
+        stdout.contains("training on wgpu+fused-softmax"),
+        "{stdout}"
+    );
+    assert!((fused - burn).abs() < 0.05, "{fused} vs {burn}");
+}
+
 #[test]
 fn a_warm_kernel_cache_compiles_nothing_and_sampling_keeps_its_shapes() {
     // The first run compiles and tunes into a fresh cache; the second, sampling four times as
