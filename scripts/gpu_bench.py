@@ -333,7 +333,8 @@ def main():
     if (run / "best.mpk").exists():
         for name, binary, env in (("cuda_eval", cuda, None), ("cuda_eval_cublas", cuda, b.cublas),
                                   ("cuda_eval_fused", cuda, b.fused),
-                                  ("wgpu_eval", wgpu, None), ("cpu_eval", bins.get("quill-cpu"), None)):
+                                  ("wgpu_eval", wgpu, None), ("wgpu_eval_fused", wgpu, FUSED_SOFTMAX),
+                                  ("cpu_eval", bins.get("quill-cpu"), None)):
             if binary:
                 got = b.run(name, [binary, "eval", "--run", str(run), "--batches", "20"], 90, env)
                 if got:
@@ -436,6 +437,7 @@ def report(r):
         "wgpu_fused_over_wgpu": ratio(("wgpu_f32_fused", "tokens_per_s"), ("wgpu_f32", "tokens_per_s")),
         "host_f32_fused": get(r, "cuda_f32_fused", "host"),
         "eval_cuda_fused": get(r, "cuda_eval_fused", "loss"),
+        "eval_wgpu_fused": get(r, "wgpu_eval_fused", "loss"),
         "cuda_tests_passed": get(r, "cuda_tests", "passed"),
         "host_f32": get(r, "cuda_f32_warm", "host"),
         "host_bf16_mixed": get(r, "cuda_bf16_mixed", "host"),
@@ -475,7 +477,7 @@ def report(r):
     print(f"train: {summary['train_steps']} steps bf16-mixed, best val {summary['train_best_val_loss']}, "
           f"{fmt(summary['train_wall_s'], '.0f')} s; eval cuda {summary['eval_cuda']}, wgpu {summary['eval_wgpu']}, "
           f"cpu {summary['eval_cpu']}, cuda with cuBLAS {summary['eval_cuda_cublas']}, "
-          f"with cuBLAS and the fused softmax {summary['eval_cuda_fused']}")
+          f"with cuBLAS and the fused softmax {summary['eval_cuda_fused']}, wgpu fused {summary['eval_wgpu_fused']}")
     print(json.dumps(summary))
 
 

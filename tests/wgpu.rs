@@ -110,7 +110,9 @@ fn the_tiny_config_trains_on_wgpu() {
 }
 
 /// Training with attention dropout learns as well with the fused softmax (its own masks) as
-/// with burn's composition: the same 100 steps of the tiny config, 0.1 dropout.
+/// with burn's composition: the same 100 steps of the tiny config, 0.1 dropout (seen on
+/// lavapipe: best val 2.6118 with burn's softmax, 2.6247 fused; 2.4657 in the tiny test without
+/// dropout at 200 steps). The masks themselves are checked in fused_softmax/.
 #[test]
 fn the_fused_softmax_trains_with_dropout_as_burns_does() {
     if !wgpu_available() {

@@ -10,16 +10,25 @@ use quill_gpu_kernels::softmax::{kept_on_host, seeds_of, threshold};
 /// Every check below, on `B`; each of `halves` adds the weights in that dtype (from scores in
 /// it, as a product under mixed precision gives them), for the backends that have it.
 pub fn check_all<B: AutodiffBackend>(device: &B::Device, halves: &[FloatDType]) {
-    // Square (training), a KV cache's wider rows, rows longer than a cube's 128 units, and
-    // more rows than one launch dimension holds (65535 on wgpu).
+    // Square (training), a KV cache's wider rows, rows longer than a row's units (32, or the
+    // plane size), and more cubes than one launch dimension holds (540000 rows, 8 per cube,
+    // over 65535 cubes: wgpu's limit).
     for (dims, past) in [
         ([2, 3, 9, 9], 0),
         ([2, 3, 5, 12], 4),
         ([1, 2, 300, 300], 0),
-        ([70_000, 1, 1, 3], 2),
+        ([3, 1, 180_000, 2], 0),
     ] {
         matches_burn::<B>(device, dims, past);
     }
+    // Without autodiff (evaluation, sampling with the KV cache).
+    let scores =
+        Tensor::<B::InnerBackend, 4>::random([2, 3, 4, 11], Distribution::Normal(0.0, 2.0), device);
+    let expected = composed(scores.clone(), 7, None);
+    assert!(
+        relative(fused(scores, 7, 0.0), expected) < 1e-5,
+        "without autodiff"
+    );
     dropout_matches_its_mask::<B>(device);
     for &half in halves {
         half_weights_match_burn::<B>(device, half);

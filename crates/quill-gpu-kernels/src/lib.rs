@@ -67,13 +67,18 @@ pub fn causal_softmax<B: Backend, const D: usize>(
 ) -> Result<Tensor<B, D>, Tensor<B, D>> {
     let supported = |dtype: DType| matches!(dtype, DType::F32 | DType::BF16 | DType::F16);
     let rows = Rows::of(&scores.dims(), past);
-    let (Some(rows), true, true) = (rows, supported(scores.dtype()), supported(weights_dtype))
-    else {
+    // A rate of 1 drops everything (burn's Dropout gives NaN there); the model never asks it.
+    let (Some(rows), true, true, true) = (
+        rows,
+        supported(scores.dtype()),
+        supported(weights_dtype),
+        (0.0..1.0).contains(&dropout),
+    ) else {
         return Err(scores);
     };
     let request = Request {
         rows,
-        rate: dropout.clamp(0.0, 1.0),
+        rate: dropout,
         weights_dtype,
     };
     #[cfg(feature = "cuda")]
@@ -110,6 +115,8 @@ impl Request {
             rate,
             weights_dtype,
         } = self;
+        // Autodiff's tensor type is the same for every checkpointing strategy; quill's runners
+        // use the default (none), which the node is prepared with.
         let autodiff = is::<FloatTensor<B>, FloatTensor<Autodiff<Fused<R, BT>>>>();
         if !autodiff && !is::<FloatTensor<B>, FloatTensor<Fused<R, BT>>>() {
             return Err(scores);

@@ -1,8 +1,7 @@
 //! Attention's causal softmax with dropout, forward and backward, each one kernel over the
-//! `[.., seq_q, seq_k]` scores. A row is a few units' work (one plane, warp or subgroup, where
-//! the device has plane operations), a cube holds several rows; a row's maximum and sum come
-//! from plane operations, or from a tree in shared memory on devices without them (lavapipe,
-//! which CI tests on).
+//! `[.., seq_q, seq_k]` scores. A row is a few units' work, a cube holds several rows; a row's
+//! maximum and sum come from plane (warp) operations on CUDA, where a row is one warp, and from
+//! a tree in shared memory elsewhere (wgpu, lavapipe in CI included).
 //!
 //! burn composes the same in about a dozen passes over the `[batch, head, seq, seq]` tensor
 //! forward and as many backward (mask, max, subtract, exp, sum, divide, a random tensor for
@@ -27,7 +26,7 @@ use cubecl::prelude::*;
 
 /// Units per row where rows are reduced in shared memory (a power of two).
 const TREE_LANES: u32 = 32;
-/// Units per cube: `256 / lanes` rows each (8 on NVIDIA GPUs, whose planes are 32 wide).
+/// Units per cube: `256 / lanes` rows each (8 with 32 units per row).
 const UNITS_PER_CUBE: u32 = 256;
 /// The most cubes along one dimension of a launch that every backend takes (wgpu's limit).
 const MAX_CUBES_X: u32 = 65535;
@@ -42,14 +41,15 @@ pub enum Reduction {
 }
 
 impl Reduction {
-    /// Plane operations where `R`'s `device` has them with one fixed plane size (a row must
-    /// be exactly one plane; AMD and Intel GPUs may pick the size per kernel), a tree
-    /// otherwise.
+    /// Plane operations on CUDA (a row must be exactly one plane: CUDA's warps are 32
+    /// consecutive units of a cube, while Vulkan promises no such layout unless full subgroups
+    /// are asked for, which cubecl does not), a tree otherwise.
     pub fn of<R: CubeRuntime>(device: &R::Device) -> Self {
         let client = R::client(device);
         let properties = client.properties();
         let hardware = &properties.hardware;
-        match properties.features.plane.contains(Plane::Ops)
+        match R::name(&client) == "cuda"
+            && properties.features.plane.contains(Plane::Ops)
             && hardware.plane_size_min == hardware.plane_size_max
             && (1..=UNITS_PER_CUBE).contains(&hardware.plane_size_max)
         {
