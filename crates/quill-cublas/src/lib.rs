@@ -21,12 +21,12 @@ pub mod gemm;
 pub mod graph;
 pub mod plan;
 
-use std::any::{Any, TypeId};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::prelude::*;
 use burn::tensor::TensorPrimitive;
 use burn::tensor::ops::FloatTensor;
+use quill_gpu::route::{convert, is};
 
 use graph::{AutodiffTensor, FusedTensor};
 
@@ -73,16 +73,4 @@ pub fn matmul<B: Backend, const D: usize>(
         false => convert(graph::product(convert(a), convert(b), false, false)),
     };
     Ok(Tensor::from_primitive(TensorPrimitive::Float(out)))
-}
-
-fn is<A: 'static, T: 'static>() -> bool {
-    TypeId::of::<A>() == TypeId::of::<T>()
-}
-
-/// `value` as the type it is (`is::<A, T>()` holds), for code generic over the backend.
-fn convert<A: 'static, T: 'static>(value: A) -> T {
-    let boxed: Box<dyn Any> = Box::new(value);
-    *boxed
-        .downcast::<T>()
-        .unwrap_or_else(|_| unreachable!("checked with `is`"))
 }

@@ -13,7 +13,6 @@
 pub mod graph;
 pub mod softmax;
 
-use std::any::{Any, TypeId};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::prelude::*;
@@ -21,6 +20,7 @@ use burn::tensor::ops::FloatTensor;
 use burn::tensor::{DType, TensorPrimitive};
 use burn_autodiff::Autodiff;
 use burn_cubecl::{BoolElement, CubeRuntime};
+use quill_gpu::route::{convert, is};
 
 use graph::Fused;
 pub use softmax::Rows;
@@ -135,16 +135,4 @@ impl Request {
         };
         Ok(Tensor::from_primitive(TensorPrimitive::Float(weights)))
     }
-}
-
-fn is<A: 'static, T: 'static>() -> bool {
-    TypeId::of::<A>() == TypeId::of::<T>()
-}
-
-/// `value` as the type it is (`is::<A, T>()` holds), for code generic over the backend.
-fn convert<A: 'static, T: 'static>(value: A) -> T {
-    let boxed: Box<dyn Any> = Box::new(value);
-    *boxed
-        .downcast::<T>()
-        .unwrap_or_else(|_| unreachable!("checked with `is`"))
 }

@@ -147,32 +147,39 @@ pub fn kept_on_host(index: u32, seeds: [u32; 2], threshold: u32) -> bool {
     h >= threshold
 }
 
-/// The row of this unit (one per `CUBE_DIM_Y`, the cubes over two launch dimensions), and
-/// whether it is one: units past the last row stay to the end, idle, since the tree's barriers
-/// need every unit of the cube.
+/// Where this unit's row starts, how many keys its query sees and how far its units write.
+/// Rows are one per `CUBE_DIM_Y`, the cubes over two launch dimensions; units past the last
+/// row get 0 and 0 and stay to the end, idle, since the tree's barriers need every unit of
+/// the cube.
 #[cube]
-fn row_of(rows: u32) -> (usize, bool) {
+fn row_span(rows: u32, seq_q: u32, seq_k: usize, past: u32) -> (usize, usize, usize) {
     let row = (CUBE_POS_Y * CUBE_COUNT_X + CUBE_POS_X) * CUBE_DIM_Y + UNIT_POS_Y;
-    (row as usize, row < rows)
-}
-
-/// The largest `value` of the row's units (every one of them gets it).
-#[cube]
-fn row_max(value: f32, shared: &mut SharedMemory<f32>, #[comptime] planes: bool) -> f32 {
-    if planes {
-        plane_max(value)
-    } else {
-        tree(value, shared, true)
+    let mut visible = 0;
+    let mut end = 0;
+    if row < rows {
+        visible = min((row as usize % seq_q as usize) + past as usize + 1, seq_k);
+        end = seq_k;
     }
+    (row as usize * seq_k, visible, end)
 }
 
-/// The sum of `value` over the row's units (every one of them gets it).
+/// The largest (`is_max`) or the sum of `value` over the row's units (every one of them gets
+/// it): plane operations (`planes`) or a tree.
 #[cube]
-fn row_sum(value: f32, shared: &mut SharedMemory<f32>, #[comptime] planes: bool) -> f32 {
+fn row_reduce(
+    value: f32,
+    shared: &mut SharedMemory<f32>,
+    #[comptime] planes: bool,
+    #[comptime] is_max: bool,
+) -> f32 {
     if planes {
-        plane_sum(value)
+        if is_max {
+            plane_max(value)
+        } else {
+            plane_sum(value)
+        }
     } else {
-        tree(value, shared, false)
+        tree(value, shared, is_max)
     }
 }
 
@@ -203,18 +210,6 @@ fn tree(value: f32, shared: &mut SharedMemory<f32>, #[comptime] is_max: bool) ->
     result
 }
 
-/// The number of keys row `row` sees, and how far its units write (0 and 0 past the last row).
-#[cube]
-fn extent(row: usize, is_row: bool, seq_q: u32, seq_k: usize, past: u32) -> (usize, usize) {
-    let mut visible = 0;
-    let mut end = 0;
-    if is_row {
-        visible = min((row % seq_q as usize) + past as usize + 1, seq_k);
-        end = seq_k;
-    }
-    (visible, end)
-}
-
 /// `weights` (and `probs`, with `keep_probs`) of `scores`: see the module's documentation.
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
@@ -234,10 +229,8 @@ fn forward_kernel<F: Float, G: Float>(
     #[comptime] planes: bool,
     #[define(F, G)] _dtypes: [StorageType; 2],
 ) {
-    let (row, is_row) = row_of(rows);
     let (lanes, seq_k) = (CUBE_DIM_X as usize, seq_k as usize);
-    let (visible, end) = extent(row, is_row, seq_q, seq_k, past);
-    let start = row * seq_k;
+    let (start, visible, end) = row_span(rows, seq_q, seq_k, past);
     let mut shared = SharedMemory::<f32>::new(UNITS_PER_CUBE as usize);
 
     let mut local_max = f32::new(-3.0e38);
@@ -246,7 +239,7 @@ fn forward_kernel<F: Float, G: Float>(
         local_max = max(local_max, f32::cast_from(scores[start + j]));
         j += lanes;
     }
-    let highest = row_max(local_max, &mut shared, planes);
+    let highest = row_reduce(local_max, &mut shared, planes, true);
 
     let mut local_sum = f32::new(0.0);
     let mut j = UNIT_POS_X as usize;
@@ -254,7 +247,7 @@ fn forward_kernel<F: Float, G: Float>(
         local_sum += (f32::cast_from(scores[start + j]) - highest).exp();
         j += lanes;
     }
-    let inverse = f32::new(1.0) / row_sum(local_sum, &mut shared, planes);
+    let inverse = f32::new(1.0) / row_reduce(local_sum, &mut shared, planes, false);
 
     let mut seed_a = 0u32;
     let mut seed_b = 0u32;
@@ -299,10 +292,8 @@ fn backward_kernel<F: Float, G: Float>(
     #[comptime] planes: bool,
     #[define(F, G)] _dtypes: [StorageType; 2],
 ) {
-    let (row, is_row) = row_of(rows);
     let (lanes, seq_k) = (CUBE_DIM_X as usize, seq_k as usize);
-    let (visible, end) = extent(row, is_row, seq_q, seq_k, past);
-    let start = row * seq_k;
+    let (start, visible, end) = row_span(rows, seq_q, seq_k, past);
     let mut shared = SharedMemory::<f32>::new(UNITS_PER_CUBE as usize);
 
     let mut local = f32::new(0.0);
@@ -311,7 +302,7 @@ fn backward_kernel<F: Float, G: Float>(
         local += f32::cast_from(weights[start + j]) * f32::cast_from(grad[start + j]);
         j += lanes;
     }
-    let total = row_sum(local, &mut shared, planes);
+    let total = row_reduce(local, &mut shared, planes, false);
 
     let mut j = UNIT_POS_X as usize;
     while j < end {
