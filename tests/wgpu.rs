@@ -36,6 +36,14 @@ fn wgpu_available() -> bool {
 
 /// One test, in order: the fused softmax is switched on for the whole process, and its
 /// dropout check seeds burn's generator, which every test of this process shares.
+/// `quill-wgpu`, run in `dir`.
+fn quill_wgpu(dir: &std::path::Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_quill-wgpu"));
+    // Mesa's window-system code complains on stderr without one.
+    command.current_dir(dir).env("XDG_RUNTIME_DIR", dir);
+    command
+}
+
 #[test]
 fn wgpu_computes_what_ndarray_computes_with_burns_softmax_then_the_fused_one() {
     if !wgpu_available() {
@@ -59,15 +67,7 @@ fn the_tiny_config_trains_on_wgpu() {
     }
     let dir = tempfile::tempdir().unwrap();
     let config = corpus::repo_root().join("configs/tiny.toml");
-    let quill = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_quill-wgpu"))
-            .args(args)
-            .current_dir(dir.path())
-            // Mesa's window-system code complains on stderr without one.
-            .env("XDG_RUNTIME_DIR", dir.path())
-            .output()
-            .unwrap()
-    };
+    let quill = |args: &[&str]| quill_wgpu(dir.path()).args(args).output().unwrap();
     let data = format!("data.path={}", corpus::corpus(dir.path()).display());
     let train = |extra: &[&str]| {
         let mut args = vec![
@@ -122,7 +122,7 @@ fn the_fused_softmax_trains_with_dropout_as_burns_does() {
     let config = corpus::repo_root().join("configs/tiny.toml");
     let data = format!("data.path={}", corpus::corpus(dir.path()).display());
     let train = |softmax: &str| {
-        let out = Command::new(env!("CARGO_BIN_EXE_quill-wgpu"))
+        let out = quill_wgpu(dir.path())
             .args([
                 "train",
                 "--config",
@@ -132,8 +132,6 @@ fn the_fused_softmax_trains_with_dropout_as_burns_does() {
             ])
             .args(["--set", &data, "--set", "train.max_steps=100"])
             .args(["--set", "model.dropout=0.1"])
-            .current_dir(dir.path())
-            .env("XDG_RUNTIME_DIR", dir.path())
             .env("QUILL_SOFTMAX", softmax)
             .output()
             .unwrap();
@@ -167,7 +165,7 @@ fn a_warm_kernel_cache_compiles_nothing_and_sampling_keeps_its_shapes() {
     let config = corpus::repo_root().join("configs/tiny.toml");
     let data = format!("data.path={}", corpus::corpus(dir.path()).display());
     let bench = |characters: &str| {
-        let out = Command::new(env!("CARGO_BIN_EXE_quill-wgpu"))
+        let out = quill_wgpu(dir.path())
             .args([
                 "bench",
                 "--config",
@@ -181,8 +179,6 @@ fn a_warm_kernel_cache_compiles_nothing_and_sampling_keeps_its_shapes() {
                 "--generate-tokens",
                 characters,
             ])
-            .current_dir(dir.path())
-            .env("XDG_RUNTIME_DIR", dir.path())
             .env("QUILL_KERNEL_CACHE", dir.path().join("kernels"))
             .output()
             .unwrap();

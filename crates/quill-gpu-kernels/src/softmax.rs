@@ -41,14 +41,13 @@ pub enum Reduction {
 }
 
 impl Reduction {
-    /// Plane operations on CUDA (a row must be exactly one plane: CUDA's warps are 32
+    /// Plane operations on `client`'s device when it runs CUDA (a row must be exactly one plane: CUDA's warps are 32
     /// consecutive units of a cube, while Vulkan promises no such layout unless full subgroups
     /// are asked for, which cubecl does not), a tree otherwise.
-    pub fn of<R: CubeRuntime>(device: &R::Device) -> Self {
-        let client = R::client(device);
+    pub fn of<R: CubeRuntime>(client: &ComputeClient<R>) -> Self {
         let properties = client.properties();
         let hardware = &properties.hardware;
-        match R::name(&client) == "cuda"
+        match R::name(client) == "cuda"
             && properties.features.plane.contains(Plane::Ops)
             && hardware.plane_size_min == hardware.plane_size_max
             && (1..=UNITS_PER_CUBE).contains(&hardware.plane_size_max)
@@ -348,7 +347,7 @@ pub fn forward<R: CubeRuntime>(
     weights_dtype: DType,
     keep_probs: bool,
 ) -> (CubeTensor<R>, Option<CubeTensor<R>>) {
-    let reduction = Reduction::of::<R>(&scores.device);
+    let reduction = Reduction::of(&scores.client);
     let scores = into_contiguous(scores);
     let client = scores.client.clone();
     let shape = scores.meta.shape().clone();
@@ -398,7 +397,7 @@ pub fn backward<R: CubeRuntime>(
     rows: Rows,
     scores_dtype: DType,
 ) -> CubeTensor<R> {
-    let reduction = Reduction::of::<R>(&weights.device);
+    let reduction = Reduction::of(&weights.client);
     let (weights, probs, grad) = (
         into_contiguous(weights),
         into_contiguous(probs),

@@ -197,19 +197,13 @@ fn fused_softmax<B: Backend>(
     past: usize,
     rate: f64,
 ) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
-    if !fused_softmax_on() {
-        return Err(scores);
-    }
     #[cfg(feature = "gpu-kernels")]
-    {
+    if quill_gpu_kernels::enabled() {
         let dtype = scores.dtype();
-        quill_gpu_kernels::causal_softmax(scores, past, rate, dtype)
+        return quill_gpu_kernels::causal_softmax(scores, past, rate, dtype);
     }
-    #[cfg(not(feature = "gpu-kernels"))]
-    {
-        let _ = (past, rate);
-        Err(scores)
-    }
+    let _ = (past, rate);
+    Err(scores)
 }
 
 /// Queries, keys and values of `qkv: [batch, seq, 3·n_embd]`, each
