@@ -6,7 +6,7 @@ use std::process::Command;
 
 /// `QUILL_MATMUL` takes `burn` or `cublas`; anything else is a one-line error, and so is
 /// `cublas` where the cuBLAS library cannot be loaded (always so without a CUDA toolkit).
-/// `QUILL_SOFTMAX` takes `burn` or `fused`.
+/// `QUILL_SOFTMAX` takes `burn` or `fused`, and `QUILL_ADAMW` `fused` or `burn`.
 #[test]
 fn the_matmul_and_softmax_choices_are_checked_before_anything_runs() {
     let quill = |variable: &str, value: &str| {
@@ -58,8 +58,24 @@ fn the_matmul_and_softmax_choices_are_checked_before_anything_runs() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{value}: {stderr}");
     }
+
+    let out = quill("QUILL_ADAMW", "foreach");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(
+        stderr.trim(),
+        "error: QUILL_ADAMW=foreach is not one of: fused, burn"
+    );
+    for value in ["burn", "fused"] {
+        let out = quill("QUILL_ADAMW", value);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{value}: {stderr}");
+    }
 }
 
+#[cfg(feature = "cuda")]
+#[path = "fused_adamw/mod.rs"]
+mod fused_adamw;
 #[cfg(feature = "cuda")]
 #[path = "fused_softmax/mod.rs"]
 mod fused_softmax;
@@ -69,7 +85,7 @@ mod parity;
 
 #[cfg(feature = "cuda")]
 mod gpu {
-    use super::{fused_softmax, parity};
+    use super::{fused_adamw, fused_softmax, parity};
     use burn::backend::cuda::CudaDevice;
     use burn::backend::{Autodiff, Cuda, NdArray};
     use burn::prelude::*;
@@ -91,6 +107,7 @@ mod gpu {
         parity::assert_f32_parity(&parity);
 
         fused_softmax::check_all::<Trained>(&device, &[FloatDType::BF16, FloatDType::F16]);
+        fused_adamw::check_all::<Cuda>(&device);
         quill_gpu_kernels::enable();
         let parity = parity::compare::<Autodiff<NdArray>, Trained>(&Default::default(), &device);
         parity::assert_f32_parity(&parity);

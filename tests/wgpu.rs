@@ -6,6 +6,8 @@
 
 #[path = "common/corpus.rs"]
 mod corpus;
+#[path = "fused_adamw/mod.rs"]
+mod fused_adamw;
 #[path = "fused_softmax/mod.rs"]
 mod fused_softmax;
 #[path = "parity/mod.rs"]
@@ -54,6 +56,7 @@ fn wgpu_computes_what_ndarray_computes_with_burns_softmax_then_the_fused_one() {
     parity::assert_f32_parity(&parity);
 
     fused_softmax::check_all::<Autodiff<Wgpu>>(&device, &[]);
+    fused_adamw::check_all::<Wgpu>(&device);
     // What QUILL_SOFTMAX=fused does: the model's attention on the fused kernels.
     quill_gpu_kernels::enable();
     let parity = parity::compare::<Autodiff<NdArray>, Autodiff<Wgpu>>(&Default::default(), &device);

@@ -10,9 +10,12 @@ use quill_cli::Runner;
 fn main() -> ExitCode {
     // Before any device exists: kernels compiled and tuned by earlier runs are reused.
     quill_gpu::init(&quill_gpu::cache_dir(), quill_gpu::Runtime::Cuda);
-    let (cublas, fused_softmax) = match use_cublas().and_then(|cublas| {
-        quill_gpu_kernels::choose_from_env().map(|fused_softmax| (cublas, fused_softmax))
-    }) {
+    let choices = use_cublas().and_then(|cublas| {
+        let fused_softmax = quill_gpu_kernels::choose_from_env()?;
+        let fused_adamw = quill_gpu_kernels::choose_adamw_from_env()?;
+        Ok((cublas, fused_softmax, fused_adamw))
+    });
+    let (cublas, fused_softmax, fused_adamw) = match choices {
         Ok(choices) => choices,
         Err(message) => {
             eprintln!("error: {message}");
@@ -20,7 +23,11 @@ fn main() -> ExitCode {
         }
     };
     let mut backend = String::from("cuda");
-    for (on, name) in [(cublas, "+cublas"), (fused_softmax, "+fused-softmax")] {
+    for (on, name) in [
+        (cublas, "+cublas"),
+        (fused_softmax, "+fused-softmax"),
+        (!fused_adamw, "+burn-adamw"),
+    ] {
         if on {
             backend.push_str(name);
         }

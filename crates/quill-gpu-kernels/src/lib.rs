@@ -6,10 +6,15 @@
 //! other backends (and dtypes other than f32, bf16 and f16) come back as `Err`, so the model
 //! stays backend-generic.
 //!
+//! [`adamw_step`] is one AdamW step of a parameter tensor (with gradient clipping's scale) as
+//! one kernel ([`adamw`]), where burn's `AdamW` takes five and clipping a sixth.
+//!
 //! Routes exist for the backends of the runners that turn them on: the `cuda` feature
-//! (quill-cuda) and the `wgpu` feature (quill-wgpu). The model uses them once [`enable`]d
-//! (`QUILL_SOFTMAX=fused`, read by [`choose_from_env`]).
+//! (quill-cuda) and the `wgpu` feature (quill-wgpu). The model uses the softmax once
+//! [`enable`]d (`QUILL_SOFTMAX=fused`, read by [`choose_from_env`]); the optimizer uses the
+//! AdamW step unless `QUILL_ADAMW=burn` ([`choose_adamw_from_env`]).
 
+pub mod adamw;
 pub mod graph;
 pub mod softmax;
 
@@ -22,6 +27,7 @@ use burn_autodiff::Autodiff;
 use burn_cubecl::{BoolElement, CubeRuntime};
 use quill_gpu::route::{convert, is};
 
+pub use adamw::{AdamWConstants, StepRequest};
 use graph::Fused;
 pub use softmax::Rows;
 
@@ -52,6 +58,91 @@ pub fn choose_from_env() -> Result<bool, String> {
         }
         _ => Err(format!("{SOFTMAX_ENV}={value} is not one of: burn, fused")),
     }
+}
+
+/// The environment variable that picks the optimizer's step on the GPU runners.
+pub const ADAMW_ENV: &str = "QUILL_ADAMW";
+
+static ADAMW_BURN: AtomicBool = AtomicBool::new(false);
+
+/// Reads [`ADAMW_ENV`]: `fused` (or unset: [`adamw_step`]'s kernel) or `burn` (burn's `AdamW`,
+/// then [`adamw_step`] declines every tensor); `Ok(true)` for the kernel, or a one-line error.
+pub fn choose_adamw_from_env() -> Result<bool, String> {
+    let value = std::env::var(ADAMW_ENV).unwrap_or_default();
+    let fused = match value.trim() {
+        "" | "fused" => true,
+        "burn" => false,
+        _ => return Err(format!("{ADAMW_ENV}={value} is not one of: fused, burn")),
+    };
+    ADAMW_BURN.store(!fused, Ordering::Relaxed);
+    Ok(fused)
+}
+
+/// A parameter, its gradient, its moments (none before the first step) and the gradient's
+/// scale (`[1]`, from clipping), as [`adamw_step`] takes them and hands them back.
+pub type AdamWInputs<B, const D: usize> = (
+    Tensor<B, D>,
+    Tensor<B, D>,
+    Option<(Tensor<B, D>, Tensor<B, D>)>,
+    Option<Tensor<B, 1>>,
+);
+
+/// `[parameter, first moment, second moment]` after one AdamW step of `param` with gradient
+/// `grad · scale` (`scale: [1]`; 1 without it), as burn's `AdamW::step` computes them, in one
+/// kernel. `Err` with the inputs when no kernel here takes them (another backend, a dtype other
+/// than f32, or `QUILL_ADAMW=burn`).
+pub fn adamw_step<B: Backend, const D: usize>(
+    request: StepRequest,
+    inputs: AdamWInputs<B, D>,
+) -> Result<[Tensor<B, D>; 3], AdamWInputs<B, D>> {
+    let (param, grad, moments, scale) = &inputs;
+    let f32s = [param.dtype(), grad.dtype()]
+        .into_iter()
+        .chain(moments.iter().flat_map(|(m, v)| [m.dtype(), v.dtype()]))
+        .chain(scale.iter().map(|s| s.dtype()))
+        .all(|dtype| dtype == DType::F32);
+    if !f32s || ADAMW_BURN.load(Ordering::Relaxed) {
+        return Err(inputs);
+    }
+    #[cfg(feature = "cuda")]
+    let inputs = match route_adamw::<B, cubecl::cuda::CudaRuntime, u8, D>(request, inputs) {
+        Ok(stepped) => return Ok(stepped),
+        Err(inputs) => inputs,
+    };
+    #[cfg(feature = "wgpu")]
+    let inputs = match route_adamw::<B, cubecl::wgpu::WgpuRuntime, u32, D>(request, inputs) {
+        Ok(stepped) => return Ok(stepped),
+        Err(inputs) => inputs,
+    };
+    let _ = request;
+    Err(inputs)
+}
+
+/// [`adamw::step_fused`] when `B` is `Fusion<CubeBackend<R, f32, i32, BT>>`.
+#[allow(dead_code)] // without a runtime feature, no route calls it
+fn route_adamw<B: Backend, R: CubeRuntime, BT: BoolElement, const D: usize>(
+    request: StepRequest,
+    inputs: AdamWInputs<B, D>,
+) -> Result<[Tensor<B, D>; 3], AdamWInputs<B, D>> {
+    if !is::<FloatTensor<B>, FloatTensor<Fused<R, BT>>>() {
+        return Err(inputs);
+    }
+    fn take<B: Backend, R: CubeRuntime, BT: BoolElement, const D: usize>(
+        tensor: Tensor<B, D>,
+    ) -> FloatTensor<Fused<R, BT>> {
+        convert(tensor.into_primitive().tensor())
+    }
+    let (param, grad, moments, scale) = inputs;
+    let stepped = adamw::step_fused::<R, BT>(
+        request,
+        take::<B, R, BT, D>(param),
+        take::<B, R, BT, D>(grad),
+        moments.map(|(m, v)| (take::<B, R, BT, D>(m), take::<B, R, BT, D>(v))),
+        scale.map(take::<B, R, BT, 1>),
+    );
+    Ok(stepped.map(|tensor| {
+        Tensor::from_primitive(TensorPrimitive::Float(convert::<_, FloatTensor<B>>(tensor)))
+    }))
 }
 
 /// `dropout(softmax(scores))` over the last dimension of `scores: [.., seq_q, seq_k]`, where

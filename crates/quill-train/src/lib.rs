@@ -20,7 +20,7 @@
 //! 4. **Backward**: in the same `TrainStep::step`, of the loss divided by `grad_accum`.
 //! 5. **Accumulation**: burn-train sums the micro-batches' gradients
 //!    (`SupervisedTraining::grads_accumulation`, set in [`training`]).
-//! 6. **Clipping**: [`optimizer::clip_global_norm`], from `TrainStep::optimize`.
+//! 6. **Clipping**: [`optimizer::step_clipped`], from `TrainStep::optimize`.
 //! 7. **AdamW**: [`optimizer::MatrixDecayAdamW`] (decay on matrices only).
 //! 8. **Learning rate**: [`schedule::WarmupCosine`], stepped once per micro-batch.
 //! 9. **Checkpoint**: at each epoch's end burn-train saves model, optimizer and schedule

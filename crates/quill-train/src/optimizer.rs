@@ -5,11 +5,17 @@
 //! so [`MatrixDecayAdamW`] dispatches each tensor to a decaying or a non-decaying AdamW by rank.
 //! burn's `GradientClippingConfig::Norm` clips each tensor by its own norm; PyTorch's
 //! `clip_grad_norm_` (and nanoGPT) scales all gradients by one global norm, which
-//! [`clip_global_norm`] does.
+//! [`clip_global_norm`] does, or [`step_clipped`], which hands the scale to the optimizer's
+//! step instead, so that the GPU runners' AdamW kernel applies it while it reads the
+//! gradient (quill-gpu-kernels: one kernel per tensor for clipping's scale and the step,
+//! where burn runs six).
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
 
 use burn::module::{AutodiffModule, ModuleVisitor, Param};
 use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{AdamW, AdamWConfig, AdamWState, GradientsParams, SimpleOptimizer};
+use burn::optim::{AdamW, AdamWConfig, AdamWState, GradientsParams, Optimizer, SimpleOptimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 
@@ -65,6 +71,58 @@ impl<B: Backend> SimpleOptimizer<B> for MatrixDecayAdamW {
         grad: Tensor<B, D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<B, D>, Option<Self::State<D>>) {
+        let scale = GradientScale::get::<B>();
+        // GPU runners: clipping's scale and the step in one kernel (burn's values).
+        #[cfg(feature = "gpu-kernels")]
+        let (tensor, grad, state, scale) = {
+            let (beta_1, beta_2, weight_decay) = self.constants;
+            let constants = quill_gpu_kernels::AdamWConstants {
+                beta_1,
+                beta_2,
+                epsilon: EPSILON,
+                weight_decay: if D >= 2 { weight_decay } else { 0.0 },
+            };
+            match state {
+                Some(AdamWState { momentum }) if momentum.max_moment_2.is_some() => {
+                    (tensor, grad, Some(AdamWState { momentum }), scale)
+                }
+                state => {
+                    let time = state.as_ref().map_or(0, |s| s.momentum.time);
+                    let request = quill_gpu_kernels::StepRequest {
+                        constants,
+                        lr,
+                        time: time + 1,
+                    };
+                    let moments = state.map(|s| (s.momentum.moment_1, s.momentum.moment_2));
+                    match quill_gpu_kernels::adamw_step(request, (tensor, grad, moments, scale)) {
+                        Ok([tensor, moment_1, moment_2]) => {
+                            let momentum = burn::optim::AdaptiveMomentumState {
+                                time: time + 1,
+                                moment_1,
+                                moment_2,
+                                max_moment_2: None,
+                            };
+                            return (tensor, Some(AdamWState { momentum }));
+                        }
+                        Err((tensor, grad, moments, scale)) => {
+                            let state = moments.map(|(moment_1, moment_2)| AdamWState {
+                                momentum: burn::optim::AdaptiveMomentumState {
+                                    time,
+                                    moment_1,
+                                    moment_2,
+                                    max_moment_2: None,
+                                },
+                            });
+                            (tensor, grad, state, scale)
+                        }
+                    }
+                }
+            }
+        };
+        let grad = match scale {
+            Some(scale) => grad * scale.reshape([1; D]),
+            None => grad,
+        };
         // burn-flex: the same step as one pass per tensor (identical values).
         #[cfg(feature = "cpu-kernels")]
         let (tensor, grad, state) = {
@@ -105,18 +163,98 @@ pub fn clip_global_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
     grads: GradientsParams,
     max_norm: f64,
 ) -> GradientsParams {
-    let mut squares = SumOfSquares::<B> {
-        grads: &grads,
-        total: None,
-    };
-    module.visit(&mut squares);
-    let Some(total) = squares.total else {
+    let Some(coef) = clip_scale::<B, M>(module, &grads, max_norm) else {
         return grads;
     };
-    let coef = (total.sqrt().add_scalar(1e-6).recip() * max_norm).clamp_max(1.0);
     let mut scale = Scale::<B> { grads, coef };
     module.visit(&mut scale);
     scale.grads
+}
+
+/// `optim.step(lr, module, grads)` with `grads` clipped to a global norm of `max_norm` (none
+/// when it is 0), as [`clip_global_norm`] clips them, the scale applied by the step itself:
+/// [`MatrixDecayAdamW`] multiplies each gradient by it, on the GPU runners inside its kernel.
+pub fn step_clipped<B, M, O>(
+    optim: &mut O,
+    lr: f64,
+    module: M,
+    grads: GradientsParams,
+    max_norm: f64,
+) -> M
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B>,
+    O: Optimizer<M, B>,
+{
+    let scale = match max_norm > 0.0 {
+        true => clip_scale::<B, M>(&module, &grads, max_norm),
+        false => None,
+    };
+    let Some(scale) = scale else {
+        return optim.step(lr, module, grads);
+    };
+    let guard = GradientScale::set(scale);
+    let stepped = optim.step(lr, module, grads);
+    assert!(
+        guard.was_read(),
+        "the optimizer ignored the gradient-clipping scale (only MatrixDecayAdamW applies it)"
+    );
+    stepped
+}
+
+/// `min(1, max_norm / (‖g‖ + 1e-6))` for the gradients of `module`, `[1]` on the device; `None`
+/// without gradients.
+fn clip_scale<B: AutodiffBackend, M: AutodiffModule<B>>(
+    module: &M,
+    grads: &GradientsParams,
+    max_norm: f64,
+) -> Option<Tensor<B::InnerBackend, 1>> {
+    let mut squares = SumOfSquares::<B> { grads, total: None };
+    module.visit(&mut squares);
+    let total = squares.total?;
+    Some((total.sqrt().add_scalar(1e-6).recip() * max_norm).clamp_max(1.0))
+}
+
+thread_local! {
+    /// The gradients' scale for the optimizer step running on this thread (a `[1]` tensor of
+    /// the optimizer's backend), and whether the step read it. The optimizer's per-tensor
+    /// step has no other way in: burn's adaptor calls it with a tensor and its gradient only.
+    static GRADIENT_SCALE: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
+    static GRADIENT_SCALE_READ: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The gradients' scale, set for the length of one optimizer step ([`step_clipped`]).
+struct GradientScale;
+
+impl GradientScale {
+    fn set<B: Backend>(scale: Tensor<B, 1>) -> Self {
+        GRADIENT_SCALE.with(|slot| *slot.borrow_mut() = Some(Box::new(scale)));
+        GRADIENT_SCALE_READ.with(|read| read.set(false));
+        Self
+    }
+
+    /// The scale of the step running on this thread, if any.
+    fn get<B: Backend>() -> Option<Tensor<B, 1>> {
+        GRADIENT_SCALE.with(|slot| {
+            let slot = slot.borrow();
+            let scale = slot
+                .as_ref()?
+                .downcast_ref::<Tensor<B, 1>>()
+                .expect("the gradient scale is a tensor of the optimizer's backend");
+            GRADIENT_SCALE_READ.with(|read| read.set(true));
+            Some(scale.clone())
+        })
+    }
+
+    fn was_read(&self) -> bool {
+        GRADIENT_SCALE_READ.with(Cell::get)
+    }
+}
+
+impl Drop for GradientScale {
+    fn drop(&mut self) {
+        GRADIENT_SCALE.with(|slot| slot.borrow_mut().take());
+    }
 }
 
 struct SumOfSquares<'a, B: AutodiffBackend> {
@@ -205,6 +343,49 @@ mod tests {
         let n = global_norm(&layer, &small);
         assert!(n < 1.0);
         assert!((global_norm(&layer, &clip_global_norm(&layer, small, 1.0)) - n).abs() < 1e-6);
+    }
+
+    /// The scale handed to the step gives the weights that clipping the gradients first gives,
+    /// bit for bit, over steps with and without clipping at work; an optimizer that ignores it
+    /// is caught.
+    #[test]
+    fn a_step_with_clippings_scale_equals_a_step_on_clipped_gradients() {
+        let config = OptimizerConfig::default();
+        let mut clipped_first = MatrixDecayAdamW::init::<A, Linear<A>>(&config);
+        let mut scaled_in_step = MatrixDecayAdamW::init::<A, Linear<A>>(&config);
+        let mut a: Linear<A> = LinearConfig::new(3, 4).init(&Default::default());
+        // Parameters are initialized on first use; a clone before that would draw its own.
+        let _ = (a.weight.val(), a.bias.as_ref().map(|b| b.val()));
+        let mut b = a.clone();
+        for (i, (input_scale, max_norm)) in [(10.0, 1.0), (0.001, 1.0), (10.0, 0.0)]
+            .into_iter()
+            .enumerate()
+        {
+            let grads = grads_of(&a, input_scale);
+            let grads = match max_norm > 0.0 {
+                true => clip_global_norm(&a, grads, max_norm),
+                false => grads,
+            };
+            a = clipped_first.step(1e-2, a, grads);
+            let grads = grads_of(&b, input_scale);
+            b = step_clipped(&mut scaled_in_step, 1e-2, b, grads, max_norm);
+            assert_eq!(
+                a.weight.val().inner().into_data(),
+                b.weight.val().inner().into_data(),
+                "step {i}"
+            );
+            assert_eq!(
+                a.bias.as_ref().unwrap().val().inner().into_data(),
+                b.bias.as_ref().unwrap().val().inner().into_data(),
+                "step {i}"
+            );
+        }
+
+        let mut plain = burn::optim::AdamWConfig::new().init::<A, Linear<A>>();
+        let ignored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            step_clipped(&mut plain, 1e-2, b.clone(), grads_of(&b, 10.0), 1.0)
+        }));
+        assert!(ignored.is_err(), "burn's AdamW does not read the scale");
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::checkpoint::{AtomicRecorder, MidEpoch, SavesInFlight};
 use crate::interrupt;
 use crate::metrics::{LossTensorInput, LossValueInput, TokensInput, read_values};
 use crate::nodes::NodeLink;
-use crate::optimizer::clip_global_norm;
+use crate::optimizer::step_clipped;
 use crate::run_dir::RunDir;
 
 /// The GPT as the learner trains it, with the settings its steps need.
@@ -407,12 +407,8 @@ impl<B: AutodiffBackend> TrainStep for Trainee<B> {
             // The run ends here; its newest checkpoint predates the non-finite loss.
             return self;
         }
-        let grads = if self.grad_clip > 0.0 {
-            clip_global_norm::<AB, Self>(&self, grads, self.grad_clip)
-        } else {
-            grads
-        };
-        let stepped = optim.step(lr, self, grads);
+        let grad_clip = self.grad_clip;
+        let stepped = step_clipped::<AB, Self, O>(optim, lr, self, grads, grad_clip);
         if let Some(control) = control {
             control.stepped::<AB, Self, O>(&stepped, optim);
         }

@@ -12,22 +12,29 @@ use quill_cli::Runner;
 fn main() -> ExitCode {
     // Before any device exists: kernels compiled and tuned by earlier runs are reused.
     quill_gpu::init(&quill_gpu::cache_dir(), quill_gpu::Runtime::Wgpu);
-    let fused_softmax = match quill_gpu_kernels::choose_from_env() {
-        Ok(fused_softmax) => fused_softmax,
+    let choices = quill_gpu_kernels::choose_from_env().and_then(|fused_softmax| {
+        quill_gpu_kernels::choose_adamw_from_env().map(|fused_adamw| (fused_softmax, fused_adamw))
+    });
+    let (fused_softmax, fused_adamw) = match choices {
+        Ok(choices) => choices,
         Err(message) => {
             eprintln!("error: {message}");
             return ExitCode::from(2);
         }
     };
+    let mut backend = String::from("wgpu");
+    for (on, name) in [
+        (fused_softmax, "+fused-softmax"),
+        (!fused_adamw, "+burn-adamw"),
+    ] {
+        if on {
+            backend.push_str(name);
+        }
+    }
     let runner = Runner {
         name: "quill-wgpu",
         // Named in the first line of training and in `bench`'s JSON.
-        backend: if fused_softmax {
-            "wgpu+fused-softmax"
-        } else {
-            "wgpu"
-        }
-        .into(),
+        backend,
         kernels_compiled: Some(quill_gpu::kernels_compiled),
         // wgpu reports no free memory, only the largest buffer it allows.
         free_memory: |_| None,

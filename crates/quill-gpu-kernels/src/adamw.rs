@@ -1,0 +1,259 @@
+//! One AdamW step of a parameter tensor as one kernel, and as an operation of burn-fusion's
+//! queue.
+//!
+//! burn's `AdamW` is about a dozen tensor operations per parameter (scale and add each moment,
+//! square the gradient, two bias corrections, a square root, a division, the decay, the
+//! update), which burn-fusion runs as five kernels per tensor; gradient clipping's scale adds a
+//! sixth. A GPT has dozens of parameter tensors, many of them small (biases, layer norms), so
+//! the optimizer was about 40% of a training step's kernel launches (counted on wgpu: 185 of
+//! ~800 at shakespeare-char's model). Here each tensor is one launch that reads the parameter,
+//! its gradient, its two moments and (for clipping) the gradients' scale, and writes the new
+//! parameter and moments. The arithmetic is burn's, operation for operation and in the same
+//! order (as quill-kernels' CPU step), and burn's state type is kept, so checkpoints are
+//! interchangeable with burn's own step.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use burn::tensor::ops::FloatTensor;
+use burn::tensor::{DType, Shape};
+use burn_cubecl::fusion::FusionCubeRuntime;
+use burn_cubecl::kernel::into_contiguous;
+use burn_cubecl::tensor::CubeTensor;
+use burn_cubecl::{BoolElement, CubeRuntime};
+use burn_fusion::stream::{Operation, OperationStreams};
+use burn_fusion::{FusionRuntime, FusionTensor};
+use burn_ir::{CustomOpIr, HandleContainer, OperationIr, TensorIr};
+use cubecl::prelude::*;
+
+use crate::graph::{Fused, Inner};
+
+/// Units per cube.
+const UNITS_PER_CUBE: u32 = 256;
+/// The most cubes along one dimension of a launch that every backend takes (wgpu's limit).
+const MAX_CUBES_X: u32 = 65535;
+
+/// AdamW's constants (burn's `AdamWConfig` without AMSGrad or cautious decay).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamWConstants {
+    pub beta_1: f32,
+    pub beta_2: f32,
+    pub epsilon: f32,
+    /// 0 for tensors that are not decayed.
+    pub weight_decay: f32,
+}
+
+/// The scalars of step number `time` (from 1) at learning rate `lr`, rounded as burn rounds
+/// them: `[factor_1, factor_2, correction_1, correction_2, keep, lr]`.
+pub fn step_scalars(constants: AdamWConstants, lr: f64, time: usize) -> [f32; 6] {
+    let time = time as i32;
+    [
+        1.0 - constants.beta_1,
+        1.0 - constants.beta_2,
+        1f32 - constants.beta_1.powi(time),
+        1f32 - constants.beta_2.powi(time),
+        (1.0 - lr * constants.weight_decay as f64) as f32,
+        lr as f32,
+    ]
+}
+
+/// The new parameter and moments of one element, burn's operations in burn's order.
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+fn adamw_kernel(
+    param: &Tensor<f32>,
+    grad: &Tensor<f32>,
+    moment_1: &Tensor<f32>,
+    moment_2: &Tensor<f32>,
+    scale: &Tensor<f32>,
+    param_out: &mut Tensor<f32>,
+    moment_1_out: &mut Tensor<f32>,
+    moment_2_out: &mut Tensor<f32>,
+    beta_1: f32,
+    beta_2: f32,
+    epsilon: f32,
+    factor_1: f32,
+    factor_2: f32,
+    correction_1: f32,
+    correction_2: f32,
+    keep: f32,
+    lr: f32,
+    #[comptime] moments: bool,
+    #[comptime] scaled: bool,
+    #[comptime] decay: bool,
+) {
+    let index = ((CUBE_POS_Y * CUBE_COUNT_X + CUBE_POS_X) * CUBE_DIM_X + UNIT_POS_X) as usize;
+    if index < param_out.len() {
+        let mut g = grad[index];
+        if scaled {
+            g *= scale[0];
+        }
+        let mut m = g * factor_1;
+        let mut v = g * g * factor_2;
+        if moments {
+            m = moment_1[index] * beta_1 + g * factor_1;
+            v = moment_2[index] * beta_2 + g * g * factor_2;
+        }
+        let delta = (m / correction_1) / ((v / correction_2).sqrt() + epsilon);
+        let mut p = param[index];
+        if decay {
+            p *= keep;
+        }
+        param_out[index] = p - delta * lr;
+        moment_1_out[index] = m;
+        moment_2_out[index] = v;
+    }
+}
+
+/// What one step reads besides the parameter and its gradient.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepRequest {
+    pub constants: AdamWConstants,
+    pub lr: f64,
+    /// The step's number, from 1.
+    pub time: usize,
+}
+
+/// `[parameter, first moment, second moment]` after one step of `param` with gradient `grad`
+/// (times `scale[0]` when there is one) and the moments before it (none before the first).
+pub fn step<R: CubeRuntime>(
+    request: StepRequest,
+    param: CubeTensor<R>,
+    grad: CubeTensor<R>,
+    moments: Option<(CubeTensor<R>, CubeTensor<R>)>,
+    scale: Option<CubeTensor<R>>,
+) -> [CubeTensor<R>; 3] {
+    let (param, grad) = (into_contiguous(param), into_contiguous(grad));
+    let client = param.client.clone();
+    let shape = param.meta.shape().clone();
+    let outputs = [(); 3].map(|_| empty(&param, shape.clone()));
+    let has_moments = moments.is_some();
+    let (moment_1, moment_2) = match moments {
+        Some((m, v)) => (into_contiguous(m), into_contiguous(v)),
+        // Unread without moments, but arguments all the same.
+        None => (grad.clone(), grad.clone()),
+    };
+    let scaled = scale.is_some();
+    let scale = scale.map_or_else(|| grad.clone(), into_contiguous);
+    let StepRequest {
+        constants,
+        lr,
+        time,
+    } = request;
+    let [factor_1, factor_2, correction_1, correction_2, keep, lr] =
+        step_scalars(constants, lr, time);
+    let cubes = (shape.num_elements() as u32)
+        .div_ceil(UNITS_PER_CUBE)
+        .max(1);
+    let x = cubes.min(MAX_CUBES_X);
+    adamw_kernel::launch::<R>(
+        &client,
+        CubeCount::Static(x, cubes.div_ceil(x), 1),
+        CubeDim::new_1d(UNITS_PER_CUBE),
+        param.into_tensor_arg(),
+        grad.into_tensor_arg(),
+        moment_1.into_tensor_arg(),
+        moment_2.into_tensor_arg(),
+        scale.into_tensor_arg(),
+        outputs[0].clone().into_tensor_arg(),
+        outputs[1].clone().into_tensor_arg(),
+        outputs[2].clone().into_tensor_arg(),
+        constants.beta_1,
+        constants.beta_2,
+        constants.epsilon,
+        factor_1,
+        factor_2,
+        correction_1,
+        correction_2,
+        keep,
+        lr,
+        has_moments,
+        scaled,
+        constants.weight_decay != 0.0,
+    );
+    outputs
+}
+
+/// A new contiguous f32 tensor.
+fn empty<R: CubeRuntime>(like: &CubeTensor<R>, shape: Shape) -> CubeTensor<R> {
+    let handle = like.client.empty(shape.num_elements() * DType::F32.size());
+    CubeTensor::new_contiguous(
+        like.client.clone(),
+        like.device.clone(),
+        shape,
+        handle,
+        DType::F32,
+    )
+}
+
+type Handle<R> = <FusionCubeRuntime<R> as FusionRuntime>::FusionHandle;
+type FusedTensor<R, BT> = FloatTensor<Fused<R, BT>>;
+
+/// [`step`] queued in burn-fusion's stream after the operations that produce its inputs.
+pub fn step_fused<R: CubeRuntime, BT: BoolElement>(
+    request: StepRequest,
+    param: FusedTensor<R, BT>,
+    grad: FusedTensor<R, BT>,
+    moments: Option<(FusedTensor<R, BT>, FusedTensor<R, BT>)>,
+    scale: Option<FusedTensor<R, BT>>,
+) -> [FusedTensor<R, BT>; 3] {
+    let client = param.client.clone();
+    let shape = param.shape.clone();
+    let has_moments = moments.is_some();
+    let mut inputs: Vec<FusionTensor<FusionCubeRuntime<R>>> = vec![param, grad];
+    if let Some((m, v)) = moments {
+        inputs.extend([m, v]);
+    }
+    let scaled = scale.is_some();
+    inputs.extend(scale);
+    let streams = OperationStreams::with_inputs(inputs.iter());
+    let inputs: Vec<TensorIr> = inputs.into_iter().map(|t| t.into_ir()).collect();
+    let outputs =
+        [(); 3].map(|_| TensorIr::uninit(client.create_empty_handle(), shape.clone(), DType::F32));
+    let desc = CustomOpIr::new("quill_adamw", &inputs, &outputs);
+    let op = StepOp::<R, BT> {
+        desc: desc.clone(),
+        request,
+        has_moments,
+        scaled,
+        runtime: PhantomData,
+    };
+    let outputs = client.register(streams, OperationIr::Custom(desc), op);
+    let [p, m, v]: [_; 3] = outputs
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("three outputs"));
+    [p, m, v]
+}
+
+struct StepOp<R, BT> {
+    desc: CustomOpIr,
+    request: StepRequest,
+    has_moments: bool,
+    scaled: bool,
+    runtime: PhantomData<fn() -> (R, BT)>,
+}
+
+impl<R: CubeRuntime, BT: BoolElement> Operation<FusionCubeRuntime<R>> for StepOp<R, BT> {
+    fn execute(&self, handles: &mut HandleContainer<Handle<R>>) {
+        let mut inputs = self
+            .desc
+            .inputs
+            .iter()
+            .map(|ir| handles.get_float_tensor::<Inner<R, BT>>(ir));
+        let mut next = || inputs.next().expect("the step's inputs");
+        let (param, grad) = (next(), next());
+        let moments = self.has_moments.then(|| (next(), next()));
+        let scale = self.scaled.then(&mut next);
+        let results = step(self.request, param, grad, moments, scale);
+        for (out, result) in self.desc.outputs.iter().zip(results) {
+            handles.register_float_tensor::<Inner<R, BT>>(&out.id, result);
+        }
+    }
+}
+
+// By hand: a derive would ask the runtime types for `Debug` too.
+impl<R, BT> fmt::Debug for StepOp<R, BT> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AdamW step {:?}", self.request)
+    }
+}

@@ -1,0 +1,87 @@
+//! quill-gpu-kernels' AdamW step against burn's `AdamW` on the same GPU backend: wgpu
+//! (lavapipe in CI) and CUDA.
+
+use burn::optim::{AdamWConfig, AdamWState, SimpleOptimizer};
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use quill_gpu_kernels::{AdamWConstants, StepRequest, adamw_step};
+
+/// Two steps in a row (the first without moments) for each shape, decayed (matrices) or not
+/// (vectors), with and without clipping's scale: the kernel's parameter and moments against
+/// burn's. The largest shape needs more cubes than one launch dimension holds (65535 of 256).
+pub fn check_all<B: Backend>(device: &B::Device) {
+    for (dims, scaled) in [
+        (vec![7, 5], false),
+        (vec![13], true),
+        (vec![1000, 37], true),
+        (vec![4097, 4097], false),
+    ] {
+        match dims[..] {
+            [n] => matches_burn::<B, 1>(device, [n], scaled),
+            [m, n] => matches_burn::<B, 2>(device, [m, n], scaled),
+            _ => unreachable!(),
+        }
+    }
+}
+
+fn matches_burn<B: Backend, const D: usize>(device: &B::Device, dims: [usize; D], scaled: bool) {
+    let weight_decay = if D >= 2 { 0.1 } else { 0.0 };
+    let constants = AdamWConstants {
+        beta_1: 0.9,
+        beta_2: 0.99,
+        epsilon: 1e-8,
+        weight_decay,
+    };
+    let burns = AdamWConfig::new()
+        .with_beta_1(0.9)
+        .with_beta_2(0.99)
+        .with_epsilon(1e-8)
+        .with_weight_decay(weight_decay)
+        .build();
+    let normal = Distribution::Normal(0.0, 1.0);
+    let scale = scaled.then(|| Tensor::<B, 1>::from_floats([0.37], device));
+    let mut burn_param = Tensor::<B, D>::random(dims, normal, device);
+    let mut burn_state: Option<AdamWState<B, D>> = None;
+    let mut param = burn_param.clone();
+    let mut moments: Option<(Tensor<B, D>, Tensor<B, D>)> = None;
+    for (time, lr) in [(1, 1e-3), (2, 6e-4)] {
+        let grad = Tensor::<B, D>::random(dims, normal, device) * 0.01;
+        let before = burn_param.clone();
+        let burn_grad = match &scale {
+            Some(scale) => grad.clone() * scale.clone().reshape([1; D]),
+            None => grad.clone(),
+        };
+        let (stepped, state) =
+            SimpleOptimizer::<B>::step(&burns, lr, burn_param, burn_grad, burn_state);
+        let state = state.expect("AdamW keeps a state");
+        let request = StepRequest {
+            constants,
+            lr,
+            time,
+        };
+        let Ok([p, m, v]) = adamw_step(request, (param, grad, moments, scale.clone())) else {
+            panic!("the kernel takes this backend's f32 tensors");
+        };
+        let what = format!("{dims:?}, step {time}, scaled {scaled}");
+        assert_eq!(state.momentum.time, time, "{what}");
+        // The parameter's change, so that the error is measured against the update's size.
+        let (ours_update, burns_update) = (p.clone() - before.clone(), stepped.clone() - before);
+        for (name, ours, theirs) in [
+            ("update", &ours_update, &burns_update),
+            ("first moment", &m, &state.momentum.moment_1),
+            ("second moment", &v, &state.momentum.moment_2),
+        ] {
+            let error = relative(ours.clone(), theirs.clone());
+            assert!(error < 1e-6, "{what}: {name} differs by {error:e}");
+        }
+        (burn_param, burn_state) = (stepped, Some(state));
+        (param, moments) = (p, Some((m, v)));
+    }
+}
+
+/// The largest difference, relative to the largest magnitude of `expected`.
+fn relative<B: Backend, const D: usize>(actual: Tensor<B, D>, expected: Tensor<B, D>) -> f32 {
+    let scale = expected.clone().abs().max().into_scalar().elem::<f32>();
+    let error = (actual - expected).abs().max().into_scalar().elem::<f32>();
+    error / scale.max(f32::MIN_POSITIVE)
+}
