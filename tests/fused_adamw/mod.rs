@@ -1,10 +1,10 @@
-//! quill-gpu-kernels' AdamW step against burn's `AdamW` on the same GPU backend: wgpu
-//! (lavapipe in CI) and CUDA.
+//! quill-gpu-kernels' AdamW step against burn's `AdamW`, and its sum of squares (gradient
+//! clipping's norm) against burn's, on the same GPU backend: wgpu (lavapipe in CI) and CUDA.
 
 use burn::optim::{AdamWConfig, AdamWState, SimpleOptimizer};
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use quill_gpu_kernels::{AdamWConstants, StepRequest, adamw_step};
+use quill_gpu_kernels::{AdamWConstants, StepRequest, adamw_step, sum_of_squares};
 
 /// Two steps in a row (the first without moments) for each shape, decayed (matrices) or not
 /// (vectors), with and without clipping's scale: the kernel's parameter and moments against
@@ -21,6 +21,48 @@ pub fn check_all<B: Backend>(device: &B::Device) {
             [m, n] => matches_burn::<B, 2>(device, [m, n], scaled),
             _ => unreachable!(),
         }
+    }
+    squares_match_burn::<B>(device);
+}
+
+/// The sum of squares of one tensor, of a model's worth (more tensors than a Vulkan device
+/// may bind to one kernel, so several launches and a second level of partial sums), and of
+/// tensors longer than the first launch's units (an MLP weight's 589824 values among them).
+fn squares_match_burn<B: Backend>(device: &B::Device) {
+    let normal = Distribution::Normal(0.0, 1.0);
+    let sizes: [&[usize]; 3] = [
+        &[5],
+        &[
+            384, 1152, 384, 384, 1536, 384, 65, 7, 1, 300, 24960, 3, 9, 11, 13, 17, 19, 23, 29, 31,
+            37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89, 97, 101, 103, 107, 109, 113, 127,
+        ],
+        &[589_824, 70_000, 65_537],
+    ];
+    for sizes in sizes {
+        let tensors: Vec<Tensor<B, 1>> = sizes
+            .iter()
+            .map(|&n| Tensor::random([n], normal, device))
+            .collect();
+        // Against the host's sum in f64, not burn's: on lavapipe, burn 0.21's `square().sum()`
+        // of the 589824-value tensor below gives 262126 where the values' squares sum to
+        // 589398 (and its plain `sum()` is off as well), while the 70000- and 65537-value
+        // tensors come out right.
+        let expected = tensors
+            .iter()
+            .flat_map(|t| t.clone().into_data().to_vec::<f32>().unwrap())
+            .map(|x| f64::from(x) * f64::from(x))
+            .sum::<f64>() as f32;
+        let Ok(total) = sum_of_squares(tensors) else {
+            panic!("the kernel takes this backend's f32 tensors");
+        };
+        assert_eq!(total.dims(), [1]);
+        let total = total.into_scalar().elem::<f32>();
+        let error = (total - expected).abs() / expected;
+        assert!(
+            error < 1e-5,
+            "{} tensors: {total} against {expected}",
+            sizes.len()
+        );
     }
 }
 

@@ -7,7 +7,8 @@
 //! stays backend-generic.
 //!
 //! [`adamw_step`] is one AdamW step of a parameter tensor (with gradient clipping's scale) as
-//! one kernel ([`adamw`]), where burn's `AdamW` takes five and clipping a sixth.
+//! one kernel ([`adamw`]), and [`sum_of_squares`] clipping's global norm over every gradient
+//! in one launch ([`squares`]), where burn runs several kernels per parameter tensor.
 //!
 //! Routes exist for the backends of the runners that turn them on: the `cuda` feature
 //! (quill-cuda) and the `wgpu` feature (quill-wgpu). The model uses the softmax once
@@ -17,6 +18,7 @@
 pub mod adamw;
 pub mod graph;
 pub mod softmax;
+pub mod squares;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -65,8 +67,9 @@ pub const ADAMW_ENV: &str = "QUILL_ADAMW";
 
 static ADAMW_BURN: AtomicBool = AtomicBool::new(false);
 
-/// Reads [`ADAMW_ENV`]: `fused` (or unset: [`adamw_step`]'s kernel) or `burn` (burn's `AdamW`,
-/// then [`adamw_step`] declines every tensor); `Ok(true)` for the kernel, or a one-line error.
+/// Reads [`ADAMW_ENV`]: `fused` (or unset: [`adamw_step`]'s and [`sum_of_squares`]'s kernels)
+/// or `burn` (burn's `AdamW` and clipping, then both decline every tensor); `Ok(true)` for the
+/// kernels, or a one-line error.
 pub fn choose_adamw_from_env() -> Result<bool, String> {
     let value = std::env::var(ADAMW_ENV).unwrap_or_default();
     let fused = match value.trim() {
@@ -143,6 +146,63 @@ fn route_adamw<B: Backend, R: CubeRuntime, BT: BoolElement, const D: usize>(
     Ok(stepped.map(|tensor| {
         Tensor::from_primitive(TensorPrimitive::Float(convert::<_, FloatTensor<B>>(tensor)))
     }))
+}
+
+/// Whether [`sum_of_squares`] takes tensors of `B`: f32 tensors of a runner's backend
+/// (without autodiff), unless `QUILL_ADAMW=burn`.
+pub fn sums_squares_of<B: Backend>() -> bool {
+    #[allow(unused_mut)]
+    let mut routed = false;
+    #[cfg(feature = "cuda")]
+    {
+        routed |= is::<FloatTensor<B>, FloatTensor<Fused<cubecl::cuda::CudaRuntime, u8>>>();
+    }
+    #[cfg(feature = "wgpu")]
+    {
+        routed |= is::<FloatTensor<B>, FloatTensor<Fused<cubecl::wgpu::WgpuRuntime, u32>>>();
+    }
+    routed && !ADAMW_BURN.load(Ordering::Relaxed)
+}
+
+/// `Σ x²` over every value of `tensors`, `[1]`, in one launch for all of them (more where the
+/// device binds fewer buffers per kernel) and one for the partial sums. `Err` with `tensors`
+/// when [`sums_squares_of`] says no, a tensor is not f32, or there are none.
+pub fn sum_of_squares<B: Backend>(
+    tensors: Vec<Tensor<B, 1>>,
+) -> Result<Tensor<B, 1>, Vec<Tensor<B, 1>>> {
+    let f32s = tensors.iter().all(|t| t.dtype() == DType::F32);
+    if !f32s || tensors.is_empty() || !sums_squares_of::<B>() {
+        return Err(tensors);
+    }
+    #[cfg(feature = "cuda")]
+    let tensors = match route_squares::<B, cubecl::cuda::CudaRuntime, u8>(tensors) {
+        Ok(total) => return Ok(total),
+        Err(tensors) => tensors,
+    };
+    #[cfg(feature = "wgpu")]
+    let tensors = match route_squares::<B, cubecl::wgpu::WgpuRuntime, u32>(tensors) {
+        Ok(total) => return Ok(total),
+        Err(tensors) => tensors,
+    };
+    Err(tensors)
+}
+
+/// [`squares::sum_of_squares_fused`] when `B` is `Fusion<CubeBackend<R, f32, i32, BT>>`.
+#[allow(dead_code)] // without a runtime feature, no route calls it
+fn route_squares<B: Backend, R: CubeRuntime, BT: BoolElement>(
+    tensors: Vec<Tensor<B, 1>>,
+) -> Result<Tensor<B, 1>, Vec<Tensor<B, 1>>> {
+    if !is::<FloatTensor<B>, FloatTensor<Fused<R, BT>>>() {
+        return Err(tensors);
+    }
+    let tensors = tensors
+        .into_iter()
+        .map(|t| convert(t.into_primitive().tensor()))
+        .collect();
+    let total = squares::sum_of_squares_fused::<R, BT>(tensors);
+    Ok(Tensor::from_primitive(TensorPrimitive::Float(convert(
+        total,
+    ))))
 }
 
 /// `dropout(softmax(scores))` over the last dimension of `scores: [.., seq_q, seq_k]`, where

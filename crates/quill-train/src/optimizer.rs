@@ -209,10 +209,23 @@ fn clip_scale<B: AutodiffBackend, M: AutodiffModule<B>>(
     grads: &GradientsParams,
     max_norm: f64,
 ) -> Option<Tensor<B::InnerBackend, 1>> {
-    let mut squares = SumOfSquares::<B> { grads, total: None };
+    let mut squares = SumOfSquares::<B> {
+        grads,
+        total: None,
+        flattened: Vec::new(),
+        one_launch: gpu_sums_squares::<B::InnerBackend>(),
+    };
     module.visit(&mut squares);
-    let total = squares.total?;
+    let total = squares.total()?;
     Some((total.sqrt().add_scalar(1e-6).recip() * max_norm).clamp_max(1.0))
+}
+
+/// Whether the GPU runners' kernel sums the squares of every gradient in one launch.
+fn gpu_sums_squares<B: Backend>() -> bool {
+    #[cfg(feature = "gpu-kernels")]
+    return quill_gpu_kernels::sums_squares_of::<B>();
+    #[cfg(not(feature = "gpu-kernels"))]
+    false
 }
 
 thread_local! {
@@ -257,14 +270,42 @@ impl Drop for GradientScale {
     }
 }
 
+/// The gradients' sum of squares: tensor by tensor as burn's operations, or (`one_launch`) all
+/// of them flattened for quill-gpu-kernels' one launch.
 struct SumOfSquares<'a, B: AutodiffBackend> {
     grads: &'a GradientsParams,
     total: Option<Tensor<B::InnerBackend, 1>>,
+    flattened: Vec<Tensor<B::InnerBackend, 1>>,
+    one_launch: bool,
+}
+
+impl<B: AutodiffBackend> SumOfSquares<'_, B> {
+    fn total(self) -> Option<Tensor<B::InnerBackend, 1>> {
+        if self.flattened.is_empty() {
+            return self.total;
+        }
+        #[cfg(feature = "gpu-kernels")]
+        let flattened = match quill_gpu_kernels::sum_of_squares(self.flattened) {
+            Ok(total) => return Some(total),
+            Err(flattened) => flattened,
+        };
+        #[cfg(not(feature = "gpu-kernels"))]
+        let flattened = self.flattened;
+        flattened
+            .into_iter()
+            .map(|grad| grad.square().sum())
+            .reduce(|a, b| a + b)
+    }
 }
 
 impl<B: AutodiffBackend> ModuleVisitor<B> for SumOfSquares<'_, B> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
         if let Some(grad) = self.grads.get::<B::InnerBackend, D>(param.id) {
+            if self.one_launch {
+                let values = grad.shape().num_elements();
+                self.flattened.push(grad.reshape([values]));
+                return;
+            }
             let sum = grad.square().sum();
             self.total = Some(match self.total.take() {
                 Some(total) => total + sum,
