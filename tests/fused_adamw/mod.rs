@@ -1,5 +1,5 @@
-//! quill-gpu-kernels' AdamW step against burn's `AdamW`, and its sum of squares (gradient
-//! clipping's norm) against burn's, on the same GPU backend: wgpu (lavapipe in CI) and CUDA.
+//! quill-gpu-kernels' AdamW step against burn's `AdamW` on the same GPU backend, and its sum
+//! of squares (gradient clipping's) against the host's: wgpu (lavapipe in CI) and CUDA.
 
 use burn::optim::{AdamWConfig, AdamWState, SimpleOptimizer};
 use burn::prelude::*;
@@ -22,13 +22,13 @@ pub fn check_all<B: Backend>(device: &B::Device) {
             _ => unreachable!(),
         }
     }
-    squares_match_burn::<B>(device);
+    squares_match_host::<B>(device);
 }
 
 /// The sum of squares of one tensor, of a model's worth (more tensors than a Vulkan device
 /// may bind to one kernel, so several launches and a second level of partial sums), and of
 /// tensors longer than the first launch's units (an MLP weight's 589824 values among them).
-fn squares_match_burn<B: Backend>(device: &B::Device) {
+fn squares_match_host<B: Backend>(device: &B::Device) {
     let normal = Distribution::Normal(0.0, 1.0);
     let sizes: [&[usize]; 3] = [
         &[5],
@@ -106,24 +106,42 @@ fn matches_burn<B: Backend, const D: usize>(device: &B::Device, dims: [usize; D]
         };
         let what = format!("{dims:?}, step {time}, scaled {scaled}");
         assert_eq!(state.momentum.time, time, "{what}");
-        // The parameter's change, so that the error is measured against the update's size.
-        let (ours_update, burns_update) = (p.clone() - before.clone(), stepped.clone() - before);
+        // On the host (burn's reductions are not trusted here, see below). A GPU compiler may
+        // fuse a multiply and an add where burn's kernels do not, so the values may differ by
+        // a rounding: a few units in the last place of the largest value, and for the
+        // parameter a small fraction of its update.
+        let update = host(stepped.clone() - before)
+            .iter()
+            .fold(0f32, |max, x| max.max(x.abs()));
         for (name, ours, theirs) in [
-            ("update", &ours_update, &burns_update),
+            ("parameter", &p, &stepped),
             ("first moment", &m, &state.momentum.moment_1),
             ("second moment", &v, &state.momentum.moment_2),
         ] {
-            let error = relative(ours.clone(), theirs.clone());
-            assert!(error < 1e-6, "{what}: {name} differs by {error:e}");
+            let (ours, theirs) = (host(ours.clone()), host(theirs.clone()));
+            let largest = theirs.iter().fold(0f32, |max, x| max.max(x.abs()));
+            let error = ours
+                .iter()
+                .zip(&theirs)
+                .fold(0f32, |max, (a, b)| max.max((a - b).abs()));
+            let allowed = 4.0 * f32::EPSILON * largest;
+            assert!(
+                error <= allowed,
+                "{what}: {name} differs by {error:e} (allowed {allowed:e})"
+            );
+            if name == "parameter" {
+                assert!(
+                    error <= 0.01 * update,
+                    "{what}: {error:e} of an update of {update:e}"
+                );
+            }
         }
         (burn_param, burn_state) = (stepped, Some(state));
         (param, moments) = (p, Some((m, v)));
     }
 }
 
-/// The largest difference, relative to the largest magnitude of `expected`.
-fn relative<B: Backend, const D: usize>(actual: Tensor<B, D>, expected: Tensor<B, D>) -> f32 {
-    let scale = expected.clone().abs().max().into_scalar().elem::<f32>();
-    let error = (actual - expected).abs().max().into_scalar().elem::<f32>();
-    error / scale.max(f32::MIN_POSITIVE)
+/// `tensor`'s values on the host.
+fn host<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Vec<f32> {
+    tensor.into_data().to_vec::<f32>().unwrap()
 }
