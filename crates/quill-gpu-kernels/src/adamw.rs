@@ -3,14 +3,14 @@
 //!
 //! burn's `AdamW` is about a dozen tensor operations per parameter (scale and add each moment,
 //! square the gradient, two bias corrections, a square root, a division, the decay, the
-//! update), which burn-fusion runs as five kernels per tensor; gradient clipping's scale adds a
-//! sixth. A GPT has dozens of parameter tensors, many of them small (biases, layer norms), so
-//! the optimizer was about 40% of a training step's kernel launches (counted on wgpu: 185 of
-//! ~800 at shakespeare-char's model). Here each tensor is one launch that reads the parameter,
-//! its gradient, its two moments and (for clipping) the gradients' scale, and writes the new
-//! parameter and moments. The arithmetic is burn's, operation for operation and in the same
-//! order (as quill-kernels' CPU step), and burn's state type is kept, so checkpoints are
-//! interchangeable with burn's own step.
+//! update), which burn-fusion runs as one to five kernels per tensor; gradient clipping's
+//! scale adds one more. A GPT has dozens of parameter tensors, many of them small (layer
+//! norms' gains), so with clipping's sums this was about 215 of a training step's ~800 kernel
+//! launches (counted on wgpu at shakespeare-char's model). Here each tensor is one launch
+//! that reads the parameter, its gradient, its two moments and (for clipping) the gradients'
+//! scale, and writes the new parameter and moments. The arithmetic is burn's, operation for
+//! operation and in the same order (as quill-kernels' CPU step), and burn's state type is
+//! kept, so checkpoints are interchangeable with burn's own step.
 
 use std::fmt;
 use std::marker::PhantomData;
