@@ -70,10 +70,10 @@ fn sum_kernel(tensors: &Sequence<Tensor<f32>>, sums: &mut Tensor<f32>, #[comptim
 /// `Σ x²` over every value of `tensors` (f32), as a `[1]` tensor.
 pub fn sum_of_squares<R: CubeRuntime>(tensors: Vec<CubeTensor<R>>) -> CubeTensor<R> {
     let first = tensors.first().expect("at least one tensor").clone();
-    // One binding is the output.
+    // One binding is the output; at least two inputs per launch, so that each level shrinks.
     let per_launch = (first.client.properties().hardware.max_bindings as usize)
         .saturating_sub(1)
-        .max(1);
+        .max(2);
     let mut level: Vec<_> = tensors.into_iter().map(into_contiguous).collect();
     let mut square = true;
     loop {
