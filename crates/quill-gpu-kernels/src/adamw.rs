@@ -15,18 +15,18 @@
 use std::fmt;
 use std::marker::PhantomData;
 
-use burn::tensor::ops::FloatTensor;
-use burn::tensor::{DType, Shape};
+use burn::tensor::DType;
 use burn_cubecl::fusion::FusionCubeRuntime;
 use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeRuntime};
+use burn_fusion::FusionTensor;
 use burn_fusion::stream::{Operation, OperationStreams};
-use burn_fusion::{FusionRuntime, FusionTensor};
 use burn_ir::{CustomOpIr, HandleContainer, OperationIr, TensorIr};
 use cubecl::prelude::*;
 
-use crate::graph::{Fused, Inner};
+use crate::graph::{FusedTensor, Handle, Inner};
+use crate::softmax::empty;
 
 /// Units per cube.
 const UNITS_PER_CUBE: u32 = 256;
@@ -126,7 +126,7 @@ pub fn step<R: CubeRuntime>(
     let (param, grad) = (into_contiguous(param), into_contiguous(grad));
     let client = param.client.clone();
     let shape = param.meta.shape().clone();
-    let outputs = [(); 3].map(|_| empty(&param, shape.clone()));
+    let outputs = [(); 3].map(|_| empty(&param, shape.clone(), DType::F32));
     let has_moments = moments.is_some();
     let (moment_1, moment_2) = match moments {
         Some((m, v)) => (into_contiguous(m), into_contiguous(v)),
@@ -173,21 +173,6 @@ pub fn step<R: CubeRuntime>(
     );
     outputs
 }
-
-/// A new contiguous f32 tensor.
-fn empty<R: CubeRuntime>(like: &CubeTensor<R>, shape: Shape) -> CubeTensor<R> {
-    let handle = like.client.empty(shape.num_elements() * DType::F32.size());
-    CubeTensor::new_contiguous(
-        like.client.clone(),
-        like.device.clone(),
-        shape,
-        handle,
-        DType::F32,
-    )
-}
-
-type Handle<R> = <FusionCubeRuntime<R> as FusionRuntime>::FusionHandle;
-type FusedTensor<R, BT> = FloatTensor<Fused<R, BT>>;
 
 /// [`step`] queued in burn-fusion's stream after the operations that produce its inputs.
 pub fn step_fused<R: CubeRuntime, BT: BoolElement>(

@@ -25,7 +25,7 @@ use crate::softmax::{self, Dropout, Rows};
 /// with burn-fusion.
 pub type Inner<R, BT> = CubeBackend<R, f32, i32, BT>;
 pub type Fused<R, BT> = Fusion<Inner<R, BT>>;
-type Handle<R> = <FusionCubeRuntime<R> as FusionRuntime>::FusionHandle;
+pub(crate) type Handle<R> = <FusionCubeRuntime<R> as FusionRuntime>::FusionHandle;
 /// A float tensor of [`Fused`].
 pub type FusedTensor<R, BT> = FloatTensor<Fused<R, BT>>;
 

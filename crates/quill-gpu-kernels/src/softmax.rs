@@ -316,8 +316,13 @@ fn backward_kernel<F: Float, G: Float>(
     }
 }
 
-/// A new row-major tensor (no padded rows: the kernels index rows as `row · seq_k`).
-fn empty<R: CubeRuntime>(like: &CubeTensor<R>, shape: Shape, dtype: DType) -> CubeTensor<R> {
+/// A new row-major tensor (no padded rows: the softmax kernels index rows as `row · seq_k`,
+/// the optimizer's kernels read values as one run).
+pub(crate) fn empty<R: CubeRuntime>(
+    like: &CubeTensor<R>,
+    shape: Shape,
+    dtype: DType,
+) -> CubeTensor<R> {
     let handle = like.client.empty(shape.num_elements() * dtype.size());
     CubeTensor::new_contiguous(
         like.client.clone(),

@@ -17,12 +17,12 @@ use burn_cubecl::fusion::FusionCubeRuntime;
 use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeRuntime};
-use burn_fusion::FusionRuntime;
 use burn_fusion::stream::{Operation, OperationStreams};
 use burn_ir::{CustomOpIr, HandleContainer, OperationIr, TensorIr};
 use cubecl::prelude::*;
 
-use crate::graph::{Fused, Inner};
+use crate::graph::{Fused, Handle, Inner};
+use crate::softmax::empty;
 
 /// Units per cube (a power of two: the cube's sum halves it).
 const UNITS_PER_CUBE: u32 = 256;
@@ -96,15 +96,7 @@ fn launch<R: CubeRuntime>(
     cubes: u32,
     square: bool,
 ) -> CubeTensor<R> {
-    let shape = Shape::new([cubes as usize]);
-    let handle = like.client.empty(shape.num_elements() * DType::F32.size());
-    let sums = CubeTensor::new_contiguous(
-        like.client.clone(),
-        like.device.clone(),
-        shape,
-        handle,
-        DType::F32,
-    );
+    let sums = empty(like, Shape::new([cubes as usize]), DType::F32);
     let args: SequenceArg<R, Tensor<f32>> = tensors
         .iter()
         .map(|tensor| tensor.clone().into_tensor_arg())
@@ -119,8 +111,6 @@ fn launch<R: CubeRuntime>(
     );
     sums
 }
-
-type Handle<R> = <FusionCubeRuntime<R> as FusionRuntime>::FusionHandle;
 
 /// [`sum_of_squares`] queued in burn-fusion's stream after the operations that produce
 /// `tensors`.
