@@ -43,10 +43,10 @@ fn squares_match_host<B: Backend>(device: &B::Device) {
             .iter()
             .map(|&n| Tensor::random([n], normal, device))
             .collect();
-        // Against the host's sum in f64, not burn's: on lavapipe, burn 0.21's `square().sum()`
-        // of the 589824-value tensor below gives 262126 where the values' squares sum to
-        // 589398 (and its plain `sum()` is off as well), while the 70000- and 65537-value
-        // tensors come out right.
+        // Against the host's sum in f64, not burn's: burn reduces a long axis in one loop per
+        // unit, and lavapipe's shader compiler (Mesa's gallivm) ends a shader's loops after
+        // 65535 iterations in all (`LP_MAX_TGSI_LOOP_ITERATIONS`), so there burn's sum of the
+        // 589824-value tensor below comes out short (a real GPU runs the loop through).
         let expected = tensors
             .iter()
             .flat_map(|t| t.clone().into_data().to_vec::<f32>().unwrap())
@@ -106,7 +106,7 @@ fn matches_burn<B: Backend, const D: usize>(device: &B::Device, dims: [usize; D]
         };
         let what = format!("{dims:?}, step {time}, scaled {scaled}");
         assert_eq!(state.momentum.time, time, "{what}");
-        // On the host (burn's reductions are not trusted here, see below). A GPU compiler may
+        // On the host (burn's reductions of long axes are cut short on lavapipe, see below). A GPU compiler may
         // fuse a multiply and an add where burn's kernels do not, so the values may differ by
         // a rounding: a few units in the last place of the largest value, and for the
         // parameter a small fraction of its update.
