@@ -6,9 +6,9 @@ use std::process::Command;
 
 /// `QUILL_MATMUL` takes `burn` or `cublas`; anything else is a one-line error, and so is
 /// `cublas` where the cuBLAS library cannot be loaded (always so without a CUDA toolkit).
-/// `QUILL_SOFTMAX` takes `burn` or `fused`, and `QUILL_ADAMW` `fused` or `burn`.
+/// `QUILL_SOFTMAX` takes `burn` or `fused`, and so do `QUILL_ADAMW` and `QUILL_LAYER_NORM`.
 #[test]
-fn the_matmul_and_softmax_choices_are_checked_before_anything_runs() {
+fn the_matmul_and_kernel_choices_are_checked_before_anything_runs() {
     let quill = |variable: &str, value: &str| {
         Command::new(env!("CARGO_BIN_EXE_quill-cuda"))
             .args(["config", "show", "--config", "configs/tiny.toml"])
@@ -46,36 +46,33 @@ fn the_matmul_and_softmax_choices_are_checked_before_anything_runs() {
         assert!(stderr.contains("QUILL_MATMUL=cublas") && stderr.contains("LD_LIBRARY_PATH"));
     }
 
-    let out = quill("QUILL_SOFTMAX", "flash");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert_eq!(
-        stderr.trim(),
-        "error: QUILL_SOFTMAX=flash is not one of: burn, fused"
-    );
-    for value in ["burn", "fused"] {
-        let out = quill("QUILL_SOFTMAX", value);
+    // The kernels' switches: a wrong value is a one-line error naming the choices.
+    for (env, wrong, choices) in [
+        ("QUILL_SOFTMAX", "flash", "burn, fused"),
+        ("QUILL_ADAMW", "foreach", "fused, burn"),
+        ("QUILL_LAYER_NORM", "apex", "fused, burn"),
+    ] {
+        let out = quill(env, wrong);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{value}: {stderr}");
-    }
-
-    let out = quill("QUILL_ADAMW", "foreach");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert_eq!(
-        stderr.trim(),
-        "error: QUILL_ADAMW=foreach is not one of: fused, burn"
-    );
-    for value in ["burn", "fused"] {
-        let out = quill("QUILL_ADAMW", value);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{value}: {stderr}");
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert_eq!(
+            stderr.trim(),
+            format!("error: {env}={wrong} is not one of: {choices}")
+        );
+        for value in ["burn", "fused"] {
+            let out = quill(env, value);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{env}={value}: {stderr}");
+        }
     }
 }
 
 #[cfg(feature = "cuda")]
 #[path = "fused_adamw/mod.rs"]
 mod fused_adamw;
+#[cfg(feature = "cuda")]
+#[path = "fused_layer_norm/mod.rs"]
+mod fused_layer_norm;
 #[cfg(feature = "cuda")]
 #[path = "fused_softmax/mod.rs"]
 mod fused_softmax;
@@ -85,7 +82,7 @@ mod parity;
 
 #[cfg(feature = "cuda")]
 mod gpu {
-    use super::{fused_adamw, fused_softmax, parity};
+    use super::{fused_adamw, fused_layer_norm, fused_softmax, parity};
     use burn::backend::cuda::CudaDevice;
     use burn::backend::{Autodiff, Cuda, NdArray};
     use burn::prelude::*;
@@ -108,6 +105,7 @@ mod gpu {
 
         fused_softmax::check_all::<Trained>(&device, &[FloatDType::BF16, FloatDType::F16]);
         fused_adamw::check_all::<Cuda>(&device);
+        fused_layer_norm::check_all::<Trained>(&device);
         quill_gpu_kernels::enable();
         let parity = parity::compare::<Autodiff<NdArray>, Trained>(&Default::default(), &device);
         parity::assert_f32_parity(&parity);

@@ -13,9 +13,10 @@ fn main() -> ExitCode {
     let choices = use_cublas().and_then(|cublas| {
         let fused_softmax = quill_gpu_kernels::choose_from_env()?;
         let fused_adamw = quill_gpu_kernels::choose_adamw_from_env()?;
-        Ok((cublas, fused_softmax, fused_adamw))
+        let fused_layer_norm = quill_gpu_kernels::choose_layer_norm_from_env()?;
+        Ok((cublas, fused_softmax, fused_adamw, fused_layer_norm))
     });
-    let (cublas, fused_softmax, fused_adamw) = match choices {
+    let (cublas, fused_softmax, fused_adamw, fused_layer_norm) = match choices {
         Ok(choices) => choices,
         Err(message) => {
             eprintln!("error: {message}");
@@ -27,6 +28,7 @@ fn main() -> ExitCode {
         (cublas, "+cublas"),
         (fused_softmax, "+fused-softmax"),
         (!fused_adamw, "+burn-adamw"),
+        (!fused_layer_norm, "+burn-layer-norm"),
     ] {
         if on {
             backend.push_str(name);

@@ -33,6 +33,10 @@ const UNITS_PER_CUBE: u32 = 256;
 /// The most cubes along one dimension of a launch that every backend takes (wgpu's limit).
 const MAX_CUBES_X: u32 = 65535;
 
+/// The buffers one step binds: parameter, gradient, two moments and the scale in; the
+/// parameter and two moments out.
+pub const BINDINGS: u32 = 8;
+
 /// AdamW's constants (burn's `AdamWConfig` without AMSGrad or cautious decay).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AdamWConstants {

@@ -10,13 +10,19 @@
 //! one kernel ([`adamw`]), and [`sum_of_squares`] clipping's global norm over every gradient
 //! in one launch ([`squares`]), where burn runs several kernels per parameter tensor.
 //!
+//! [`layer_norm`] is a layer norm as one kernel forward and two backward ([`mod@layer_norm`],
+//! in burn's graphs through [`layer_norm_graph`]), where burn composes it from about a dozen.
+//!
 //! Routes exist for the backends of the runners that turn them on: the `cuda` feature
 //! (quill-cuda) and the `wgpu` feature (quill-wgpu). The model uses the softmax once
 //! [`enable`]d (`QUILL_SOFTMAX=fused`, read by [`choose_from_env`]); the optimizer uses the
-//! AdamW step unless `QUILL_ADAMW=burn` ([`choose_adamw_from_env`]).
+//! AdamW step unless `QUILL_ADAMW=burn` ([`choose_adamw_from_env`]), the layer norm unless
+//! `QUILL_LAYER_NORM=burn` ([`choose_layer_norm_from_env`]).
 
 pub mod adamw;
 pub mod graph;
+pub mod layer_norm;
+pub mod layer_norm_graph;
 pub mod softmax;
 pub mod squares;
 
@@ -51,14 +57,26 @@ pub fn enabled() -> bool {
 /// Reads [`SOFTMAX_ENV`]: `burn` (or unset: burn's composed operations) or `fused` (this
 /// crate's kernels, then [`enable`]d); `Ok(true)` for the fused kernels, or a one-line error.
 pub fn choose_from_env() -> Result<bool, String> {
-    let value = std::env::var(SOFTMAX_ENV).unwrap_or_default();
+    let fused = fused_from_env(SOFTMAX_ENV, false)?;
+    if fused {
+        enable();
+    }
+    Ok(fused)
+}
+
+/// `env`'s choice between this crate's kernels (`fused`) and burn's operations (`burn`);
+/// `fused_by_default` when it is unset or empty; a one-line error for any other value.
+fn fused_from_env(env: &str, fused_by_default: bool) -> Result<bool, String> {
+    let value = std::env::var(env).unwrap_or_default();
+    let options = match fused_by_default {
+        true => "fused, burn",
+        false => "burn, fused",
+    };
     match value.trim() {
-        "" | "burn" => Ok(false),
-        "fused" => {
-            enable();
-            Ok(true)
-        }
-        _ => Err(format!("{SOFTMAX_ENV}={value} is not one of: burn, fused")),
+        "" => Ok(fused_by_default),
+        "fused" => Ok(true),
+        "burn" => Ok(false),
+        _ => Err(format!("{env}={value} is not one of: {options}")),
     }
 }
 
@@ -71,13 +89,22 @@ static ADAMW_BURN: AtomicBool = AtomicBool::new(false);
 /// or `burn` (burn's `AdamW` and clipping, then both decline every tensor); `Ok(true)` for the
 /// kernels, or a one-line error.
 pub fn choose_adamw_from_env() -> Result<bool, String> {
-    let value = std::env::var(ADAMW_ENV).unwrap_or_default();
-    let fused = match value.trim() {
-        "" | "fused" => true,
-        "burn" => false,
-        _ => return Err(format!("{ADAMW_ENV}={value} is not one of: fused, burn")),
-    };
+    let fused = fused_from_env(ADAMW_ENV, true)?;
     ADAMW_BURN.store(!fused, Ordering::Relaxed);
+    Ok(fused)
+}
+
+/// The environment variable that picks the layer norm on the GPU runners.
+pub const LAYER_NORM_ENV: &str = "QUILL_LAYER_NORM";
+
+static LAYER_NORM_BURN: AtomicBool = AtomicBool::new(false);
+
+/// Reads [`LAYER_NORM_ENV`]: `fused` (or unset: [`layer_norm`]'s kernels) or `burn` (burn's
+/// `LayerNorm`, then [`layer_norm`] declines every tensor); `Ok(true)` for the kernels, or a
+/// one-line error.
+pub fn choose_layer_norm_from_env() -> Result<bool, String> {
+    let fused = fused_from_env(LAYER_NORM_ENV, true)?;
+    LAYER_NORM_BURN.store(!fused, Ordering::Relaxed);
     Ok(fused)
 }
 
@@ -128,6 +155,12 @@ fn route_adamw<B: Backend, R: CubeRuntime, BT: BoolElement, const D: usize>(
     inputs: AdamWInputs<B, D>,
 ) -> Result<[Tensor<B, D>; 3], AdamWInputs<B, D>> {
     if !is::<FloatTensor<B>, FloatTensor<Fused<R, BT>>>() {
+        return Err(inputs);
+    }
+    // A device that binds fewer buffers to one kernel than the step reads and writes (the
+    // least Vulkan promises is 4) keeps burn's step.
+    let device: R::Device = convert(inputs.0.device());
+    if R::client(&device).properties().hardware.max_bindings < adamw::BINDINGS {
         return Err(inputs);
     }
     fn take<B: Backend, R: CubeRuntime, BT: BoolElement, const D: usize>(
@@ -286,4 +319,74 @@ impl Request {
         };
         Ok(Tensor::from_primitive(TensorPrimitive::Float(weights)))
     }
+}
+
+/// A layer norm's input, gain and shift, as [`layer_norm`] takes them and hands them back.
+pub type LayerNormInputs<B, const D: usize> = (Tensor<B, D>, Tensor<B, 1>, Option<Tensor<B, 1>>);
+
+/// `(x − mean)/√(var + ε)·γ + β` over the last dimension of `x` (burn's `LayerNorm`), in one
+/// kernel forward and two backward (with autodiff). `Err` with the inputs when no kernel here
+/// takes them (another backend, a dtype other than f32, more values than a 32-bit index
+/// reaches, or `QUILL_LAYER_NORM=burn`).
+pub fn layer_norm<B: Backend, const D: usize>(
+    inputs: LayerNormInputs<B, D>,
+    epsilon: f64,
+) -> Result<Tensor<B, D>, LayerNormInputs<B, D>> {
+    let (x, gamma, beta) = &inputs;
+    let width = x.dims()[D - 1];
+    let fits = width > 0
+        && gamma.dims() == [width]
+        && beta.as_ref().is_none_or(|beta| beta.dims() == [width])
+        && u32::try_from(x.shape().num_elements()).is_ok();
+    let f32s = [x.dtype(), gamma.dtype()]
+        .into_iter()
+        .chain(beta.iter().map(|b| b.dtype()))
+        .all(|dtype| dtype == DType::F32);
+    if !fits || !f32s || LAYER_NORM_BURN.load(Ordering::Relaxed) {
+        return Err(inputs);
+    }
+    #[cfg(feature = "cuda")]
+    let inputs = match route_layer_norm::<B, cubecl::cuda::CudaRuntime, u8, D>(inputs, epsilon) {
+        Ok(y) => return Ok(y),
+        Err(inputs) => inputs,
+    };
+    #[cfg(feature = "wgpu")]
+    let inputs = match route_layer_norm::<B, cubecl::wgpu::WgpuRuntime, u32, D>(inputs, epsilon) {
+        Ok(y) => return Ok(y),
+        Err(inputs) => inputs,
+    };
+    let _ = epsilon;
+    Err(inputs)
+}
+
+/// The layer norm's kernels on `Fusion<CubeBackend<R, f32, i32, BT>>`, with or without
+/// autodiff, when that is `B`.
+#[allow(dead_code)] // without a runtime feature, no route calls it
+fn route_layer_norm<B: Backend, R: CubeRuntime, BT: BoolElement, const D: usize>(
+    inputs: LayerNormInputs<B, D>,
+    epsilon: f64,
+) -> Result<Tensor<B, D>, LayerNormInputs<B, D>> {
+    let autodiff = is::<FloatTensor<B>, FloatTensor<Autodiff<Fused<R, BT>>>>();
+    if !autodiff && !is::<FloatTensor<B>, FloatTensor<Fused<R, BT>>>() {
+        return Err(inputs);
+    }
+    fn take<B: Backend, T: 'static, const D: usize>(tensor: Tensor<B, D>) -> T {
+        convert(tensor.into_primitive().tensor())
+    }
+    let (x, gamma, beta) = inputs;
+    let epsilon = epsilon as f32;
+    let y: FloatTensor<B> = match autodiff {
+        true => convert(layer_norm_graph::forward_autodiff::<R, BT>(
+            take(x),
+            take(gamma),
+            beta.map(take),
+            epsilon,
+        )),
+        false => {
+            let [y, _, _] =
+                layer_norm_graph::forward::<R, BT>(take(x), take(gamma), beta.map(take), epsilon);
+            convert(y)
+        }
+    };
+    Ok(Tensor::from_primitive(TensorPrimitive::Float(y)))
 }

@@ -25,9 +25,9 @@ use cubecl::features::Plane;
 use cubecl::prelude::*;
 
 /// Units per row where rows are reduced in shared memory (a power of two).
-const TREE_LANES: u32 = 32;
+pub(crate) const TREE_LANES: u32 = 32;
 /// Units per cube: `256 / lanes` rows each (8 with 32 units per row).
-const UNITS_PER_CUBE: u32 = 256;
+pub(crate) const UNITS_PER_CUBE: u32 = 256;
 /// The most cubes along one dimension of a launch that every backend takes (wgpu's limit).
 const MAX_CUBES_X: u32 = 65535;
 
@@ -184,7 +184,7 @@ fn row_reduce(
 
 /// The maximum (`is_max`) or sum of the row's values, halving in shared memory.
 #[cube]
-fn tree(value: f32, shared: &mut SharedMemory<f32>, #[comptime] is_max: bool) -> f32 {
+pub(crate) fn tree(value: f32, shared: &mut SharedMemory<f32>, #[comptime] is_max: bool) -> f32 {
     let lane = UNIT_POS_X as usize;
     let base = (UNIT_POS_Y * CUBE_DIM_X) as usize;
     shared[base + lane] = value;
@@ -335,7 +335,7 @@ pub(crate) fn empty<R: CubeRuntime>(
 
 /// `lanes` units per row, `UNITS_PER_CUBE / lanes` rows per cube, the cubes in as many launch
 /// rows as needed.
-fn launch_shape(rows: usize, lanes: u32) -> (CubeCount, CubeDim) {
+pub(crate) fn launch_shape(rows: usize, lanes: u32) -> (CubeCount, CubeDim) {
     let rows_per_cube = (UNITS_PER_CUBE / lanes).max(1);
     let cubes = (rows as u32).div_ceil(rows_per_cube);
     let x = cubes.clamp(1, MAX_CUBES_X);

@@ -62,17 +62,28 @@ pub fn layer_norm<B: Backend>(config: &ModelConfig, device: &B::Device) -> Layer
 /// The ε of every layer norm (PyTorch's and burn's default).
 pub const LAYER_NORM_EPSILON: f64 = 1e-5;
 
-/// `norm` applied to `x`: the fused kernel on burn-flex (with the `cpu-kernels` feature),
-/// burn's own layer norm elsewhere.
+/// `norm` applied to `x`: the fused kernels on burn-flex (the `cpu-kernels` feature) and on
+/// the GPU runners' backends (`gpu-kernels`), burn's own layer norm elsewhere.
 pub fn normalize<B: Backend, const D: usize>(norm: &LayerNorm<B>, x: Tensor<B, D>) -> Tensor<B, D> {
-    #[cfg(feature = "cpu-kernels")]
-    {
+    #[cfg(any(feature = "cpu-kernels", feature = "gpu-kernels"))]
+    let x = {
         let beta = norm.beta.as_ref().map(|beta| beta.val());
-        match quill_kernels::fused_layer_norm(x, norm.gamma.val(), beta, LAYER_NORM_EPSILON) {
-            Ok(y) => y,
-            Err((x, _, _)) => norm.forward(x),
-        }
-    }
-    #[cfg(not(feature = "cpu-kernels"))]
+        #[cfg(feature = "cpu-kernels")]
+        let (x, gamma, beta) =
+            match quill_kernels::fused_layer_norm(x, norm.gamma.val(), beta, LAYER_NORM_EPSILON) {
+                Ok(y) => return y,
+                Err(inputs) => inputs,
+            };
+        #[cfg(not(feature = "cpu-kernels"))]
+        let (x, gamma, beta) = (x, norm.gamma.val(), beta);
+        #[cfg(feature = "gpu-kernels")]
+        let (x, _, _) = match quill_gpu_kernels::layer_norm((x, gamma, beta), LAYER_NORM_EPSILON) {
+            Ok(y) => return y,
+            Err(inputs) => inputs,
+        };
+        #[cfg(not(feature = "gpu-kernels"))]
+        let _ = (gamma, beta);
+        x
+    };
     norm.forward(x)
 }

@@ -25,8 +25,12 @@ use crate::config::OptimizerConfig;
 pub struct MatrixDecayAdamW {
     decayed: AdamW,
     not_decayed: AdamW,
-    /// `(beta1, beta2, weight_decay)`, for the fused step on burn-flex.
-    #[cfg_attr(not(feature = "cpu-kernels"), allow(dead_code))]
+    /// `(beta1, beta2, weight_decay)`, for the fused steps: quill-kernels' on burn-flex,
+    /// quill-gpu-kernels' on the GPU runners.
+    #[cfg_attr(
+        not(any(feature = "cpu-kernels", feature = "gpu-kernels")),
+        allow(dead_code)
+    )]
     constants: (f32, f32, f32),
 }
 

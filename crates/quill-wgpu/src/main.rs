@@ -13,9 +13,11 @@ fn main() -> ExitCode {
     // Before any device exists: kernels compiled and tuned by earlier runs are reused.
     quill_gpu::init(&quill_gpu::cache_dir(), quill_gpu::Runtime::Wgpu);
     let choices = quill_gpu_kernels::choose_from_env().and_then(|fused_softmax| {
-        quill_gpu_kernels::choose_adamw_from_env().map(|fused_adamw| (fused_softmax, fused_adamw))
+        let fused_adamw = quill_gpu_kernels::choose_adamw_from_env()?;
+        let fused_layer_norm = quill_gpu_kernels::choose_layer_norm_from_env()?;
+        Ok((fused_softmax, fused_adamw, fused_layer_norm))
     });
-    let (fused_softmax, fused_adamw) = match choices {
+    let (fused_softmax, fused_adamw, fused_layer_norm) = match choices {
         Ok(choices) => choices,
         Err(message) => {
             eprintln!("error: {message}");
@@ -26,6 +28,7 @@ fn main() -> ExitCode {
     for (on, name) in [
         (fused_softmax, "+fused-softmax"),
         (!fused_adamw, "+burn-adamw"),
+        (!fused_layer_norm, "+burn-layer-norm"),
     ] {
         if on {
             backend.push_str(name);
