@@ -277,6 +277,10 @@ def main():
         b.json_line("cuda_f32_warm", [cuda, *bench(HOST_STEPS, 0)], 60, sample=True)
         # burn's AdamW and clipping (tensor by tensor) against quill's kernels (the default).
         b.json_line("cuda_f32_burn_adamw", [cuda, *bench(HOST_STEPS, 0)], 60, {"QUILL_ADAMW": "burn"})
+        # burn's layer norm (about a dozen kernels each way) against quill's (the default);
+        # burn's are kernels this machine has not compiled yet.
+        b.json_line("cuda_f32_burn_layer_norm", [cuda, *bench(HOST_STEPS, 0)], 90,
+                    {"QUILL_LAYER_NORM": "burn"})
         # The products through cuBLAS, against burn's own (the line above, and bf16-mixed below).
         # Sampled: each thread's CPU use and the GPU's utilization over the timed steps.
         b.json_line("cuda_f32_cublas", [cuda, *bench(HOST_STEPS, 0)], 120, b.cublas, sample=True)
@@ -393,6 +397,7 @@ def report(r):
         ("quill-cuda f32 (cold cache)", "cuda_f32_cold"),
         ("quill-cuda f32, weight gradients as 1 product", "cuda_f32_split1"),
         ("quill-cuda f32, burn's AdamW and clipping", "cuda_f32_burn_adamw"),
+        ("quill-cuda f32, burn's layer norm", "cuda_f32_burn_layer_norm"),
         ("quill-cuda f32, cuBLAS products", "cuda_f32_cublas"),
         ("quill-cuda bf16-mixed", "cuda_bf16_mixed"),
         ("quill-cuda bf16-mixed, cuBLAS products", "cuda_bf16_cublas"),
@@ -433,6 +438,8 @@ def report(r):
         "cublas_f32_over_burn_f32": ratio(("cuda_f32_cublas", "tokens_per_s"), ("cuda_f32_warm", "tokens_per_s")),
         "adamw_kernels_over_burn_adamw_f32": ratio(("cuda_f32_warm", "tokens_per_s"),
                                                    ("cuda_f32_burn_adamw", "tokens_per_s")),
+        "layer_norm_kernels_over_burn_layer_norm_f32": ratio(("cuda_f32_warm", "tokens_per_s"),
+                                                             ("cuda_f32_burn_layer_norm", "tokens_per_s")),
         "cublas_bf16_over_burn_bf16": ratio(("cuda_bf16_cublas", "tokens_per_s"), ("cuda_bf16_mixed", "tokens_per_s")),
         "fused_f32_over_torch_f32": ratio(("cuda_f32_fused", "tokens_per_s"), ("torch_f32", "tokens_per_s")),
         "fused_bf16_over_torch_bf16": ratio(("cuda_bf16_fused", "tokens_per_s"), ("torch_bf16", "tokens_per_s")),
