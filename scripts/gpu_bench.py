@@ -281,6 +281,9 @@ def main():
         # burn's are kernels this machine has not compiled yet.
         b.json_line("cuda_f32_burn_layer_norm", [cuda, *bench(HOST_STEPS, 0)], 90,
                     {"QUILL_LAYER_NORM": "burn"})
+        # burn's head split (slices, views, copies; three padded gradients added) against quill's.
+        b.json_line("cuda_f32_burn_split_heads", [cuda, *bench(HOST_STEPS, 0)], 90,
+                    {"QUILL_SPLIT_HEADS": "burn"})
         # The products through cuBLAS, against burn's own (the line above, and bf16-mixed below).
         # Sampled: each thread's CPU use and the GPU's utilization over the timed steps.
         b.json_line("cuda_f32_cublas", [cuda, *bench(HOST_STEPS, 0)], 120, b.cublas, sample=True)
@@ -398,6 +401,7 @@ def report(r):
         ("quill-cuda f32, weight gradients as 1 product", "cuda_f32_split1"),
         ("quill-cuda f32, burn's AdamW and clipping", "cuda_f32_burn_adamw"),
         ("quill-cuda f32, burn's layer norm", "cuda_f32_burn_layer_norm"),
+        ("quill-cuda f32, burn's head split", "cuda_f32_burn_split_heads"),
         ("quill-cuda f32, cuBLAS products", "cuda_f32_cublas"),
         ("quill-cuda bf16-mixed", "cuda_bf16_mixed"),
         ("quill-cuda bf16-mixed, cuBLAS products", "cuda_bf16_cublas"),
@@ -440,6 +444,8 @@ def report(r):
                                                    ("cuda_f32_burn_adamw", "tokens_per_s")),
         "layer_norm_kernels_over_burn_layer_norm_f32": ratio(("cuda_f32_warm", "tokens_per_s"),
                                                              ("cuda_f32_burn_layer_norm", "tokens_per_s")),
+        "split_heads_kernels_over_burn_split_heads_f32": ratio(("cuda_f32_warm", "tokens_per_s"),
+                                                               ("cuda_f32_burn_split_heads", "tokens_per_s")),
         "cublas_bf16_over_burn_bf16": ratio(("cuda_bf16_cublas", "tokens_per_s"), ("cuda_bf16_mixed", "tokens_per_s")),
         "fused_f32_over_torch_f32": ratio(("cuda_f32_fused", "tokens_per_s"), ("torch_f32", "tokens_per_s")),
         "fused_bf16_over_torch_bf16": ratio(("cuda_bf16_fused", "tokens_per_s"), ("torch_bf16", "tokens_per_s")),

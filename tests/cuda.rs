@@ -6,7 +6,8 @@ use std::process::Command;
 
 /// `QUILL_MATMUL` takes `burn` or `cublas`; anything else is a one-line error, and so is
 /// `cublas` where the cuBLAS library cannot be loaded (always so without a CUDA toolkit).
-/// `QUILL_SOFTMAX` takes `burn` or `fused`, and so do `QUILL_ADAMW` and `QUILL_LAYER_NORM`.
+/// `QUILL_SOFTMAX` takes `burn` or `fused`, and so do `QUILL_ADAMW`,
+/// `QUILL_LAYER_NORM` and `QUILL_SPLIT_HEADS`.
 #[test]
 fn the_matmul_and_kernel_choices_are_checked_before_anything_runs() {
     let quill = |variable: &str, value: &str| {
@@ -51,6 +52,7 @@ fn the_matmul_and_kernel_choices_are_checked_before_anything_runs() {
         ("QUILL_SOFTMAX", "flash", "burn, fused"),
         ("QUILL_ADAMW", "foreach", "fused, burn"),
         ("QUILL_LAYER_NORM", "apex", "fused, burn"),
+        ("QUILL_SPLIT_HEADS", "view", "fused, burn"),
     ] {
         let out = quill(env, wrong);
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -71,6 +73,9 @@ fn the_matmul_and_kernel_choices_are_checked_before_anything_runs() {
 #[path = "fused_adamw/mod.rs"]
 mod fused_adamw;
 #[cfg(feature = "cuda")]
+#[path = "fused_heads/mod.rs"]
+mod fused_heads;
+#[cfg(feature = "cuda")]
 #[path = "fused_layer_norm/mod.rs"]
 mod fused_layer_norm;
 #[cfg(feature = "cuda")]
@@ -82,7 +87,7 @@ mod parity;
 
 #[cfg(feature = "cuda")]
 mod gpu {
-    use super::{fused_adamw, fused_layer_norm, fused_softmax, parity};
+    use super::{fused_adamw, fused_heads, fused_layer_norm, fused_softmax, parity};
     use burn::backend::cuda::CudaDevice;
     use burn::backend::{Autodiff, Cuda, NdArray};
     use burn::prelude::*;
@@ -106,6 +111,7 @@ mod gpu {
         fused_softmax::check_all::<Trained>(&device, &[FloatDType::BF16, FloatDType::F16]);
         fused_adamw::check_all::<Cuda>(&device);
         fused_layer_norm::check_all::<Trained>(&device);
+        fused_heads::check_all::<Trained>(&device, &[FloatDType::BF16]);
         quill_gpu_kernels::enable();
         let parity = parity::compare::<Autodiff<NdArray>, Trained>(&Default::default(), &device);
         parity::assert_f32_parity(&parity);

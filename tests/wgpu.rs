@@ -8,6 +8,8 @@
 mod corpus;
 #[path = "fused_adamw/mod.rs"]
 mod fused_adamw;
+#[path = "fused_heads/mod.rs"]
+mod fused_heads;
 #[path = "fused_layer_norm/mod.rs"]
 mod fused_layer_norm;
 #[path = "fused_softmax/mod.rs"]
@@ -60,6 +62,7 @@ fn wgpu_computes_what_ndarray_computes_with_burns_softmax_then_the_fused_one() {
     fused_softmax::check_all::<Autodiff<Wgpu>>(&device, &[]);
     fused_adamw::check_all::<Wgpu>(&device);
     fused_layer_norm::check_all::<Autodiff<Wgpu>>(&device);
+    fused_heads::check_all::<Autodiff<Wgpu>>(&device, &[]);
     // What QUILL_SOFTMAX=fused does: the model's attention on the fused kernels.
     quill_gpu_kernels::enable();
     let parity = parity::compare::<Autodiff<NdArray>, Autodiff<Wgpu>>(&Default::default(), &device);

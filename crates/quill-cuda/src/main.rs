@@ -14,9 +14,16 @@ fn main() -> ExitCode {
         let fused_softmax = quill_gpu_kernels::choose_from_env()?;
         let fused_adamw = quill_gpu_kernels::choose_adamw_from_env()?;
         let fused_layer_norm = quill_gpu_kernels::choose_layer_norm_from_env()?;
-        Ok((cublas, fused_softmax, fused_adamw, fused_layer_norm))
+        let fused_heads = quill_gpu_kernels::choose_split_heads_from_env()?;
+        Ok((
+            cublas,
+            fused_softmax,
+            fused_adamw,
+            fused_layer_norm,
+            fused_heads,
+        ))
     });
-    let (cublas, fused_softmax, fused_adamw, fused_layer_norm) = match choices {
+    let (cublas, fused_softmax, fused_adamw, fused_layer_norm, fused_heads) = match choices {
         Ok(choices) => choices,
         Err(message) => {
             eprintln!("error: {message}");
@@ -29,6 +36,7 @@ fn main() -> ExitCode {
         (fused_softmax, "+fused-softmax"),
         (!fused_adamw, "+burn-adamw"),
         (!fused_layer_norm, "+burn-layer-norm"),
+        (!fused_heads, "+burn-split-heads"),
     ] {
         if on {
             backend.push_str(name);

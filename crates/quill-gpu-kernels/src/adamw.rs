@@ -109,6 +109,18 @@ fn adamw_kernel(
     }
 }
 
+/// One unit per value of `count`, [`UNITS_PER_CUBE`] per cube, the cubes over two launch
+/// dimensions past [`MAX_CUBES_X`]: a unit's index is
+/// `(CUBE_POS_Y · CUBE_COUNT_X + CUBE_POS_X) · CUBE_DIM_X + UNIT_POS_X`.
+pub(crate) fn elementwise_launch(count: usize) -> (CubeCount, CubeDim) {
+    let cubes = (count as u32).div_ceil(UNITS_PER_CUBE).max(1);
+    let x = cubes.min(MAX_CUBES_X);
+    (
+        CubeCount::Static(x, cubes.div_ceil(x), 1),
+        CubeDim::new_1d(UNITS_PER_CUBE),
+    )
+}
+
 /// What one step reads besides the parameter and its gradient.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StepRequest {
@@ -146,14 +158,11 @@ pub fn step<R: CubeRuntime>(
     } = request;
     let [factor_1, factor_2, correction_1, correction_2, keep, lr] =
         step_scalars(constants, lr, time);
-    let cubes = (shape.num_elements() as u32)
-        .div_ceil(UNITS_PER_CUBE)
-        .max(1);
-    let x = cubes.min(MAX_CUBES_X);
+    let (cube_count, cube_dim) = elementwise_launch(shape.num_elements());
     adamw_kernel::launch::<R>(
         &client,
-        CubeCount::Static(x, cubes.div_ceil(x), 1),
-        CubeDim::new_1d(UNITS_PER_CUBE),
+        cube_count,
+        cube_dim,
         param.into_tensor_arg(),
         grad.into_tensor_arg(),
         moment_1.into_tensor_arg(),

@@ -13,20 +13,26 @@
 //! [`layer_norm`] is a layer norm as one kernel forward and two backward ([`mod@layer_norm`],
 //! in burn's graphs through [`layer_norm_graph`]), where burn composes it from about a dozen.
 //!
+//! [`split_heads`] splits attention's queries, keys and values out of the QKV projection in one
+//! kernel each way ([`heads`], in burn's graphs through [`heads_graph`]), where burn slices,
+//! copies, and backward fills, writes and adds three full-size gradients.
+//!
 //! Routes exist for the backends of the runners that turn them on: the `cuda` feature
 //! (quill-cuda) and the `wgpu` feature (quill-wgpu). The model uses the softmax once
 //! [`enable`]d (`QUILL_SOFTMAX=fused`, read by [`choose_from_env`]); the optimizer uses the
 //! AdamW step unless `QUILL_ADAMW=burn` ([`choose_adamw_from_env`]), the layer norm unless
-//! `QUILL_LAYER_NORM=burn` ([`choose_layer_norm_from_env`]).
+//! `QUILL_LAYER_NORM=burn` ([`choose_layer_norm_from_env`]), the head split unless
+//! `QUILL_SPLIT_HEADS=burn` ([`choose_split_heads_from_env`]).
 
 pub mod adamw;
 pub mod graph;
+pub mod heads;
+pub mod heads_graph;
 pub mod layer_norm;
 pub mod layer_norm_graph;
 pub mod softmax;
 pub mod squares;
-
-use std::sync::atomic::{AtomicBool, Ordering};
+mod switches;
 
 use burn::prelude::*;
 use burn::tensor::ops::FloatTensor;
@@ -38,75 +44,7 @@ use quill_gpu::route::{convert, is};
 pub use adamw::{AdamWConstants, StepRequest};
 use graph::Fused;
 pub use softmax::Rows;
-
-/// The environment variable that picks attention's softmax on the GPU runners.
-pub const SOFTMAX_ENV: &str = "QUILL_SOFTMAX";
-
-static ENABLED: AtomicBool = AtomicBool::new(false);
-
-/// Makes the model use [`causal_softmax`] from now on.
-pub fn enable() {
-    ENABLED.store(true, Ordering::Relaxed);
-}
-
-/// Whether the model uses [`causal_softmax`].
-pub fn enabled() -> bool {
-    ENABLED.load(Ordering::Relaxed)
-}
-
-/// Reads [`SOFTMAX_ENV`]: `burn` (or unset: burn's composed operations) or `fused` (this
-/// crate's kernels, then [`enable`]d); `Ok(true)` for the fused kernels, or a one-line error.
-pub fn choose_from_env() -> Result<bool, String> {
-    let fused = fused_from_env(SOFTMAX_ENV, false)?;
-    if fused {
-        enable();
-    }
-    Ok(fused)
-}
-
-/// `env`'s choice between this crate's kernels (`fused`) and burn's operations (`burn`);
-/// `fused_by_default` when it is unset or empty; a one-line error for any other value.
-fn fused_from_env(env: &str, fused_by_default: bool) -> Result<bool, String> {
-    let value = std::env::var(env).unwrap_or_default();
-    let options = match fused_by_default {
-        true => "fused, burn",
-        false => "burn, fused",
-    };
-    match value.trim() {
-        "" => Ok(fused_by_default),
-        "fused" => Ok(true),
-        "burn" => Ok(false),
-        _ => Err(format!("{env}={value} is not one of: {options}")),
-    }
-}
-
-/// The environment variable that picks the optimizer's step on the GPU runners.
-pub const ADAMW_ENV: &str = "QUILL_ADAMW";
-
-static ADAMW_BURN: AtomicBool = AtomicBool::new(false);
-
-/// Reads [`ADAMW_ENV`]: `fused` (or unset: [`adamw_step`]'s and [`sum_of_squares`]'s kernels)
-/// or `burn` (burn's `AdamW` and clipping, then both decline every tensor); `Ok(true)` for the
-/// kernels, or a one-line error.
-pub fn choose_adamw_from_env() -> Result<bool, String> {
-    let fused = fused_from_env(ADAMW_ENV, true)?;
-    ADAMW_BURN.store(!fused, Ordering::Relaxed);
-    Ok(fused)
-}
-
-/// The environment variable that picks the layer norm on the GPU runners.
-pub const LAYER_NORM_ENV: &str = "QUILL_LAYER_NORM";
-
-static LAYER_NORM_BURN: AtomicBool = AtomicBool::new(false);
-
-/// Reads [`LAYER_NORM_ENV`]: `fused` (or unset: [`layer_norm`]'s kernels) or `burn` (burn's
-/// `LayerNorm`, then [`layer_norm`] declines every tensor); `Ok(true)` for the kernels, or a
-/// one-line error.
-pub fn choose_layer_norm_from_env() -> Result<bool, String> {
-    let fused = fused_from_env(LAYER_NORM_ENV, true)?;
-    LAYER_NORM_BURN.store(!fused, Ordering::Relaxed);
-    Ok(fused)
-}
+pub use switches::*;
 
 /// A parameter, its gradient, its moments (none before the first step) and the gradient's
 /// scale (`[1]`, from clipping), as [`adamw_step`] takes them and hands them back.
@@ -131,7 +69,7 @@ pub fn adamw_step<B: Backend, const D: usize>(
         .chain(moments.iter().flat_map(|(m, v)| [m.dtype(), v.dtype()]))
         .chain(scale.iter().map(|s| s.dtype()))
         .all(|dtype| dtype == DType::F32);
-    if !f32s || ADAMW_BURN.load(Ordering::Relaxed) {
+    if !f32s || adamw_burn() {
         return Err(inputs);
     }
     #[cfg(feature = "cuda")]
@@ -194,7 +132,7 @@ pub fn sums_squares_of<B: Backend>() -> bool {
     {
         routed |= is::<FloatTensor<B>, FloatTensor<Fused<cubecl::wgpu::WgpuRuntime, u32>>>();
     }
-    routed && !ADAMW_BURN.load(Ordering::Relaxed)
+    routed && !adamw_burn()
 }
 
 /// `Σ x²` over every value of `tensors`, `[1]`, in one launch for all of them (more where the
@@ -342,7 +280,7 @@ pub fn layer_norm<B: Backend, const D: usize>(
         .into_iter()
         .chain(beta.iter().map(|b| b.dtype()))
         .all(|dtype| dtype == DType::F32);
-    if !fits || !f32s || LAYER_NORM_BURN.load(Ordering::Relaxed) {
+    if !fits || !f32s || layer_norm_burn() {
         return Err(inputs);
     }
     #[cfg(feature = "cuda")]
@@ -389,4 +327,50 @@ fn route_layer_norm<B: Backend, R: CubeRuntime, BT: BoolElement, const D: usize>
         }
     };
     Ok(Tensor::from_primitive(TensorPrimitive::Float(y)))
+}
+
+/// Attention's `[q, k, v]` of `qkv: [batch, seq, 3·n_embd]`, each `[batch, head, seq,
+/// head_dim]` and contiguous, in one kernel forward and one backward (with autodiff). `Err`
+/// with `qkv` when no kernel here takes it (another backend, a dtype other than f32, bf16 and
+/// f16, a width that is no multiple of `3·n_head`, or `QUILL_SPLIT_HEADS=burn`).
+pub fn split_heads<B: Backend>(
+    qkv: Tensor<B, 3>,
+    n_head: usize,
+) -> Result<[Tensor<B, 4>; 3], Tensor<B, 3>> {
+    let supported = matches!(qkv.dtype(), DType::F32 | DType::BF16 | DType::F16);
+    let heads = heads::Heads::of(&qkv.dims(), n_head);
+    let (Some(heads), true, false) = (heads, supported, split_heads_burn()) else {
+        return Err(qkv);
+    };
+    #[cfg(feature = "cuda")]
+    let qkv = match route_split_heads::<B, cubecl::cuda::CudaRuntime, u8>(qkv, heads) {
+        Ok(parts) => return Ok(parts),
+        Err(qkv) => qkv,
+    };
+    #[cfg(feature = "wgpu")]
+    let qkv = match route_split_heads::<B, cubecl::wgpu::WgpuRuntime, u32>(qkv, heads) {
+        Ok(parts) => return Ok(parts),
+        Err(qkv) => qkv,
+    };
+    let _ = heads;
+    Err(qkv)
+}
+
+/// The head split's kernels on `Fusion<CubeBackend<R, f32, i32, BT>>`, with or without
+/// autodiff, when that is `B`.
+#[allow(dead_code)] // without a runtime feature, no route calls it
+fn route_split_heads<B: Backend, R: CubeRuntime, BT: BoolElement>(
+    qkv: Tensor<B, 3>,
+    heads: heads::Heads,
+) -> Result<[Tensor<B, 4>; 3], Tensor<B, 3>> {
+    let autodiff = is::<FloatTensor<B>, FloatTensor<Autodiff<Fused<R, BT>>>>();
+    if !autodiff && !is::<FloatTensor<B>, FloatTensor<Fused<R, BT>>>() {
+        return Err(qkv);
+    }
+    let qkv = qkv.into_primitive().tensor();
+    let parts: [FloatTensor<B>; 3] = match autodiff {
+        true => heads_graph::split_autodiff::<R, BT>(convert(qkv), heads).map(convert),
+        false => heads_graph::split::<R, BT>(convert(qkv), heads).map(convert),
+    };
+    Ok(parts.map(|part| Tensor::from_primitive(TensorPrimitive::Float(part))))
 }

@@ -207,8 +207,14 @@ fn fused_softmax<B: Backend>(
 }
 
 /// Queries, keys and values of `qkv: [batch, seq, 3·n_embd]`, each
-/// `[batch, head, seq, head_dim]`.
+/// `[batch, head, seq, head_dim]`: one kernel each way on the GPU runners (quill-gpu-kernels),
+/// burn's slices and views elsewhere.
 fn split_heads<B: Backend>(qkv: Tensor<B, 3>, n_head: usize) -> [Tensor<B, 4>; 3] {
+    #[cfg(feature = "gpu-kernels")]
+    let qkv = match quill_gpu_kernels::split_heads(qkv, n_head) {
+        Ok(parts) => return parts,
+        Err(qkv) => qkv,
+    };
     let [batch, seq, width] = qkv.dims();
     let head_dim = width / 3 / n_head;
     let [q, k, v]: [Tensor<B, 3>; 3] = qkv.chunk(3, 2).try_into().expect("three chunks");
