@@ -25,7 +25,7 @@ use burn_fusion::stream::{Operation, OperationStreams};
 use burn_ir::{CustomOpIr, HandleContainer, OperationIr, TensorIr};
 use cubecl::prelude::*;
 
-use crate::graph::{FusedTensor, Handle, Inner};
+use crate::graph::{FusedTensor, Handle, read_inputs, write_outputs};
 use crate::softmax::empty;
 
 /// Units per cube.
@@ -233,19 +233,13 @@ struct StepOp<R, BT> {
 
 impl<R: CubeRuntime, BT: BoolElement> Operation<FusionCubeRuntime<R>> for StepOp<R, BT> {
     fn execute(&self, handles: &mut HandleContainer<Handle<R>>) {
-        let mut inputs = self
-            .desc
-            .inputs
-            .iter()
-            .map(|ir| handles.get_float_tensor::<Inner<R, BT>>(ir));
+        let mut inputs = read_inputs::<R, BT>(&self.desc, handles).into_iter();
         let mut next = || inputs.next().expect("the step's inputs");
         let (param, grad) = (next(), next());
         let moments = self.has_moments.then(|| (next(), next()));
         let scale = self.scaled.then(&mut next);
         let results = step(self.request, param, grad, moments, scale);
-        for (out, result) in self.desc.outputs.iter().zip(results) {
-            handles.register_float_tensor::<Inner<R, BT>>(&out.id, result);
-        }
+        write_outputs::<R, BT>(&self.desc, handles, results);
     }
 }
 

@@ -14,6 +14,7 @@ use burn_autodiff::checkpoint::strategy::NoCheckpointing;
 use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{Backward, Ops, OpsKind};
 use burn_cubecl::fusion::FusionCubeRuntime;
+use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime};
 use burn_fusion::stream::{Operation, OperationStreams};
 use burn_fusion::{Fusion, FusionRuntime};
@@ -28,6 +29,28 @@ pub type Fused<R, BT> = Fusion<Inner<R, BT>>;
 pub(crate) type Handle<R> = <FusionCubeRuntime<R> as FusionRuntime>::FusionHandle;
 /// A float tensor of [`Fused`].
 pub type FusedTensor<R, BT> = FloatTensor<Fused<R, BT>>;
+
+/// The tensors a custom operation of quill's reads, in the order it was registered with.
+pub(crate) fn read_inputs<R: CubeRuntime, BT: BoolElement>(
+    desc: &CustomOpIr,
+    handles: &mut HandleContainer<Handle<R>>,
+) -> Vec<CubeTensor<R>> {
+    desc.inputs
+        .iter()
+        .map(|ir| handles.get_float_tensor::<Inner<R, BT>>(ir))
+        .collect()
+}
+
+/// A custom operation's `results`, handed to burn-fusion as its outputs, in order.
+pub(crate) fn write_outputs<R: CubeRuntime, BT: BoolElement>(
+    desc: &CustomOpIr,
+    handles: &mut HandleContainer<Handle<R>>,
+    results: impl IntoIterator<Item = CubeTensor<R>>,
+) {
+    for (out, result) in desc.outputs.iter().zip(results) {
+        handles.register_float_tensor::<Inner<R, BT>>(&out.id, result);
+    }
+}
 
 /// The weights of `scores` (see [`softmax`]) in `weights_dtype`, with dropout at `rate` (0 for
 /// none) and, with `keep_probs`, the probabilities before dropout (f32), queued in

@@ -19,7 +19,7 @@ use burn_cubecl::{BoolElement, CubeRuntime};
 use burn_fusion::stream::{Operation, OperationStreams};
 use burn_ir::{CustomOpIr, HandleContainer, OperationIr, TensorIr};
 
-use crate::graph::{Fused, FusedTensor, Handle, Inner, float_dtype};
+use crate::graph::{Fused, FusedTensor, Handle, float_dtype, read_inputs, write_outputs};
 use crate::heads::{self, Heads};
 
 /// `[q, k, v]` of `qkv`, queued in burn-fusion's stream after the operation that produces it.
@@ -72,11 +72,8 @@ struct SplitOp<R, BT> {
 
 impl<R: CubeRuntime, BT: BoolElement> Operation<FusionCubeRuntime<R>> for SplitOp<R, BT> {
     fn execute(&self, handles: &mut HandleContainer<Handle<R>>) {
-        let ([qkv], outputs) = self.desc.as_fixed::<1, 3>();
-        let qkv = handles.get_float_tensor::<Inner<R, BT>>(qkv);
-        for (out, part) in outputs.iter().zip(heads::split(qkv, self.heads)) {
-            handles.register_float_tensor::<Inner<R, BT>>(&out.id, part);
-        }
+        let qkv = read_inputs::<R, BT>(&self.desc, handles).remove(0);
+        write_outputs::<R, BT>(&self.desc, handles, heads::split(qkv, self.heads));
     }
 }
 
@@ -88,12 +85,11 @@ struct MergeOp<R, BT> {
 
 impl<R: CubeRuntime, BT: BoolElement> Operation<FusionCubeRuntime<R>> for MergeOp<R, BT> {
     fn execute(&self, handles: &mut HandleContainer<Handle<R>>) {
-        let (inputs, [out]) = self.desc.as_fixed::<3, 1>();
-        let parts = inputs
-            .each_ref()
-            .map(|ir| handles.get_float_tensor::<Inner<R, BT>>(ir));
+        let Ok(parts) = <[_; 3]>::try_from(read_inputs::<R, BT>(&self.desc, handles)) else {
+            unreachable!("three inputs");
+        };
         let qkv = heads::merge(parts, self.heads);
-        handles.register_float_tensor::<Inner<R, BT>>(&out.id, qkv);
+        write_outputs::<R, BT>(&self.desc, handles, [qkv]);
     }
 }
 

@@ -17,7 +17,7 @@ use burn_cubecl::{BoolElement, CubeRuntime};
 use burn_fusion::stream::{Operation, OperationStreams};
 use burn_ir::{CustomOpIr, HandleContainer, OperationIr, TensorIr};
 
-use crate::graph::{Fused, FusedTensor, Handle, Inner, float_dtype};
+use crate::graph::{Fused, FusedTensor, Handle, float_dtype, read_inputs, write_outputs};
 use crate::layer_norm::{self, Saved, chunking, rows_and_width};
 
 /// `[y, mean, rstd]` of `x` (see [`layer_norm::forward`]), queued in burn-fusion's stream
@@ -106,16 +106,10 @@ struct ForwardOp<R, BT> {
 
 impl<R: CubeRuntime, BT: BoolElement> Operation<FusionCubeRuntime<R>> for ForwardOp<R, BT> {
     fn execute(&self, handles: &mut HandleContainer<Handle<R>>) {
-        let mut inputs = self
-            .desc
-            .inputs
-            .iter()
-            .map(|ir| handles.get_float_tensor::<Inner<R, BT>>(ir));
+        let mut inputs = read_inputs::<R, BT>(&self.desc, handles).into_iter();
         let (x, gamma) = (inputs.next().expect("x"), inputs.next().expect("γ"));
         let results = layer_norm::forward(x, gamma, inputs.next(), self.epsilon);
-        for (out, result) in self.desc.outputs.iter().zip(results) {
-            handles.register_float_tensor::<Inner<R, BT>>(&out.id, result);
-        }
+        write_outputs::<R, BT>(&self.desc, handles, results);
     }
 }
 
@@ -126,25 +120,21 @@ struct BackwardOp<R, BT> {
 
 impl<R: CubeRuntime, BT: BoolElement> Operation<FusionCubeRuntime<R>> for BackwardOp<R, BT> {
     fn execute(&self, handles: &mut HandleContainer<Handle<R>>) {
-        let ([x, gamma, mean, rstd, grad], outputs) =
-            (self.desc.inputs.as_slice(), self.desc.outputs.as_slice())
+        let Ok([x, gamma, mean, rstd, grad]) =
+            <[_; 5]>::try_from(read_inputs::<R, BT>(&self.desc, handles))
         else {
             unreachable!("five inputs");
         };
-        let mut get = |ir| handles.get_float_tensor::<Inner<R, BT>>(ir);
         let saved = Saved {
-            x: get(x),
-            gamma: get(gamma),
-            mean: get(mean),
-            rstd: get(rstd),
+            x,
+            gamma,
+            mean,
+            rstd,
         };
-        let grad = get(grad);
-        let (grad_x, gamma_parts, beta_parts) =
-            layer_norm::backward(saved, grad, outputs.len() > 2);
-        let results = [Some(grad_x), Some(gamma_parts), beta_parts];
-        for (out, result) in outputs.iter().zip(results.into_iter().flatten()) {
-            handles.register_float_tensor::<Inner<R, BT>>(&out.id, result);
-        }
+        let shifted = self.desc.outputs.len() > 2;
+        let (grad_x, gamma_parts, beta_parts) = layer_norm::backward(saved, grad, shifted);
+        let results = [grad_x, gamma_parts].into_iter().chain(beta_parts);
+        write_outputs::<R, BT>(&self.desc, handles, results);
     }
 }
 
