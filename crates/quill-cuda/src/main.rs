@@ -10,38 +10,16 @@ use quill_cli::Runner;
 fn main() -> ExitCode {
     // Before any device exists: kernels compiled and tuned by earlier runs are reused.
     quill_gpu::init(&quill_gpu::cache_dir(), quill_gpu::Runtime::Cuda);
-    let choices = use_cublas().and_then(|cublas| {
-        let fused_softmax = quill_gpu_kernels::choose_from_env()?;
-        let fused_adamw = quill_gpu_kernels::choose_adamw_from_env()?;
-        let fused_layer_norm = quill_gpu_kernels::choose_layer_norm_from_env()?;
-        let fused_heads = quill_gpu_kernels::choose_split_heads_from_env()?;
-        Ok((
-            cublas,
-            fused_softmax,
-            fused_adamw,
-            fused_layer_norm,
-            fused_heads,
-        ))
-    });
-    let (cublas, fused_softmax, fused_adamw, fused_layer_norm, fused_heads) = match choices {
+    let choices =
+        use_cublas().and_then(|cublas| Ok((cublas, quill_gpu_kernels::choose_all_from_env()?)));
+    let (cublas, kernels) = match choices {
         Ok(choices) => choices,
         Err(message) => {
             eprintln!("error: {message}");
             return ExitCode::from(2);
         }
     };
-    let mut backend = String::from("cuda");
-    for (on, name) in [
-        (cublas, "+cublas"),
-        (fused_softmax, "+fused-softmax"),
-        (!fused_adamw, "+burn-adamw"),
-        (!fused_layer_norm, "+burn-layer-norm"),
-        (!fused_heads, "+burn-split-heads"),
-    ] {
-        if on {
-            backend.push_str(name);
-        }
-    }
+    let backend = format!("cuda{}{kernels}", if cublas { "+cublas" } else { "" });
     let runner = Runner {
         name: "quill-cuda",
         // Named in the first line of training and in `bench`'s JSON.

@@ -86,6 +86,22 @@ pub fn choose_split_heads_from_env() -> Result<bool, String> {
     Ok(fused)
 }
 
+/// Reads every switch above: the suffix of the backend's name for those not at their default
+/// (`+fused-softmax`, `+burn-adamw`, `+burn-layer-norm`, `+burn-split-heads`, in that order), or
+/// the first one-line error.
+pub fn choose_all_from_env() -> Result<String, String> {
+    let switches = [
+        (choose_from_env()?, "+fused-softmax"),
+        (!choose_adamw_from_env()?, "+burn-adamw"),
+        (!choose_layer_norm_from_env()?, "+burn-layer-norm"),
+        (!choose_split_heads_from_env()?, "+burn-split-heads"),
+    ];
+    Ok(switches
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect())
+}
+
 /// Whether `QUILL_ADAMW=burn` was chosen.
 pub(crate) fn adamw_burn() -> bool {
     ADAMW_BURN.load(Ordering::Relaxed)

@@ -12,34 +12,17 @@ use quill_cli::Runner;
 fn main() -> ExitCode {
     // Before any device exists: kernels compiled and tuned by earlier runs are reused.
     quill_gpu::init(&quill_gpu::cache_dir(), quill_gpu::Runtime::Wgpu);
-    let choices = quill_gpu_kernels::choose_from_env().and_then(|fused_softmax| {
-        let fused_adamw = quill_gpu_kernels::choose_adamw_from_env()?;
-        let fused_layer_norm = quill_gpu_kernels::choose_layer_norm_from_env()?;
-        let fused_heads = quill_gpu_kernels::choose_split_heads_from_env()?;
-        Ok((fused_softmax, fused_adamw, fused_layer_norm, fused_heads))
-    });
-    let (fused_softmax, fused_adamw, fused_layer_norm, fused_heads) = match choices {
-        Ok(choices) => choices,
+    let kernels = match quill_gpu_kernels::choose_all_from_env() {
+        Ok(suffix) => suffix,
         Err(message) => {
             eprintln!("error: {message}");
             return ExitCode::from(2);
         }
     };
-    let mut backend = String::from("wgpu");
-    for (on, name) in [
-        (fused_softmax, "+fused-softmax"),
-        (!fused_adamw, "+burn-adamw"),
-        (!fused_layer_norm, "+burn-layer-norm"),
-        (!fused_heads, "+burn-split-heads"),
-    ] {
-        if on {
-            backend.push_str(name);
-        }
-    }
     let runner = Runner {
         name: "quill-wgpu",
         // Named in the first line of training and in `bench`'s JSON.
-        backend,
+        backend: format!("wgpu{kernels}"),
         kernels_compiled: Some(quill_gpu::kernels_compiled),
         // wgpu reports no free memory, only the largest buffer it allows.
         free_memory: |_| None,
