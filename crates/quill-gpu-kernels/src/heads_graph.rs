@@ -119,11 +119,9 @@ pub fn split_autodiff<R: CubeRuntime, BT: BoolElement>(
         heads,
         dtype: qkv.primitive.dtype,
     };
-    let parts = split::<R, BT>(qkv.primitive.clone(), heads);
-    let mut which = 0;
-    parts.map(|part| {
+    let [q, k, v] = split::<R, BT>(qkv.primitive.clone(), heads);
+    [(0, q), (1, k), (2, v)].map(|(which, part)| {
         let node = HeadBackward { which };
-        which += 1;
         let prepared = <HeadBackward as Backward<Fused<R, BT>, 1>>::prepare::<NoCheckpointing>(
             node,
             [qkv.node.clone()],

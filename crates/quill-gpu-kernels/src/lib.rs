@@ -18,11 +18,10 @@
 //! copies, and backward fills, writes and adds three full-size gradients.
 //!
 //! Routes exist for the backends of the runners that turn them on: the `cuda` feature
-//! (quill-cuda) and the `wgpu` feature (quill-wgpu). The model uses the softmax once
-//! [`enable`]d (`QUILL_SOFTMAX=fused`, read by [`choose_from_env`]); the optimizer uses the
-//! AdamW step unless `QUILL_ADAMW=burn` ([`choose_adamw_from_env`]), the layer norm unless
-//! `QUILL_LAYER_NORM=burn` ([`choose_layer_norm_from_env`]), the head split unless
-//! `QUILL_SPLIT_HEADS=burn` ([`choose_split_heads_from_env`]).
+//! (quill-cuda) and the `wgpu` feature (quill-wgpu). Each kernel has a [`Switch`]
+//! ([`choose_all_from_env`] reads them): the model uses the softmax once [`enable`]d
+//! (`QUILL_SOFTMAX=fused`), and the AdamW step, the layer norm and the head split unless
+//! `QUILL_ADAMW`, `QUILL_LAYER_NORM` or `QUILL_SPLIT_HEADS` is `burn`.
 
 pub mod adamw;
 pub mod graph;
@@ -69,7 +68,7 @@ pub fn adamw_step<B: Backend, const D: usize>(
         .chain(moments.iter().flat_map(|(m, v)| [m.dtype(), v.dtype()]))
         .chain(scale.iter().map(|s| s.dtype()))
         .all(|dtype| dtype == DType::F32);
-    if !f32s || adamw_burn() {
+    if !f32s || !ADAMW.fused() {
         return Err(inputs);
     }
     #[cfg(feature = "cuda")]
@@ -132,7 +131,7 @@ pub fn sums_squares_of<B: Backend>() -> bool {
     {
         routed |= is::<FloatTensor<B>, FloatTensor<Fused<cubecl::wgpu::WgpuRuntime, u32>>>();
     }
-    routed && !adamw_burn()
+    routed && ADAMW.fused()
 }
 
 /// `Σ x²` over every value of `tensors`, `[1]`, in one launch for all of them (more where the
@@ -280,7 +279,7 @@ pub fn layer_norm<B: Backend, const D: usize>(
         .into_iter()
         .chain(beta.iter().map(|b| b.dtype()))
         .all(|dtype| dtype == DType::F32);
-    if !fits || !f32s || layer_norm_burn() {
+    if !fits || !f32s || !LAYER_NORM.fused() {
         return Err(inputs);
     }
     #[cfg(feature = "cuda")]
@@ -339,7 +338,7 @@ pub fn split_heads<B: Backend>(
 ) -> Result<[Tensor<B, 4>; 3], Tensor<B, 3>> {
     let supported = matches!(qkv.dtype(), DType::F32 | DType::BF16 | DType::F16);
     let heads = heads::Heads::of(&qkv.dims(), n_head);
-    let (Some(heads), true, false) = (heads, supported, split_heads_burn()) else {
+    let (Some(heads), true, true) = (heads, supported, SPLIT_HEADS.fused()) else {
         return Err(qkv);
     };
     #[cfg(feature = "cuda")]

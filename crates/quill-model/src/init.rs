@@ -65,25 +65,23 @@ pub const LAYER_NORM_EPSILON: f64 = 1e-5;
 /// `norm` applied to `x`: the fused kernels on burn-flex (the `cpu-kernels` feature) and on
 /// the GPU runners' backends (`gpu-kernels`), burn's own layer norm elsewhere.
 pub fn normalize<B: Backend, const D: usize>(norm: &LayerNorm<B>, x: Tensor<B, D>) -> Tensor<B, D> {
-    #[cfg(any(feature = "cpu-kernels", feature = "gpu-kernels"))]
-    let x = {
-        let beta = norm.beta.as_ref().map(|beta| beta.val());
-        #[cfg(feature = "cpu-kernels")]
-        let (x, gamma, beta) =
-            match quill_kernels::fused_layer_norm(x, norm.gamma.val(), beta, LAYER_NORM_EPSILON) {
-                Ok(y) => return y,
-                Err(inputs) => inputs,
-            };
-        #[cfg(not(feature = "cpu-kernels"))]
-        let (x, gamma, beta) = (x, norm.gamma.val(), beta);
-        #[cfg(feature = "gpu-kernels")]
-        let (x, _, _) = match quill_gpu_kernels::layer_norm((x, gamma, beta), LAYER_NORM_EPSILON) {
+    let inputs = (
+        x,
+        norm.gamma.val(),
+        norm.beta.as_ref().map(|beta| beta.val()),
+    );
+    #[cfg(feature = "cpu-kernels")]
+    let inputs = {
+        let (x, gamma, beta) = inputs;
+        match quill_kernels::fused_layer_norm(x, gamma, beta, LAYER_NORM_EPSILON) {
             Ok(y) => return y,
             Err(inputs) => inputs,
-        };
-        #[cfg(not(feature = "gpu-kernels"))]
-        let _ = (gamma, beta);
-        x
+        }
     };
-    norm.forward(x)
+    #[cfg(feature = "gpu-kernels")]
+    let inputs = match quill_gpu_kernels::layer_norm(inputs, LAYER_NORM_EPSILON) {
+        Ok(y) => return y,
+        Err(inputs) => inputs,
+    };
+    norm.forward(inputs.0)
 }
