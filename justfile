@@ -105,7 +105,7 @@ gpu-bench-pack:
     if [ -f ../shared/bench/torch_ref.py ]; then cp ../shared/bench/torch_ref.py .gpu-bench/; fi
     du -sh .gpu-bench
 
-# On a machine with an NVIDIA GPU, CUDA 13 and PyTorch (no Rust, no internet): cold and warm start, f32 and bf16-mixed (burn's and cuBLAS's products, the fused softmax) against PyTorch, the CUDA tests, 1000 steps, wgpu on Vulkan; a table and one JSON line.
+# On a machine with an NVIDIA GPU, CUDA 13 and PyTorch (no Rust, no internet): cold and warm start, f32 and bf16-mixed (burn's and cuBLAS's products, burn's softmax against quill's) against PyTorch, the CUDA tests, 1000 steps, wgpu on Vulkan; a table and one JSON line.
 gpu-bench *args:
     python3 scripts/gpu_bench.py "$@"
 

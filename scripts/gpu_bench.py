@@ -12,7 +12,8 @@ Each section's figures come from the command's own JSON line (`bench`, torch_ref
   1. quill-cuda bench, f32, cold kernel cache: time to the first step, ms/step
   2. the same again, warm: time to the first step, kernels compiled (0 when the cache works);
      then the matrix products through cuBLAS (QUILL_MATMUL=cublas, f32 and bf16-mixed) against
-     burn's, and with attention's fused softmax on top (QUILL_SOFTMAX=fused); the GPU tests
+     burn's, and attention's softmax as burn's composition (QUILL_SOFTMAX=burn) against quill's
+     fused kernels (the default); the GPU tests
      (`quill-cuda-tests`: CUDA against burn-ndarray, the fused softmax against burn's
      composition, then cuBLAS's products and gradients against burn's); each weight gradient as one product
      (QUILL_WEIGHT_GRAD_SPLIT=1) against quill-cuda's 8 partial products; and the pre-flight
@@ -23,8 +24,8 @@ Each section's figures come from the command's own JSON line (`bench`, torch_ref
   4. quill-cuda bench, train.precision = "bf16-mixed"
   5. 1000 steps of shakespeare-char (bf16-mixed): val loss and wall time
   6. PyTorch --compile --amp bf16
-  7. quill-wgpu (Vulkan on the same GPU): bench, also with the fused softmax, and eval of the
-     1000-step run on both backends, with cuBLAS's products and with the fused softmax (parity)
+  7. quill-wgpu (Vulkan on the same GPU): bench, also with burn's softmax, and eval of the
+     1000-step run on both backends, with cuBLAS's products and with burn's softmax (parity)
   8. f32 without dropout on both sides (quill's attention without attention dropout)
   9. the data-parallel paths on the one GPU (issue 15; overhead, not scaling): bench with two
      replicas of GPU 0 (`--devices 0,0`), and the same short training as one process and as
@@ -51,9 +52,9 @@ ROOT = Path(__file__).resolve().parent.parent
 HOST_STEPS = 60
 # quill-cuda's matrix products through cuBLAS instead of burn's (quill-cublas).
 CUBLAS = {"QUILL_MATMUL": "cublas"}
-# Attention's softmax as one kernel forward and one backward (quill-gpu-kernels), not burn's
-# composition.
-FUSED_SOFTMAX = {"QUILL_SOFTMAX": "fused"}
+# Attention's softmax as burn's composition, not one kernel forward and one backward
+# (quill-gpu-kernels, the default).
+BURN_SOFTMAX = {"QUILL_SOFTMAX": "burn"}
 CONFIG = "configs/shakespeare-char.toml"
 # configs/shakespeare-char.toml's model and batch, for torch_ref.py.
 TORCH_SHAPE = ["--n-layer", "6", "--n-head", "6", "--n-embd", "384", "--block-size", "256",
@@ -75,7 +76,6 @@ class Bench:
         lib = str(Path(self.env["CUDA_PATH"]) / "lib64")
         paths = [p for p in self.env.get("LD_LIBRARY_PATH", "").split(":") if p]
         self.cublas = {**CUBLAS, "LD_LIBRARY_PATH": ":".join(paths if lib in paths else paths + [lib])}
-        self.fused = {**self.cublas, **FUSED_SOFTMAX}
         self.env["QUILL_KERNEL_CACHE"] = str(a.cache)
         icd = Path("/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json")
         standard = [Path(d) / "nvidia_icd.json" for d in
@@ -284,15 +284,14 @@ def main():
         # burn's head split (slices, views, copies; three padded gradients added) against quill's.
         b.json_line("cuda_f32_burn_split_heads", [cuda, *bench(HOST_STEPS, 0)], 90,
                     {"QUILL_SPLIT_HEADS": "burn"})
-        # The products through cuBLAS, against burn's own (the line above, and bf16-mixed below).
+        # burn's composition of attention's softmax (about a dozen passes each way over the
+        # [batch, head, seq, seq] weights) against quill's kernels (the default).
+        b.json_line("cuda_f32_burn_softmax", [cuda, *bench(HOST_STEPS, 0)], 90, BURN_SOFTMAX)
+        # The products through cuBLAS, against burn's own (cuda_f32_warm, and bf16-mixed below).
         # Sampled: each thread's CPU use and the GPU's utilization over the timed steps.
         b.json_line("cuda_f32_cublas", [cuda, *bench(HOST_STEPS, 0)], 120, b.cublas, sample=True)
         b.json_line("cuda_bf16_cublas", [cuda, *bench(HOST_STEPS, 0), "--set", "train.precision=bf16-mixed"],
                     150, b.cublas, sample=True)
-        # And attention's softmax as one kernel each way (quill-gpu-kernels) on top of them.
-        b.json_line("cuda_f32_fused", [cuda, *bench(HOST_STEPS, 0)], 90, b.fused, sample=True)
-        b.json_line("cuda_bf16_fused", [cuda, *bench(HOST_STEPS, 0), "--set", "train.precision=bf16-mixed"],
-                    90, b.fused, sample=True)
     tests = bins.get("quill-cuda-tests")
     if tests:
         # The GPU tests only (module `gpu`): the others run the quill-cuda of the build machine.
@@ -318,6 +317,8 @@ def main():
     if cuda:
         b.json_line("cuda_bf16_mixed", [cuda, *bench(HOST_STEPS, 0), "--set", "train.precision=bf16-mixed"], 150,
                     sample=True)
+        b.json_line("cuda_bf16_burn_softmax", [cuda, *bench(HOST_STEPS, 0), "--set", "train.precision=bf16-mixed"],
+                    90, BURN_SOFTMAX)
         steps = a.train_steps
         train = [cuda, "train", "--config", a.config, "--name", run_name, "--force",
                  "--set", f"train.max_steps={steps}", "--set", f"train.eval_interval={steps // 4}",
@@ -337,12 +338,12 @@ def main():
     wgpu = bins.get("quill-wgpu")
     if wgpu:
         b.json_line("wgpu_f32", [wgpu, *bench(10, 20)], 200)
-        b.json_line("wgpu_f32_fused", [wgpu, *bench(10, 0)], 90, FUSED_SOFTMAX)
+        b.json_line("wgpu_f32_burn_softmax", [wgpu, *bench(10, 0)], 90, BURN_SOFTMAX)
     run = a.workdir / "artifacts" / run_name
     if (run / "best.mpk").exists():
         for name, binary, env in (("cuda_eval", cuda, None), ("cuda_eval_cublas", cuda, b.cublas),
-                                  ("cuda_eval_fused", cuda, b.fused),
-                                  ("wgpu_eval", wgpu, None), ("wgpu_eval_fused", wgpu, FUSED_SOFTMAX),
+                                  ("cuda_eval_burn_softmax", cuda, BURN_SOFTMAX),
+                                  ("wgpu_eval", wgpu, None), ("wgpu_eval_burn_softmax", wgpu, BURN_SOFTMAX),
                                   ("cpu_eval", bins.get("quill-cpu"), None)):
             if binary:
                 got = b.run(name, [binary, "eval", "--run", str(run), "--batches", "20"], 90, env)
@@ -405,13 +406,13 @@ def report(r):
         ("quill-cuda f32, cuBLAS products", "cuda_f32_cublas"),
         ("quill-cuda bf16-mixed", "cuda_bf16_mixed"),
         ("quill-cuda bf16-mixed, cuBLAS products", "cuda_bf16_cublas"),
-        ("quill-cuda f32, cuBLAS + fused softmax", "cuda_f32_fused"),
-        ("quill-cuda bf16-mixed, cuBLAS + fused softmax", "cuda_bf16_fused"),
+        ("quill-cuda f32, burn's softmax", "cuda_f32_burn_softmax"),
+        ("quill-cuda bf16-mixed, burn's softmax", "cuda_bf16_burn_softmax"),
         ("PyTorch eager f32", "torch_f32"),
         ("PyTorch eager --amp bf16", "torch_bf16"),
         ("PyTorch --compile --amp bf16", "torch_compile_bf16"),
         ("quill-wgpu f32 (Vulkan)", "wgpu_f32"),
-        ("quill-wgpu f32 (Vulkan), fused softmax", "wgpu_f32_fused"),
+        ("quill-wgpu f32 (Vulkan), burn's softmax", "wgpu_f32_burn_softmax"),
         ("quill-cuda f32, dropout 0", "cuda_f32_dropout0"),
         ("PyTorch eager f32, dropout 0", "torch_f32_dropout0"),
     ]
@@ -447,15 +448,14 @@ def report(r):
         "split_heads_kernels_over_burn_split_heads_f32": ratio(("cuda_f32_warm", "tokens_per_s"),
                                                                ("cuda_f32_burn_split_heads", "tokens_per_s")),
         "cublas_bf16_over_burn_bf16": ratio(("cuda_bf16_cublas", "tokens_per_s"), ("cuda_bf16_mixed", "tokens_per_s")),
-        "fused_f32_over_torch_f32": ratio(("cuda_f32_fused", "tokens_per_s"), ("torch_f32", "tokens_per_s")),
-        "fused_bf16_over_torch_bf16": ratio(("cuda_bf16_fused", "tokens_per_s"), ("torch_bf16", "tokens_per_s")),
-        "fused_f32_over_cublas_f32": ratio(("cuda_f32_fused", "tokens_per_s"), ("cuda_f32_cublas", "tokens_per_s")),
-        "fused_bf16_over_cublas_bf16": ratio(("cuda_bf16_fused", "tokens_per_s"),
-                                             ("cuda_bf16_cublas", "tokens_per_s")),
-        "wgpu_fused_over_wgpu": ratio(("wgpu_f32_fused", "tokens_per_s"), ("wgpu_f32", "tokens_per_s")),
-        "host_f32_fused": get(r, "cuda_f32_fused", "host"),
-        "eval_cuda_fused": get(r, "cuda_eval_fused", "loss"),
-        "eval_wgpu_fused": get(r, "wgpu_eval_fused", "loss"),
+        "softmax_kernels_over_burn_softmax_f32": ratio(("cuda_f32_warm", "tokens_per_s"),
+                                                       ("cuda_f32_burn_softmax", "tokens_per_s")),
+        "softmax_kernels_over_burn_softmax_bf16": ratio(("cuda_bf16_mixed", "tokens_per_s"),
+                                                        ("cuda_bf16_burn_softmax", "tokens_per_s")),
+        "wgpu_softmax_kernels_over_burn_softmax": ratio(("wgpu_f32", "tokens_per_s"),
+                                                        ("wgpu_f32_burn_softmax", "tokens_per_s")),
+        "eval_cuda_burn_softmax": get(r, "cuda_eval_burn_softmax", "loss"),
+        "eval_wgpu_burn_softmax": get(r, "wgpu_eval_burn_softmax", "loss"),
         "cuda_tests_passed": get(r, "cuda_tests", "passed"),
         "host_f32": get(r, "cuda_f32_warm", "host"),
         "host_bf16_mixed": get(r, "cuda_bf16_mixed", "host"),
@@ -489,13 +489,14 @@ def report(r):
     print()
     for key in ("quill_f32_over_torch_f32", "quill_bf16_mixed_over_torch_bf16",
                 "quill_bf16_mixed_over_torch_compile_bf16", "cublas_f32_over_torch_f32",
-                "cublas_bf16_over_torch_bf16", "fused_f32_over_torch_f32", "fused_bf16_over_torch_bf16",
-                "cuda_tests_passed"):
+                "cublas_bf16_over_torch_bf16", "softmax_kernels_over_burn_softmax_f32",
+                "softmax_kernels_over_burn_softmax_bf16", "cuda_tests_passed"):
         print(f"{key}: {summary[key]}")
     print(f"train: {summary['train_steps']} steps bf16-mixed, best val {summary['train_best_val_loss']}, "
           f"{fmt(summary['train_wall_s'], '.0f')} s; eval cuda {summary['eval_cuda']}, wgpu {summary['eval_wgpu']}, "
           f"cpu {summary['eval_cpu']}, cuda with cuBLAS {summary['eval_cuda_cublas']}, "
-          f"with cuBLAS and the fused softmax {summary['eval_cuda_fused']}, wgpu fused {summary['eval_wgpu_fused']}")
+          f"with burn's softmax {summary['eval_cuda_burn_softmax']}, wgpu with burn's softmax "
+          f"{summary['eval_wgpu_burn_softmax']}")
     print(json.dumps(summary))
 
 

@@ -49,7 +49,7 @@ fn the_matmul_and_kernel_choices_are_checked_before_anything_runs() {
 
     // The kernels' switches: a wrong value is a one-line error naming the choices.
     for (env, wrong, choices) in [
-        ("QUILL_SOFTMAX", "flash", "burn, fused"),
+        ("QUILL_SOFTMAX", "flash", "fused, burn"),
         ("QUILL_ADAMW", "foreach", "fused, burn"),
         ("QUILL_LAYER_NORM", "apex", "fused, burn"),
         ("QUILL_SPLIT_HEADS", "view", "fused, burn"),
@@ -95,16 +95,18 @@ mod gpu {
 
     type Trained = Autodiff<Cuda>;
 
-    /// One test, in order, because cuBLAS's products and the fused softmax are switched on for
-    /// the whole process (and the softmax's dropout check seeds burn's generator, which the
-    /// process shares): burn's products and softmax first, then the fused softmax
-    /// (`quill_gpu_kernels::enable`, what `QUILL_SOFTMAX=fused` does), then cuBLAS's products
-    /// too (`quill_cublas::enable`, what `QUILL_MATMUL=cublas` does), each against burn-ndarray.
+    /// One test, in order, because cuBLAS's products and the softmax's choice hold for the whole
+    /// process (and the softmax's dropout check seeds burn's generator, which the process
+    /// shares): burn's products and softmax first (`QUILL_SOFTMAX=burn`), then the fused softmax
+    /// (the default), then cuBLAS's products too (`quill_cublas::enable`, what
+    /// `QUILL_MATMUL=cublas` does), each against burn-ndarray.
     #[test]
     fn cuda_computes_what_ndarray_computes_with_burns_products_then_cublas() {
         // The kernel cache quill-cuda uses (which gpu_bench's --cache-from fills).
         quill_gpu::init(&quill_gpu::cache_dir(), quill_gpu::Runtime::Cuda);
         let device = CudaDevice::new(0);
+        // What QUILL_SOFTMAX=burn does: the model's attention on burn's composition.
+        quill_gpu_kernels::SOFTMAX.set(false);
         let parity = parity::compare::<Autodiff<NdArray>, Trained>(&Default::default(), &device);
         parity::assert_f32_parity(&parity);
 
@@ -112,7 +114,7 @@ mod gpu {
         fused_adamw::check_all::<Cuda>(&device);
         fused_layer_norm::check_all::<Trained>(&device);
         fused_heads::check_all::<Trained>(&device, &[FloatDType::BF16]);
-        quill_gpu_kernels::enable();
+        quill_gpu_kernels::SOFTMAX.set(true);
         let parity = parity::compare::<Autodiff<NdArray>, Trained>(&Default::default(), &device);
         parity::assert_f32_parity(&parity);
 

@@ -56,6 +56,8 @@ fn wgpu_computes_what_ndarray_computes_with_burns_softmax_then_the_fused_one() {
         return;
     }
     let device = WgpuDevice::DefaultDevice;
+    // What QUILL_SOFTMAX=burn does: the model's attention on burn's composition.
+    quill_gpu_kernels::SOFTMAX.set(false);
     let parity = parity::compare::<Autodiff<NdArray>, Autodiff<Wgpu>>(&Default::default(), &device);
     parity::assert_f32_parity(&parity);
 
@@ -63,8 +65,8 @@ fn wgpu_computes_what_ndarray_computes_with_burns_softmax_then_the_fused_one() {
     fused_adamw::check_all::<Wgpu>(&device);
     fused_layer_norm::check_all::<Autodiff<Wgpu>>(&device);
     fused_heads::check_all::<Autodiff<Wgpu>>(&device, &[]);
-    // What QUILL_SOFTMAX=fused does: the model's attention on the fused kernels.
-    quill_gpu_kernels::enable();
+    // The default: the model's attention on the fused kernels.
+    quill_gpu_kernels::SOFTMAX.set(true);
     let parity = parity::compare::<Autodiff<NdArray>, Autodiff<Wgpu>>(&Default::default(), &device);
     parity::assert_f32_parity(&parity);
 }
@@ -152,11 +154,12 @@ fn the_fused_softmax_trains_with_dropout_as_burns_does() {
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         (summary["best_val_loss"].as_f64().unwrap(), stdout)
     };
-    let (burn, _) = train("burn");
+    let (burn, stdout) = train("burn");
+    assert!(stdout.contains("training on wgpu+burn-softmax"), "{stdout}");
     let (fused, stdout) = train("fused");
     eprintln!("dropout 0.1, best val: burn's softmax {burn}, fused {fused}");
     assert!(
-        stdout.contains("training on wgpu+fused-softmax"),
+        stdout.contains("training on wgpu") && !stdout.contains("burn-softmax"),
         "{stdout}"
     );
     assert!((fused - burn).abs() < 0.05, "{fused} vs {burn}");

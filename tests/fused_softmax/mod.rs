@@ -10,9 +10,9 @@ use quill_gpu_kernels::softmax::{kept_on_host, seeds_of, threshold};
 /// Every check below, on `B`; each of `halves` adds the weights in that dtype (from scores in
 /// it, as a product under mixed precision gives them), for the backends that have it.
 pub fn check_all<B: AutodiffBackend>(device: &B::Device, halves: &[FloatDType]) {
-    // Square (training), a KV cache's wider rows, rows longer than a row's units (32, or the
-    // plane size), and more cubes than one launch dimension holds (540000 rows, 8 per cube,
-    // over 65535 cubes: wgpu's limit).
+    // Square (training), a KV cache's wider rows, rows longer than a row's 32 units, and more
+    // cubes than one launch dimension holds (540000 rows, 8 per cube, over 65535 cubes: wgpu's
+    // limit).
     for (dims, past) in [
         ([2, 3, 9, 9], 0),
         ([2, 3, 5, 12], 4),

@@ -19,9 +19,8 @@
 //!
 //! Routes exist for the backends of the runners that turn them on: the `cuda` feature
 //! (quill-cuda) and the `wgpu` feature (quill-wgpu). Each kernel has a [`Switch`]
-//! ([`choose_all_from_env`] reads them): the model uses the softmax once [`enable`]d
-//! (`QUILL_SOFTMAX=fused`), and the AdamW step, the layer norm and the head split unless
-//! `QUILL_ADAMW`, `QUILL_LAYER_NORM` or `QUILL_SPLIT_HEADS` is `burn`.
+//! ([`choose_all_from_env`] reads them): the model uses each kernel unless its variable
+//! (`QUILL_SOFTMAX`, `QUILL_ADAMW`, `QUILL_LAYER_NORM` or `QUILL_SPLIT_HEADS`) is `burn`.
 
 pub mod adamw;
 pub mod graph;

@@ -1,7 +1,9 @@
 //! Attention's causal softmax with dropout, forward and backward, each one kernel over the
-//! `[.., seq_q, seq_k]` scores. A row is a few units' work, a cube holds several rows; a row's
-//! maximum and sum come from plane (warp) operations on CUDA, where a row is one warp, and from
-//! a tree in shared memory elsewhere (wgpu, lavapipe in CI included).
+//! `[.., seq_q, seq_k]` scores. A row is [`TREE_LANES`] units' work, a cube holds several rows;
+//! a row's maximum and sum come from a tree in shared memory on every device, so the code CI
+//! runs on lavapipe is the code a GPU runs. (Warp operations would save the tree's few
+//! barriers, a small part next to the passes over the scores, and could only be tested on a
+//! GPU: Vulkan does not promise that a workgroup's subgroups are consecutive units.)
 //!
 //! burn composes the same in about a dozen passes over the `[batch, head, seq, seq]` tensor
 //! forward and as many backward (mask, max, subtract, exp, sum, divide, a random tensor for
@@ -21,7 +23,6 @@ use burn::tensor::{DType, Shape};
 use burn_cubecl::CubeRuntime;
 use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::tensor::CubeTensor;
-use cubecl::features::Plane;
 use cubecl::prelude::*;
 
 /// Units per row where rows are reduced in shared memory (a power of two).
@@ -30,40 +31,6 @@ pub(crate) const TREE_LANES: u32 = 32;
 pub(crate) const UNITS_PER_CUBE: u32 = 256;
 /// The most cubes along one dimension of a launch that every backend takes (wgpu's limit).
 const MAX_CUBES_X: u32 = 65535;
-
-/// How a row's units combine their values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reduction {
-    /// Plane operations, a row being one plane of this many units.
-    Plane(u32),
-    /// A tree in shared memory, [`TREE_LANES`] units per row.
-    Tree,
-}
-
-impl Reduction {
-    /// Plane operations on `client`'s device when it runs CUDA (a row must be exactly one plane: CUDA's warps are 32
-    /// consecutive units of a cube, while Vulkan promises no such layout unless full subgroups
-    /// are asked for, which cubecl does not), a tree otherwise.
-    pub fn of<R: CubeRuntime>(client: &ComputeClient<R>) -> Self {
-        let properties = client.properties();
-        let hardware = &properties.hardware;
-        match R::name(client) == "cuda"
-            && properties.features.plane.contains(Plane::Ops)
-            && hardware.plane_size_min == hardware.plane_size_max
-            && (1..=UNITS_PER_CUBE).contains(&hardware.plane_size_max)
-        {
-            true => Self::Plane(hardware.plane_size_max),
-            false => Self::Tree,
-        }
-    }
-
-    fn lanes(self) -> u32 {
-        match self {
-            Self::Plane(size) => size,
-            Self::Tree => TREE_LANES,
-        }
-    }
-}
 
 /// Where in a `[.., seq_q, seq_k]` tensor the softmax runs: the row length `seq_k`, the
 /// queries per matrix `seq_q`, and `past`, the keys before the first query (a KV cache): query
@@ -162,26 +129,6 @@ fn row_span(rows: u32, seq_q: u32, seq_k: usize, past: u32) -> (usize, usize, us
     (row as usize * seq_k, visible, end)
 }
 
-/// The largest (`is_max`) or the sum of `value` over the row's units (every one of them gets
-/// it): plane operations (`planes`) or a tree.
-#[cube]
-fn row_reduce(
-    value: f32,
-    shared: &mut SharedMemory<f32>,
-    #[comptime] planes: bool,
-    #[comptime] is_max: bool,
-) -> f32 {
-    if planes {
-        if is_max {
-            plane_max(value)
-        } else {
-            plane_sum(value)
-        }
-    } else {
-        tree(value, shared, is_max)
-    }
-}
-
 /// The maximum (`is_max`) or sum of the row's values, halving in shared memory.
 #[cube]
 pub(crate) fn tree(value: f32, shared: &mut SharedMemory<f32>, #[comptime] is_max: bool) -> f32 {
@@ -225,7 +172,6 @@ fn forward_kernel<F: Float, G: Float>(
     scale: f32,
     #[comptime] dropout: bool,
     #[comptime] keep_probs: bool,
-    #[comptime] planes: bool,
     #[define(F, G)] _dtypes: [StorageType; 2],
 ) {
     let (lanes, seq_k) = (CUBE_DIM_X as usize, seq_k as usize);
@@ -238,7 +184,7 @@ fn forward_kernel<F: Float, G: Float>(
         local_max = max(local_max, f32::cast_from(scores[start + j]));
         j += lanes;
     }
-    let highest = row_reduce(local_max, &mut shared, planes, true);
+    let highest = tree(local_max, &mut shared, true);
 
     let mut local_sum = f32::new(0.0);
     let mut j = UNIT_POS_X as usize;
@@ -246,7 +192,7 @@ fn forward_kernel<F: Float, G: Float>(
         local_sum += (f32::cast_from(scores[start + j]) - highest).exp();
         j += lanes;
     }
-    let inverse = f32::new(1.0) / row_reduce(local_sum, &mut shared, planes, false);
+    let inverse = f32::new(1.0) / tree(local_sum, &mut shared, false);
 
     let mut seed_a = 0u32;
     let mut seed_b = 0u32;
@@ -288,7 +234,6 @@ fn backward_kernel<F: Float, G: Float>(
     seq_q: u32,
     seq_k: u32,
     past: u32,
-    #[comptime] planes: bool,
     #[define(F, G)] _dtypes: [StorageType; 2],
 ) {
     let (lanes, seq_k) = (CUBE_DIM_X as usize, seq_k as usize);
@@ -301,7 +246,7 @@ fn backward_kernel<F: Float, G: Float>(
         local += f32::cast_from(weights[start + j]) * f32::cast_from(grad[start + j]);
         j += lanes;
     }
-    let total = row_reduce(local, &mut shared, planes, false);
+    let total = tree(local, &mut shared, false);
 
     let mut j = UNIT_POS_X as usize;
     while j < end {
@@ -352,7 +297,6 @@ pub fn forward<R: CubeRuntime>(
     weights_dtype: DType,
     keep_probs: bool,
 ) -> (CubeTensor<R>, Option<CubeTensor<R>>) {
-    let reduction = Reduction::of(&scores.client);
     let scores = into_contiguous(scores);
     let client = scores.client.clone();
     let shape = scores.meta.shape().clone();
@@ -369,7 +313,7 @@ pub fn forward<R: CubeRuntime>(
         Some(dropout) => into_contiguous(dropout.seed),
         None => empty(&scores, Shape::new([2]), DType::F32),
     };
-    let (cube_count, cube_dim) = launch_shape(count, reduction.lanes());
+    let (cube_count, cube_dim) = launch_shape(count, TREE_LANES);
     forward_kernel::launch::<R>(
         &client,
         cube_count,
@@ -386,7 +330,6 @@ pub fn forward<R: CubeRuntime>(
         scale,
         dropped,
         keep_probs,
-        matches!(reduction, Reduction::Plane(_)),
         [scores.dtype.into(), weights_dtype.into()],
     );
     (weights, keep_probs.then_some(probs))
@@ -402,7 +345,6 @@ pub fn backward<R: CubeRuntime>(
     rows: Rows,
     scores_dtype: DType,
 ) -> CubeTensor<R> {
-    let reduction = Reduction::of(&weights.client);
     let (weights, probs, grad) = (
         into_contiguous(weights),
         into_contiguous(probs),
@@ -412,7 +354,7 @@ pub fn backward<R: CubeRuntime>(
     let shape = weights.meta.shape().clone();
     let count = shape.num_elements() / rows.seq_k;
     let grad_scores = empty(&weights, shape, scores_dtype);
-    let (cube_count, cube_dim) = launch_shape(count, reduction.lanes());
+    let (cube_count, cube_dim) = launch_shape(count, TREE_LANES);
     let weights_dtype = weights.dtype;
     backward_kernel::launch::<R>(
         &client,
@@ -426,7 +368,6 @@ pub fn backward<R: CubeRuntime>(
         rows.seq_q as u32,
         rows.seq_k as u32,
         rows.past as u32,
-        matches!(reduction, Reduction::Plane(_)),
         [scores_dtype.into(), weights_dtype.into()],
     );
     grad_scores

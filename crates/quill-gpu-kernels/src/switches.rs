@@ -51,8 +51,8 @@ impl Switch {
     }
 }
 
-/// Attention's softmax ([`causal_softmax`]): burn's composition by default.
-pub static SOFTMAX: Switch = Switch::new("QUILL_SOFTMAX", false);
+/// Attention's softmax with dropout ([`causal_softmax`]).
+pub static SOFTMAX: Switch = Switch::new("QUILL_SOFTMAX", true);
 /// The optimizer's step and clipping's sum of squares ([`adamw_step`], [`sum_of_squares`]).
 pub static ADAMW: Switch = Switch::new("QUILL_ADAMW", true);
 /// The layer norm ([`layer_norm`]).
@@ -60,22 +60,12 @@ pub static LAYER_NORM: Switch = Switch::new("QUILL_LAYER_NORM", true);
 /// Attention's head split ([`split_heads`]).
 pub static SPLIT_HEADS: Switch = Switch::new("QUILL_SPLIT_HEADS", true);
 
-/// Makes the model use [`causal_softmax`] from now on.
-pub fn enable() {
-    SOFTMAX.set(true);
-}
-
-/// Whether the model uses [`causal_softmax`].
-pub fn enabled() -> bool {
-    SOFTMAX.fused()
-}
-
 /// Reads every switch above: the suffix of the backend's name for those not at their default
-/// (`+fused-softmax`, `+burn-adamw`, `+burn-layer-norm`, `+burn-split-heads`, in that order), or
+/// (`+burn-softmax`, `+burn-adamw`, `+burn-layer-norm`, `+burn-split-heads`, in that order), or
 /// the first one-line error.
 pub fn choose_all_from_env() -> Result<String, String> {
     let switches = [
-        (SOFTMAX.choose_from_env()?, "+fused-softmax"),
+        (!SOFTMAX.choose_from_env()?, "+burn-softmax"),
         (!ADAMW.choose_from_env()?, "+burn-adamw"),
         (!LAYER_NORM.choose_from_env()?, "+burn-layer-norm"),
         (!SPLIT_HEADS.choose_from_env()?, "+burn-split-heads"),

@@ -101,7 +101,7 @@ impl<B: Backend> CausalSelfAttention<B> {
         // With cuBLAS's products (quill-cuda), attention runs on them too, rather than on
         // burn's attention op: one kind of product for the whole model, which the GPU tests
         // check (burn's op was no faster than the products on an H200 in training). So it
-        // does with the fused softmax kernels (QUILL_SOFTMAX=fused), which were asked for.
+        // does with the fused softmax kernels (unless QUILL_SOFTMAX=burn).
         if dropout > 0.0 || autocast.is_on() || crate::products::cublas() || fused_softmax_on() {
             return Err(qkv);
         }
@@ -180,11 +180,11 @@ impl<B: Backend> CausalSelfAttention<B> {
     }
 }
 
-/// Whether attention's softmax runs on quill-gpu-kernels' fused kernels (`QUILL_SOFTMAX=fused`
-/// on a GPU runner).
+/// Whether attention's softmax runs on quill-gpu-kernels' fused kernels (on a GPU runner,
+/// unless `QUILL_SOFTMAX=burn`).
 fn fused_softmax_on() -> bool {
     #[cfg(feature = "gpu-kernels")]
-    return quill_gpu_kernels::enabled();
+    return quill_gpu_kernels::SOFTMAX.fused();
     #[cfg(not(feature = "gpu-kernels"))]
     false
 }
@@ -198,7 +198,7 @@ fn fused_softmax<B: Backend>(
     rate: f64,
 ) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
     #[cfg(feature = "gpu-kernels")]
-    if quill_gpu_kernels::enabled() {
+    if quill_gpu_kernels::SOFTMAX.fused() {
         let dtype = scores.dtype();
         return quill_gpu_kernels::causal_softmax(scores, past, rate, dtype);
     }
