@@ -12,21 +12,21 @@ use quill_gpu_kernels::softmax::{kept_on_host, seeds_of, threshold};
 pub fn check_all<B: AutodiffBackend>(device: &B::Device, halves: &[FloatDType]) {
     // Square (training), a KV cache's wider rows, rows longer than a row's 32 units, and more
     // cubes than one launch dimension holds (540000 rows, 8 per cube, over 65535 cubes: wgpu's
-    // limit).
-    for (dims, past) in [
-        ([2, 3, 9, 9], 0),
-        ([2, 3, 5, 12], 4),
-        ([1, 2, 300, 300], 0),
-        ([3, 1, 180_000, 2], 0),
+    // limit); scores scaled by 1, attention's 1/√64, and a scale that is not a power of two.
+    for (dims, past, scale) in [
+        ([2, 3, 9, 9], 0, 1.0),
+        ([2, 3, 5, 12], 4, 0.3),
+        ([1, 2, 300, 300], 0, 0.125),
+        ([3, 1, 180_000, 2], 0, 1.0),
     ] {
-        matches_burn::<B>(device, dims, past);
+        matches_burn::<B>(device, dims, past, scale);
     }
     // Without autodiff (evaluation, sampling with the KV cache).
     let scores =
         Tensor::<B::InnerBackend, 4>::random([2, 3, 4, 11], Distribution::Normal(0.0, 2.0), device);
-    let expected = composed(scores.clone(), 7, None);
+    let expected = composed(scores.clone(), 0.5, 7, None);
     assert!(
-        relative(fused(scores, 7, 0.0), expected) < 1e-5,
+        relative(fused(scores, 0.5, 7, 0.0), expected) < 1e-5,
         "without autodiff"
     );
     dropout_matches_its_mask::<B>(device);
@@ -35,10 +35,11 @@ pub fn check_all<B: AutodiffBackend>(device: &B::Device, halves: &[FloatDType]) 
     }
 }
 
-/// burn's composition: `dropout(softmax(scores + bias))` with `keep` the mask (times
+/// burn's composition: `dropout(softmax(scale · scores + bias))` with `keep` the mask (times
 /// `1/(1 − rate)`), or none.
 fn composed<B: Backend>(
     scores: Tensor<B, 4>,
+    scale: f64,
     past: usize,
     keep: Option<Tensor<B, 4>>,
 ) -> Tensor<B, 4> {
@@ -48,16 +49,16 @@ fn composed<B: Backend>(
     let bias = Tensor::<B, 2>::zeros([seq_q, seq_k], &device)
         .mask_fill(future, f32::NEG_INFINITY)
         .unsqueeze::<4>();
-    let weights = softmax(scores + bias, 3);
+    let weights = softmax(scores * scale + bias, 3);
     match keep {
         Some(keep) => weights * keep,
         None => weights,
     }
 }
 
-fn fused<B: Backend>(scores: Tensor<B, 4>, past: usize, rate: f64) -> Tensor<B, 4> {
+fn fused<B: Backend>(scores: Tensor<B, 4>, scale: f64, past: usize, rate: f64) -> Tensor<B, 4> {
     let dtype = scores.dtype();
-    match causal_softmax(scores, past, rate, dtype) {
+    match causal_softmax(scores, scale, past, rate, dtype) {
         Ok(weights) => weights,
         Err(_) => panic!("not routed to the fused kernels"),
     }
@@ -71,20 +72,20 @@ fn relative<B: Backend>(a: Tensor<B, 4>, b: Tensor<B, 4>) -> f32 {
 }
 
 /// Weights and the scores' gradient (for a random upstream gradient) of both, without dropout.
-fn matches_burn<B: AutodiffBackend>(device: &B::Device, dims: [usize; 4], past: usize) {
+fn matches_burn<B: AutodiffBackend>(device: &B::Device, dims: [usize; 4], past: usize, scale: f64) {
     let scores = Tensor::<B, 4>::random(dims, Distribution::Normal(0.0, 2.0), device);
     let upstream = Tensor::<B, 4>::random(dims, Distribution::Normal(0.0, 1.0), device);
     let run = |fused_kernels: bool| {
         let scores = scores.clone().require_grad();
         let weights = match fused_kernels {
-            true => fused(scores.clone(), past, 0.0),
-            false => composed(scores.clone(), past, None),
+            true => fused(scores.clone(), scale, past, 0.0),
+            false => composed(scores.clone(), scale, past, None),
         };
         let grads = (weights.clone() * upstream.clone()).sum().backward();
         (weights, scores.grad(&grads).expect("a gradient"))
     };
     let ((weights, grad), (expected, expected_grad)) = (run(true), run(false));
-    let case = format!("{dims:?}, past {past}");
+    let case = format!("{dims:?}, past {past}, scale {scale}");
     assert!(relative(weights, expected) < 1e-5, "{case}: weights");
     assert!(relative(grad, expected_grad) < 1e-5, "{case}: gradient");
 }
@@ -101,7 +102,7 @@ fn dropout_matches_its_mask<B: AutodiffBackend>(device: &B::Device) {
     let draw = |seed: u64| {
         B::seed(device, seed);
         let scores = scores.clone().require_grad();
-        let weights = fused(scores.clone(), 0, rate);
+        let weights = fused(scores.clone(), 1.0, 0, rate);
         let grads = (weights.clone() * upstream.clone()).sum().backward();
         (weights, scores.grad(&grads).expect("a gradient"))
     };
@@ -118,7 +119,7 @@ fn dropout_matches_its_mask<B: AutodiffBackend>(device: &B::Device) {
         "another seed, the same mask"
     );
 
-    let probs = composed(scores.clone(), 0, None);
+    let probs = composed(scores.clone(), 1.0, 0, None);
     let visible = probs.clone().greater_elem(0.0).float();
     let kept = weights.clone().greater_elem(0.0).float();
     let dropped = (visible.clone() - kept.clone())
@@ -137,7 +138,7 @@ fn dropout_matches_its_mask<B: AutodiffBackend>(device: &B::Device) {
         "kept weights"
     );
     let tracked = scores.clone().require_grad();
-    let expected = composed(tracked.clone(), 0, Some(keep.clone()));
+    let expected = composed(tracked.clone(), 1.0, 0, Some(keep.clone()));
     let grads = (expected * upstream).sum().backward();
     let expected_grad = tracked.grad(&grads).expect("a gradient");
     assert!(
@@ -156,7 +157,7 @@ fn dropout_matches_its_mask<B: AutodiffBackend>(device: &B::Device) {
         .convert::<f32>()
         .to_vec()
         .expect("f32 values");
-    let probs: Vec<f32> = composed(scores.clone().inner(), 0, None)
+    let probs: Vec<f32> = composed(scores.clone().inner(), 1.0, 0, None)
         .into_data()
         .to_vec()
         .expect("f32 values");
@@ -183,8 +184,8 @@ fn half_weights_match_burn<B: AutodiffBackend>(device: &B::Device, half: FloatDT
     let run = |fused_kernels: bool| {
         let scores = scores.clone().require_grad();
         let weights = match fused_kernels {
-            true => fused(scores.clone(), 0, 0.0),
-            false => composed(scores.clone().cast(FloatDType::F32), 0, None).cast(half),
+            true => fused(scores.clone(), 0.125, 0, 0.0),
+            false => composed(scores.clone().cast(FloatDType::F32), 0.125, 0, None).cast(half),
         };
         assert_eq!(weights.dtype(), DType::from(half));
         let grads = (weights.clone().cast(FloatDType::F32) * upstream.clone())

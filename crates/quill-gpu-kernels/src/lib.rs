@@ -174,19 +174,21 @@ fn route_squares<B: Backend, R: CubeRuntime, BT: BoolElement>(
     ))))
 }
 
-/// `dropout(softmax(scores))` over the last dimension of `scores: [.., seq_q, seq_k]`, where
-/// query `i` sees keys `0 ..= i + past` (the others get weight 0), each weight dropped with
-/// probability `dropout` (0 for none) and the kept ones scaled by `1/(1 − dropout)`; the
+/// `dropout(softmax(scale · scores))` over the last dimension of `scores: [.., seq_q, seq_k]`,
+/// where query `i` sees keys `0 ..= i + past` (the others get weight 0), each weight dropped
+/// with probability `dropout` (0 for none) and the kept ones scaled by `1/(1 − dropout)`; the
 /// weights come back in `weights_dtype`. Computed in f32 whatever the dtypes. `Err` with
-/// `scores` when no kernel here takes it (another backend, an unsupported dtype or shape).
+/// `scores` when no kernel here takes it (another backend, an unsupported dtype or shape, a
+/// scale that is not positive).
 pub fn causal_softmax<B: Backend, const D: usize>(
     scores: Tensor<B, D>,
+    scale: f64,
     past: usize,
     dropout: f64,
     weights_dtype: DType,
 ) -> Result<Tensor<B, D>, Tensor<B, D>> {
     let supported = |dtype: DType| matches!(dtype, DType::F32 | DType::BF16 | DType::F16);
-    let rows = Rows::of(&scores.dims(), past);
+    let rows = Rows::of(&scores.dims(), past, scale);
     // A rate of 1 drops everything (burn's Dropout gives NaN there); the model never asks it.
     let (Some(rows), true, true, true) = (
         rows,

@@ -14,10 +14,11 @@
 //! writes the scores' gradient. The dropout mask is never stored: it is a hash of each
 //! weight's index and a seed, recomputed where needed (as quill-kernels does on the CPU).
 //!
-//! The forward pass, for query `i` of a row (keys `j ≤ i + past` visible):
-//! `p = softmax(s)` over the visible keys, 0 elsewhere; `y = p · keep / (1 − rate)`.
-//! The backward pass: `ds = y ⊙ dy − p · Σ(y ⊙ dy)` (the softmax's `p ⊙ (dp − Σ p ⊙ dp)` with
-//! `dp = dy ⊙ keep / (1 − rate)`, since `p ⊙ dp = y ⊙ dy`).
+//! The forward pass, for query `i` of a row (keys `j ≤ i + past` visible) and the scores'
+//! scale `c` ([`Rows::scale`]): `p = softmax(c · s)` over the visible keys, 0 elsewhere;
+//! `y = p · keep / (1 − rate)`. The backward pass: `ds = c · (y ⊙ dy − p · Σ(y ⊙ dy))` (the
+//! softmax's `p ⊙ (dp − Σ p ⊙ dp)` with `dp = dy ⊙ keep / (1 − rate)`, since
+//! `p ⊙ dp = y ⊙ dy`).
 
 use burn::tensor::{DType, Shape};
 use burn_cubecl::CubeRuntime;
@@ -34,26 +35,32 @@ const MAX_CUBES_X: u32 = 65535;
 
 /// Where in a `[.., seq_q, seq_k]` tensor the softmax runs: the row length `seq_k`, the
 /// queries per matrix `seq_q`, and `past`, the keys before the first query (a KV cache): query
-/// `i` sees keys `0 ..= i + past`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `i` sees keys `0 ..= i + past`; and `scale`, the factor on the scores as they are read
+/// (attention's `1/√head_dim`: a multiplication in the kernel rather than a pass over the
+/// queries and one over their gradient).
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Rows {
     pub seq_q: usize,
     pub seq_k: usize,
     pub past: usize,
+    pub scale: f32,
 }
 
 impl Rows {
     /// The rows of `shape`'s last two dimensions, or `None` when they cannot be a causal
-    /// softmax's (a query with no visible key, or more keys than a 32-bit index reaches).
-    pub fn of(shape: &[usize], past: usize) -> Option<Self> {
+    /// softmax's (a query with no visible key, more keys than a 32-bit index reaches, or a
+    /// scale that is not positive and finite).
+    pub fn of(shape: &[usize], past: usize, scale: f64) -> Option<Self> {
         let [.., seq_q, seq_k] = *shape else {
             return None;
         };
         let elements: usize = shape.iter().product();
-        (seq_q > 0 && seq_k > past && u32::try_from(elements).is_ok()).then_some(Self {
+        let scale_ok = scale > 0.0 && scale.is_finite();
+        (seq_q > 0 && seq_k > past && u32::try_from(elements).is_ok() && scale_ok).then_some(Self {
             seq_q,
             seq_k,
             past,
+            scale: scale as f32,
         })
     }
 }
@@ -168,6 +175,7 @@ fn forward_kernel<F: Float, G: Float>(
     seq_q: u32,
     seq_k: u32,
     past: u32,
+    scores_scale: f32,
     threshold: u32,
     scale: f32,
     #[comptime] dropout: bool,
@@ -184,12 +192,13 @@ fn forward_kernel<F: Float, G: Float>(
         local_max = max(local_max, f32::cast_from(scores[start + j]));
         j += lanes;
     }
+    // The scale is positive: the scaled row's largest value is the largest value's.
     let highest = tree(local_max, &mut shared, true);
 
     let mut local_sum = f32::new(0.0);
     let mut j = UNIT_POS_X as usize;
     while j < visible {
-        local_sum += (f32::cast_from(scores[start + j]) - highest).exp();
+        local_sum += ((f32::cast_from(scores[start + j]) - highest) * scores_scale).exp();
         j += lanes;
     }
     let inverse = f32::new(1.0) / tree(local_sum, &mut shared, false);
@@ -204,7 +213,7 @@ fn forward_kernel<F: Float, G: Float>(
     while j < end {
         let mut p = f32::new(0.0);
         if j < visible {
-            p = (f32::cast_from(scores[start + j]) - highest).exp() * inverse;
+            p = ((f32::cast_from(scores[start + j]) - highest) * scores_scale).exp() * inverse;
         }
         if keep_probs {
             probs[start + j] = p;
@@ -222,7 +231,8 @@ fn forward_kernel<F: Float, G: Float>(
     }
 }
 
-/// `grad_scores = weights ⊙ grad − probs · Σ(weights ⊙ grad)` over each row's visible keys.
+/// `grad_scores = scale · (weights ⊙ grad − probs · Σ(weights ⊙ grad))` over each row's
+/// visible keys.
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
 fn backward_kernel<F: Float, G: Float>(
@@ -234,6 +244,7 @@ fn backward_kernel<F: Float, G: Float>(
     seq_q: u32,
     seq_k: u32,
     past: u32,
+    scores_scale: f32,
     #[define(F, G)] _dtypes: [StorageType; 2],
 ) {
     let (lanes, seq_k) = (CUBE_DIM_X as usize, seq_k as usize);
@@ -254,7 +265,7 @@ fn backward_kernel<F: Float, G: Float>(
         if j < visible {
             let y = f32::cast_from(weights[start + j]);
             let dy = f32::cast_from(grad[start + j]);
-            ds = y * dy - probs[start + j] * total;
+            ds = (y * dy - probs[start + j] * total) * scores_scale;
         }
         grad_scores[start + j] = F::cast_from(ds);
         j += lanes;
@@ -326,6 +337,7 @@ pub fn forward<R: CubeRuntime>(
         rows.seq_q as u32,
         rows.seq_k as u32,
         rows.past as u32,
+        rows.scale,
         threshold,
         scale,
         dropped,
@@ -368,6 +380,7 @@ pub fn backward<R: CubeRuntime>(
         rows.seq_q as u32,
         rows.seq_k as u32,
         rows.past as u32,
+        rows.scale,
         [scores_dtype.into(), weights_dtype.into()],
     );
     grad_scores

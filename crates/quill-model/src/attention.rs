@@ -151,10 +151,15 @@ impl<B: Backend> CausalSelfAttention<B> {
     ) -> Tensor<B, 4> {
         let [_, _, seq_q, head_dim] = q.dims();
         let seq_k = k.dims()[2];
-        // The queries are scaled rather than the scores: a tensor `seq / head_dim` times the
-        // size, so a pass over `[batch, head, seq, seq]` less forward and backward. For a
-        // head_dim of 4^k (64 here) the scale is a power of two and the scores are unchanged.
-        let q = q * (1.0 / (head_dim as f64).sqrt());
+        let scale = 1.0 / (head_dim as f64).sqrt();
+        // The fused softmax scales the scores as it reads them. Otherwise the queries are
+        // scaled rather than the scores: a tensor `seq / head_dim` times the size, so a pass
+        // over `[batch, head, seq, seq]` less forward and backward. For a head_dim of 4^k (64
+        // here) the scale is a power of two and the scores are the same either way.
+        let q = match fused_softmax_on() {
+            true => q,
+            false => q * scale,
+        };
         let device = q.device();
         let scores = matmul(q, k.swap_dims(2, 3));
         // Dropout only while training (autodiff on), as burn's Dropout decides.
@@ -162,9 +167,14 @@ impl<B: Backend> CausalSelfAttention<B> {
             true => self.attn_dropout.prob,
             false => 0.0,
         };
-        let weights = match fused_softmax(scores, past, rate) {
+        let weights = match fused_softmax(scores, scale, past, rate) {
             Ok(weights) => weights,
             Err(scores) => {
+                // Unscaled when the fused kernels were on but did not take them.
+                let scores = match fused_softmax_on() {
+                    true => scores * scale,
+                    false => scores,
+                };
                 // The mask as an additive bias (0, or -inf where a key is in the future),
                 // broadcast: the backward pass of an addition is the identity, where a masked
                 // fill writes the scores' gradient once more.
@@ -189,20 +199,21 @@ fn fused_softmax_on() -> bool {
     false
 }
 
-/// `dropout(softmax(scores))` with keys after `i + past` masked for query `i`, in one kernel
-/// each way (quill-gpu-kernels) when it is on and takes `scores` (the weights in the scores'
-/// dtype, computed in f32); `Err(scores)` otherwise.
+/// `dropout(softmax(scale · scores))` with keys after `i + past` masked for query `i`, in one
+/// kernel each way (quill-gpu-kernels) when it is on and takes `scores` (the weights in the
+/// scores' dtype, computed in f32); `Err(scores)` otherwise.
 fn fused_softmax<B: Backend>(
     scores: Tensor<B, 4>,
+    scale: f64,
     past: usize,
     rate: f64,
 ) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
     #[cfg(feature = "gpu-kernels")]
     if quill_gpu_kernels::SOFTMAX.fused() {
         let dtype = scores.dtype();
-        return quill_gpu_kernels::causal_softmax(scores, past, rate, dtype);
+        return quill_gpu_kernels::causal_softmax(scores, scale, past, rate, dtype);
     }
-    let _ = (past, rate);
+    let _ = (scale, past, rate);
     Err(scores)
 }
 
