@@ -42,7 +42,9 @@ fn burns<B: Backend>(qkv: Tensor<B, 3>, heads: usize) -> [Tensor<B, 4>; 3] {
     })
 }
 
-/// q, k and v, and qkv's gradient for a loss `Σ q⊙a + k⊙b + v⊙c`, both ways.
+/// q, k and v, and qkv's gradient for a loss `Σ q⊙a + kᵀ⊙bᵀ + v⊙c`, both ways: k enters
+/// transposed, as it does attention's scores, so its gradient arrives as a transposed view
+/// (which the merge kernel reads through its strides).
 fn matches_burn<B: AutodiffBackend>(
     device: &B::Device,
     dims: [usize; 3],
@@ -58,7 +60,11 @@ fn matches_burn<B: AutodiffBackend>(
         let loss = parts
             .into_iter()
             .zip(weights.clone())
-            .map(|(part, w)| (part * w).sum())
+            .enumerate()
+            .map(|(which, (part, w))| match which {
+                1 => (part.swap_dims(2, 3) * w.swap_dims(2, 3)).sum(),
+                _ => (part * w).sum(),
+            })
             .reduce(|a, b| a + b)
             .expect("three parts");
         let grads = loss.backward();

@@ -6,7 +6,8 @@
 //! then copies into place; backward, each slice's gradient is a zero tensor of qkv's full shape
 //! with its third written in, and autodiff adds the three: per layer, three fills, three
 //! writes and two additions of `[batch, seq, 3·n_embd]`, and the copies back. Here every value
-//! moves once each way.
+//! moves once each way: the merge reads the three gradients through their strides, so the
+//! keys' gradient, which comes out of its product transposed, needs no copy first.
 
 use burn::tensor::{DType, Shape};
 use burn_cubecl::CubeRuntime;
@@ -57,19 +58,45 @@ impl Heads {
     }
 }
 
-/// Where value `index` of `qkv` goes: which of q, k and v (0, 1, 2) and where in it.
+/// Where value `index` of `qkv` goes: which of q, k and v (0, 1, 2), and its batch, head,
+/// position and channel there.
 #[cube]
-fn destination(index: u32, seq: u32, heads: u32, head_dim: u32) -> (u32, usize) {
+fn destination(index: u32, seq: u32, heads: u32, head_dim: u32) -> (u32, Coordinates) {
     let width = heads * head_dim;
     let row = index / (3 * width);
     let column = index % (3 * width);
-    let which = column / width;
     let channel = column % width;
-    let head = channel / head_dim;
-    let batch = row / seq;
-    let position = row % seq;
-    let at = ((batch * heads + head) * seq + position) * head_dim + channel % head_dim;
-    (which, at as usize)
+    let at = Coordinates {
+        batch: row / seq,
+        head: channel / head_dim,
+        position: row % seq,
+        channel: channel % head_dim,
+    };
+    (column / width, at)
+}
+
+/// A value's place in a `[batch, head, seq, head_dim]` tensor.
+#[derive(CubeType, Clone, Copy)]
+struct Coordinates {
+    batch: u32,
+    head: u32,
+    position: u32,
+    channel: u32,
+}
+
+/// The index of `at` in a contiguous `[batch, heads, seq, head_dim]` tensor.
+#[cube]
+fn contiguous_index(at: Coordinates, seq: u32, heads: u32, head_dim: u32) -> usize {
+    (((at.batch * heads + at.head) * seq + at.position) * head_dim + at.channel) as usize
+}
+
+/// The index of `at` in `tensor`, through its strides (any layout of that shape).
+#[cube]
+fn strided_index<F: Float>(tensor: &Tensor<F>, at: Coordinates) -> usize {
+    at.batch as usize * tensor.stride(0)
+        + at.head as usize * tensor.stride(1)
+        + at.position as usize * tensor.stride(2)
+        + at.channel as usize * tensor.stride(3)
 }
 
 /// This unit's index into `qkv`.
@@ -93,7 +120,8 @@ fn split_kernel<F: Float>(
 ) {
     let index = unit_index();
     if index < values {
-        let (which, at) = destination(index, seq, heads, head_dim);
+        let (which, coordinates) = destination(index, seq, heads, head_dim);
+        let at = contiguous_index(coordinates, seq, heads, head_dim);
         let value = qkv[index as usize];
         if which == 0 {
             q[at] = value;
@@ -121,12 +149,13 @@ fn merge_kernel<F: Float>(
     let index = unit_index();
     if index < values {
         let (which, at) = destination(index, seq, heads, head_dim);
-        let mut value = v[at];
-        if which == 0 {
-            value = q[at];
+        let value = if which == 0 {
+            q[strided_index(q, at)]
         } else if which == 1 {
-            value = k[at];
-        }
+            k[strided_index(k, at)]
+        } else {
+            v[strided_index(v, at)]
+        };
         qkv[index as usize] = value;
     }
 }
@@ -155,9 +184,10 @@ pub fn split<R: CubeRuntime>(qkv: CubeTensor<R>, heads: Heads) -> [CubeTensor<R>
     outputs
 }
 
-/// The `[batch, seq, 3·n_embd]` tensor whose [`split`] is `[q, k, v]` (all in one dtype).
+/// The `[batch, seq, 3·n_embd]` tensor whose [`split`] is `[q, k, v]` (all in one dtype, each
+/// `[batch, head, seq, head_dim]` in any layout: read through its strides).
 pub fn merge<R: CubeRuntime>(parts: [CubeTensor<R>; 3], heads: Heads) -> CubeTensor<R> {
-    let [q, k, v] = parts.map(into_contiguous);
+    let [q, k, v] = parts;
     let dtype: DType = q.dtype;
     let qkv = empty(&q, heads.qkv_shape(), dtype);
     let (cube_count, cube_dim) = elementwise_launch(heads.values());
