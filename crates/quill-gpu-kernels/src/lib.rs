@@ -217,6 +217,31 @@ pub fn causal_softmax<B: Backend, const D: usize>(
     Err(scores)
 }
 
+/// Whether [`causal_softmax`] is on ([`SOFTMAX`]) and has kernels for `B`'s tensors (the
+/// backend of quill-cuda or quill-wgpu, with or without autodiff). The model asks before it
+/// leaves the scores' scale to the kernels; a workspace build turns this crate on for the CPU
+/// runner's backends too, where the answer is no.
+pub fn softmax_runs_on<B: Backend>() -> bool {
+    #[cfg(feature = "cuda")]
+    if routed::<B, cubecl::cuda::CudaRuntime, u8>() {
+        return SOFTMAX.fused();
+    }
+    #[cfg(feature = "wgpu")]
+    if routed::<B, cubecl::wgpu::WgpuRuntime, u32>() {
+        return SOFTMAX.fused();
+    }
+    false
+}
+
+/// Whether `B` is `Fusion<CubeBackend<R, f32, i32, BT>>`, with or without autodiff: the backends
+/// the kernels' routes take.
+fn routed<B: Backend, R: CubeRuntime, BT: BoolElement>() -> bool {
+    // Autodiff's tensor type is the same for every checkpointing strategy; quill's runners use
+    // the default (none), which the nodes are prepared with.
+    is::<FloatTensor<B>, FloatTensor<Autodiff<Fused<R, BT>>>>()
+        || is::<FloatTensor<B>, FloatTensor<Fused<R, BT>>>()
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Request {
     rows: Rows,
@@ -237,12 +262,10 @@ impl Request {
             rate,
             weights_dtype,
         } = self;
-        // Autodiff's tensor type is the same for every checkpointing strategy; quill's runners
-        // use the default (none), which the node is prepared with.
-        let autodiff = is::<FloatTensor<B>, FloatTensor<Autodiff<Fused<R, BT>>>>();
-        if !autodiff && !is::<FloatTensor<B>, FloatTensor<Fused<R, BT>>>() {
+        if !routed::<B, R, BT>() {
             return Err(scores);
         }
+        let autodiff = is::<FloatTensor<B>, FloatTensor<Autodiff<Fused<R, BT>>>>();
         let scores = scores.into_primitive().tensor();
         let weights: FloatTensor<B> = match autodiff {
             true => convert(graph::forward_autodiff::<R, BT>(
@@ -304,10 +327,10 @@ fn route_layer_norm<B: Backend, R: CubeRuntime, BT: BoolElement, const D: usize>
     inputs: LayerNormInputs<B, D>,
     epsilon: f64,
 ) -> Result<Tensor<B, D>, LayerNormInputs<B, D>> {
-    let autodiff = is::<FloatTensor<B>, FloatTensor<Autodiff<Fused<R, BT>>>>();
-    if !autodiff && !is::<FloatTensor<B>, FloatTensor<Fused<R, BT>>>() {
+    if !routed::<B, R, BT>() {
         return Err(inputs);
     }
+    let autodiff = is::<FloatTensor<B>, FloatTensor<Autodiff<Fused<R, BT>>>>();
     fn take<B: Backend, T: 'static, const D: usize>(tensor: Tensor<B, D>) -> T {
         convert(tensor.into_primitive().tensor())
     }
@@ -363,10 +386,10 @@ fn route_split_heads<B: Backend, R: CubeRuntime, BT: BoolElement>(
     qkv: Tensor<B, 3>,
     heads: heads::Heads,
 ) -> Result<[Tensor<B, 4>; 3], Tensor<B, 3>> {
-    let autodiff = is::<FloatTensor<B>, FloatTensor<Autodiff<Fused<R, BT>>>>();
-    if !autodiff && !is::<FloatTensor<B>, FloatTensor<Fused<R, BT>>>() {
+    if !routed::<B, R, BT>() {
         return Err(qkv);
     }
+    let autodiff = is::<FloatTensor<B>, FloatTensor<Autodiff<Fused<R, BT>>>>();
     let qkv = qkv.into_primitive().tensor();
     let parts: [FloatTensor<B>; 3] = match autodiff {
         true => heads_graph::split_autodiff::<R, BT>(convert(qkv), heads).map(convert),

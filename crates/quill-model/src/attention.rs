@@ -102,7 +102,8 @@ impl<B: Backend> CausalSelfAttention<B> {
         // burn's attention op: one kind of product for the whole model, which the GPU tests
         // check (burn's op was no faster than the products on an H200 in training). So it
         // does with the fused softmax kernels (unless QUILL_SOFTMAX=burn).
-        if dropout > 0.0 || autocast.is_on() || crate::products::cublas() || fused_softmax_on() {
+        if dropout > 0.0 || autocast.is_on() || crate::products::cublas() || fused_softmax_on::<B>()
+        {
             return Err(qkv);
         }
         let [q, k, v] = split_heads(qkv, self.n_head);
@@ -156,7 +157,7 @@ impl<B: Backend> CausalSelfAttention<B> {
         // scaled rather than the scores: a tensor `seq / head_dim` times the size, so a pass
         // over `[batch, head, seq, seq]` less forward and backward. For a head_dim of 4^k (64
         // here) the scale is a power of two and the scores are the same either way.
-        let q = match fused_softmax_on() {
+        let q = match fused_softmax_on::<B>() {
             true => q,
             false => q * scale,
         };
@@ -171,7 +172,7 @@ impl<B: Backend> CausalSelfAttention<B> {
             Ok(weights) => weights,
             Err(scores) => {
                 // Unscaled when the fused kernels were on but did not take them.
-                let scores = match fused_softmax_on() {
+                let scores = match fused_softmax_on::<B>() {
                     true => scores * scale,
                     false => scores,
                 };
@@ -190,11 +191,11 @@ impl<B: Backend> CausalSelfAttention<B> {
     }
 }
 
-/// Whether attention's softmax runs on quill-gpu-kernels' fused kernels (on a GPU runner,
-/// unless `QUILL_SOFTMAX=burn`).
-fn fused_softmax_on() -> bool {
+/// Whether attention's softmax runs on quill-gpu-kernels' fused kernels (on a GPU runner's
+/// backend, unless `QUILL_SOFTMAX=burn`).
+fn fused_softmax_on<B: Backend>() -> bool {
     #[cfg(feature = "gpu-kernels")]
-    return quill_gpu_kernels::SOFTMAX.fused();
+    return quill_gpu_kernels::softmax_runs_on::<B>();
     #[cfg(not(feature = "gpu-kernels"))]
     false
 }
@@ -209,7 +210,7 @@ fn fused_softmax<B: Backend>(
     rate: f64,
 ) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
     #[cfg(feature = "gpu-kernels")]
-    if quill_gpu_kernels::SOFTMAX.fused() {
+    if fused_softmax_on::<B>() {
         let dtype = scores.dtype();
         return quill_gpu_kernels::causal_softmax(scores, scale, past, rate, dtype);
     }
