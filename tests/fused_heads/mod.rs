@@ -5,7 +5,7 @@
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Distribution, FloatDType};
-use quill_gpu_kernels::split_heads;
+use quill_gpu_kernels::{merge_heads, split_heads};
 
 /// Every check below, on `B`, in f32 and in each of `halves`.
 pub fn check_all<B: AutodiffBackend>(device: &B::Device, halves: &[FloatDType]) {
@@ -24,6 +24,7 @@ pub fn check_all<B: AutodiffBackend>(device: &B::Device, halves: &[FloatDType]) 
     for (part, expected) in parts.into_iter().zip(burns(qkv, 4)) {
         assert_eq!(values(part), values(expected), "without autodiff");
     }
+    merge_matches_burn::<B>(device);
     // A width that is no multiple of three heads is handed back.
     let odd = Tensor::<B, 3>::zeros([1, 2, 10], device);
     assert!(
@@ -87,4 +88,27 @@ fn values<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Vec<f32> {
         .into_data()
         .to_vec::<f32>()
         .expect("f32 values")
+}
+
+/// The heads' merge after attention: the values of burn's `swap_dims` + `reshape`, and the same
+/// gradient (which comes back contiguous); without autodiff, handed back.
+fn merge_matches_burn<B: AutodiffBackend>(device: &B::Device) {
+    let dims = [2, 3, 5, 4];
+    let y = Tensor::<B, 4>::random(dims, Distribution::Default, device);
+    let w = Tensor::<B, 3>::random([2, 5, 12], Distribution::Default, device);
+    let run = |kernels: bool| {
+        let y = y.clone().detach().require_grad();
+        let merged = match kernels {
+            true => match merge_heads(y.clone()) {
+                Ok(merged) => merged,
+                Err(_) => panic!("the merge takes this backend's tensors with autodiff"),
+            },
+            false => y.clone().swap_dims(1, 2).reshape([2, 5, 12]),
+        };
+        let grads = (merged.clone() * w.clone()).sum().backward();
+        (values(merged), values(y.grad(&grads).expect("a gradient")))
+    };
+    assert_eq!(run(true), run(false), "the heads' merge");
+    let inner = Tensor::<B::InnerBackend, 4>::zeros(dims, device);
+    assert!(merge_heads(inner).is_err(), "without autodiff");
 }

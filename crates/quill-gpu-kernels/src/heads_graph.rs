@@ -2,12 +2,14 @@
 //! burn-fusion's queue, and three nodes of autodiff's graph (one per output, as autodiff's
 //! nodes have one output each) that meet in the backward pass: each leaves its gradient in a
 //! shared slot, and the last to arrive writes all three into qkv's gradient in one kernel, so
-//! qkv gets one gradient instead of three to add.
+//! qkv gets one gradient instead of three to add. And the heads' merge after attention, whose
+//! backward pass writes the heads' gradient contiguous once.
 
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 
+use burn::tensor::Shape;
 use burn::tensor::ops::{FloatTensor, FloatTensorOps};
 use burn_autodiff::Autodiff;
 use burn_autodiff::checkpoint::base::Checkpointer;
@@ -15,6 +17,7 @@ use burn_autodiff::checkpoint::strategy::NoCheckpointing;
 use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{Backward, Ops, OpsKind};
 use burn_cubecl::fusion::FusionCubeRuntime;
+use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::{BoolElement, CubeRuntime};
 use burn_fusion::stream::{Operation, OperationStreams};
 use burn_ir::{CustomOpIr, HandleContainer, OperationIr, TensorIr};
@@ -191,5 +194,88 @@ impl<R: CubeRuntime, BT: BoolElement> Backward<Fused<R, BT>, 1> for HeadBackward
             let grad_qkv = merge::<R, BT>(parts, meeting.heads);
             grads.register::<Fused<R, BT>>(parent.id, grad_qkv);
         }
+    }
+}
+
+/// Attention's output heads `y: [batch, head, seq, head_dim]` merged into `[batch, seq,
+/// n_embd]` (burn's `swap_dims` and `reshape`, one copy), recorded in autodiff's graph with a
+/// backward pass that writes the gradient's heads contiguous once ([`contiguous`]). burn's own
+/// backward pass hands on a transposed view, which each of attention's two products with it
+/// (the weights' and the values' gradients) copies again.
+pub fn merge_heads_autodiff<R: CubeRuntime, BT: BoolElement>(y: Tracked<R, BT>) -> Tracked<R, BT> {
+    let dims = y.primitive.shape.dims::<4>();
+    let [batch, heads, seq, head_dim] = dims;
+    let prepared = <HeadsMergeBackward as Backward<Fused<R, BT>, 1>>::prepare::<NoCheckpointing>(
+        HeadsMergeBackward { dims },
+        [y.node.clone()],
+    );
+    let swapped = <Fused<R, BT> as FloatTensorOps<_>>::float_swap_dims(y.primitive, 1, 2);
+    let merged = <Fused<R, BT> as FloatTensorOps<_>>::float_reshape(
+        swapped,
+        Shape::new([batch, seq, heads * head_dim]),
+    );
+    prepared.compute_bound().stateless(merged)
+}
+
+#[derive(Debug)]
+struct HeadsMergeBackward {
+    /// `[batch, head, seq, head_dim]` of the heads.
+    dims: [usize; 4],
+}
+
+impl<R: CubeRuntime, BT: BoolElement> Backward<Fused<R, BT>, 1> for HeadsMergeBackward {
+    type State = ();
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad = grads.consume::<Fused<R, BT>>(&ops.node);
+        let [batch, heads, seq, head_dim] = self.dims;
+        if let Some(node) = &ops.parents[0] {
+            let grad = <Fused<R, BT> as FloatTensorOps<_>>::float_reshape(
+                grad,
+                Shape::new([batch, seq, heads, head_dim]),
+            );
+            let grad = <Fused<R, BT> as FloatTensorOps<_>>::float_swap_dims(grad, 1, 2);
+            grads.register::<Fused<R, BT>>(node.id, contiguous::<R, BT>(grad));
+        }
+    }
+}
+
+/// `tensor` in row-major order (burn-cubecl's copy kernel, when it is a view), queued in
+/// burn-fusion's stream.
+pub fn contiguous<R: CubeRuntime, BT: BoolElement>(
+    tensor: FusedTensor<R, BT>,
+) -> FusedTensor<R, BT> {
+    let client = tensor.client.clone();
+    let streams = OperationStreams::with_inputs([&tensor]);
+    let out = TensorIr::uninit(
+        client.create_empty_handle(),
+        tensor.shape.clone(),
+        tensor.dtype,
+    );
+    let desc = CustomOpIr::new("quill_contiguous", &[tensor.into_ir()], &[out]);
+    let op = ContiguousOp::<R, BT> {
+        desc: desc.clone(),
+        runtime: PhantomData,
+    };
+    client
+        .register(streams, OperationIr::Custom(desc), op)
+        .remove(0)
+}
+
+struct ContiguousOp<R, BT> {
+    desc: CustomOpIr,
+    runtime: PhantomData<fn() -> (R, BT)>,
+}
+
+impl<R: CubeRuntime, BT: BoolElement> Operation<FusionCubeRuntime<R>> for ContiguousOp<R, BT> {
+    fn execute(&self, handles: &mut HandleContainer<Handle<R>>) {
+        let tensor = read_inputs::<R, BT>(&self.desc, handles).remove(0);
+        write_outputs::<R, BT>(&self.desc, handles, [into_contiguous(tensor)]);
+    }
+}
+
+impl<R, BT> fmt::Debug for ContiguousOp<R, BT> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "contiguous")
     }
 }

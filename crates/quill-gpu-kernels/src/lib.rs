@@ -16,6 +16,8 @@
 //! [`split_heads`] splits attention's queries, keys and values out of the QKV projection in one
 //! kernel each way ([`heads`], in burn's graphs through [`heads_graph`]), where burn slices,
 //! copies, and backward fills, writes and adds three full-size gradients.
+//! [`merge_heads`] merges attention's output heads with a backward pass that copies their
+//! gradient once, where burn's is copied by each of the two products that read it.
 //!
 //! Routes exist for the backends of the runners that turn them on: the `cuda` feature
 //! (quill-cuda) and the `wgpu` feature (quill-wgpu). Each kernel has a [`Switch`]
@@ -396,4 +398,39 @@ fn route_split_heads<B: Backend, R: CubeRuntime, BT: BoolElement>(
         false => heads_graph::split::<R, BT>(convert(qkv), heads).map(convert),
     };
     Ok(parts.map(|part| Tensor::from_primitive(TensorPrimitive::Float(part))))
+}
+
+/// Attention's output heads `y: [batch, head, seq, head_dim]` merged into `[batch, seq,
+/// n_embd]`, as burn's `swap_dims(1, 2)` and `reshape` do, but with a backward pass that writes
+/// the heads' gradient contiguous once (burn's hands on a view that each of attention's two
+/// products copies). Training only (autodiff on quill-cuda's or quill-wgpu's backend); `Err`
+/// with `y` otherwise, or with `QUILL_SPLIT_HEADS=burn`.
+pub fn merge_heads<B: Backend>(y: Tensor<B, 4>) -> Result<Tensor<B, 3>, Tensor<B, 4>> {
+    if !SPLIT_HEADS.fused() {
+        return Err(y);
+    }
+    #[cfg(feature = "cuda")]
+    let y = match route_merge_heads::<B, cubecl::cuda::CudaRuntime, u8>(y) {
+        Ok(merged) => return Ok(merged),
+        Err(y) => y,
+    };
+    #[cfg(feature = "wgpu")]
+    let y = match route_merge_heads::<B, cubecl::wgpu::WgpuRuntime, u32>(y) {
+        Ok(merged) => return Ok(merged),
+        Err(y) => y,
+    };
+    Err(y)
+}
+
+#[allow(dead_code)] // without a runtime feature, no route calls it
+fn route_merge_heads<B: Backend, R: CubeRuntime, BT: BoolElement>(
+    y: Tensor<B, 4>,
+) -> Result<Tensor<B, 3>, Tensor<B, 4>> {
+    if !is::<FloatTensor<B>, FloatTensor<Autodiff<Fused<R, BT>>>>() {
+        return Err(y);
+    }
+    let merged: FloatTensor<B> = convert(heads_graph::merge_heads_autodiff::<R, BT>(convert(
+        y.into_primitive().tensor(),
+    )));
+    Ok(Tensor::from_primitive(TensorPrimitive::Float(merged)))
 }

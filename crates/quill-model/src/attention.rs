@@ -48,8 +48,14 @@ impl<B: Backend> CausalSelfAttention<B> {
         split_heads(autocast.linear(&self.qkv, x), self.n_head)
     }
 
-    /// Merges the heads of `y: [batch, head, seq, head_dim]` into `[batch, seq, n_embd]`.
+    /// Merges the heads of `y: [batch, head, seq, head_dim]` into `[batch, seq, n_embd]`
+    /// (in training on the GPU runners, with quill-gpu-kernels' backward pass).
     fn merge_heads(&self, y: Tensor<B, 4>) -> Tensor<B, 3> {
+        #[cfg(feature = "gpu-kernels")]
+        let y = match quill_gpu_kernels::merge_heads(y) {
+            Ok(merged) => return merged,
+            Err(y) => y,
+        };
         let [batch, _, seq, _] = y.dims();
         let n_embd = self.project.weight.dims()[1];
         y.swap_dims(1, 2).reshape([batch, seq, n_embd])
