@@ -145,18 +145,13 @@ struct ForwardOp<R, BT> {
 
 impl<R: CubeRuntime, BT: BoolElement> Operation<FusionCubeRuntime<R>> for ForwardOp<R, BT> {
     fn execute(&self, handles: &mut HandleContainer<Handle<R>>) {
-        let scores = handles.get_float_tensor::<Inner<R, BT>>(&self.desc.inputs[0]);
-        let dropout =
-            self.desc.inputs.get(1).map(|seed| {
-                Dropout::new(handles.get_float_tensor::<Inner<R, BT>>(seed), self.rate)
-            });
+        let mut inputs = read_inputs::<R, BT>(&self.desc, handles).into_iter();
+        let scores = inputs.next().expect("the scores");
+        let dropout = inputs.next().map(|seed| Dropout::new(seed, self.rate));
         let keep_probs = self.desc.outputs.len() > 1;
         let (weights, probs) =
             softmax::forward(scores, self.rows, dropout, self.weights_dtype, keep_probs);
-        handles.register_float_tensor::<Inner<R, BT>>(&self.desc.outputs[0].id, weights);
-        if let (Some(probs), Some(out)) = (probs, self.desc.outputs.get(1)) {
-            handles.register_float_tensor::<Inner<R, BT>>(&out.id, probs);
-        }
+        write_outputs::<R, BT>(&self.desc, handles, [weights].into_iter().chain(probs));
     }
 }
 
@@ -169,12 +164,13 @@ struct BackwardOp<R, BT> {
 
 impl<R: CubeRuntime, BT: BoolElement> Operation<FusionCubeRuntime<R>> for BackwardOp<R, BT> {
     fn execute(&self, handles: &mut HandleContainer<Handle<R>>) {
-        let ([weights, probs, grad], [out]) = self.desc.as_fixed();
-        let weights = handles.get_float_tensor::<Inner<R, BT>>(weights);
-        let probs = handles.get_float_tensor::<Inner<R, BT>>(probs);
-        let grad = handles.get_float_tensor::<Inner<R, BT>>(grad);
+        let Ok([weights, probs, grad]) =
+            <[_; 3]>::try_from(read_inputs::<R, BT>(&self.desc, handles))
+        else {
+            unreachable!("three inputs");
+        };
         let result = softmax::backward(weights, probs, grad, self.rows, self.scores_dtype);
-        handles.register_float_tensor::<Inner<R, BT>>(&out.id, result);
+        write_outputs::<R, BT>(&self.desc, handles, [result]);
     }
 }
 

@@ -163,7 +163,8 @@ impl<B: Backend> CausalSelfAttention<B> {
         // scaled rather than the scores: a tensor `seq / head_dim` times the size, so a pass
         // over `[batch, head, seq, seq]` less forward and backward. For a head_dim of 4^k (64
         // here) the scale is a power of two and the scores are the same either way.
-        let q = match fused_softmax_on::<B>() {
+        let fused = fused_softmax_on::<B>();
+        let q = match fused {
             true => q,
             false => q * scale,
         };
@@ -174,11 +175,11 @@ impl<B: Backend> CausalSelfAttention<B> {
             true => self.attn_dropout.prob,
             false => 0.0,
         };
-        let weights = match fused_softmax(scores, scale, past, rate) {
+        let weights = match fused_softmax(fused, scores, scale, past, rate) {
             Ok(weights) => weights,
             Err(scores) => {
                 // Unscaled when the fused kernels were on but did not take them.
-                let scores = match fused_softmax_on::<B>() {
+                let scores = match fused {
                     true => scores * scale,
                     false => scores,
                 };
@@ -207,20 +208,21 @@ fn fused_softmax_on<B: Backend>() -> bool {
 }
 
 /// `dropout(softmax(scale · scores))` with keys after `i + past` masked for query `i`, in one
-/// kernel each way (quill-gpu-kernels) when it is on and takes `scores` (the weights in the
-/// scores' dtype, computed in f32); `Err(scores)` otherwise.
+/// kernel each way (quill-gpu-kernels) when it is on ([`fused_softmax_on`]) and takes `scores`
+/// (the weights in the scores' dtype, computed in f32); `Err(scores)` otherwise.
 fn fused_softmax<B: Backend>(
+    on: bool,
     scores: Tensor<B, 4>,
     scale: f64,
     past: usize,
     rate: f64,
 ) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
     #[cfg(feature = "gpu-kernels")]
-    if fused_softmax_on::<B>() {
+    if on {
         let dtype = scores.dtype();
         return quill_gpu_kernels::causal_softmax(scores, scale, past, rate, dtype);
     }
-    let _ = (scale, past, rate);
+    let _ = (on, scale, past, rate);
     Err(scores)
 }
 
