@@ -287,6 +287,9 @@ def main():
         # burn's composition of attention's softmax (about a dozen passes each way over the
         # [batch, head, seq, seq] weights) against quill's kernels (the default).
         b.json_line("cuda_f32_burn_softmax", [cuda, *bench(HOST_STEPS, 0)], 90, BURN_SOFTMAX)
+        # burn's Dropout (a random mask per use, kept for the backward pass) on the residual
+        # additions and the embedding, against quill's (one seed per forward pass, hashed masks).
+        b.json_line("cuda_f32_burn_dropout", [cuda, *bench(HOST_STEPS, 0)], 90, {"QUILL_DROPOUT": "burn"})
         # The products through cuBLAS, against burn's own (cuda_f32_warm, and bf16-mixed below).
         # Sampled: each thread's CPU use and the GPU's utilization over the timed steps.
         b.json_line("cuda_f32_cublas", [cuda, *bench(HOST_STEPS, 0)], 120, b.cublas, sample=True)
@@ -403,6 +406,7 @@ def report(r):
         ("quill-cuda f32, burn's AdamW and clipping", "cuda_f32_burn_adamw"),
         ("quill-cuda f32, burn's layer norm", "cuda_f32_burn_layer_norm"),
         ("quill-cuda f32, burn's head split", "cuda_f32_burn_split_heads"),
+        ("quill-cuda f32, burn's dropout", "cuda_f32_burn_dropout"),
         ("quill-cuda f32, cuBLAS products", "cuda_f32_cublas"),
         ("quill-cuda bf16-mixed", "cuda_bf16_mixed"),
         ("quill-cuda bf16-mixed, cuBLAS products", "cuda_bf16_cublas"),
@@ -448,6 +452,8 @@ def report(r):
         "split_heads_kernels_over_burn_split_heads_f32": ratio(("cuda_f32_warm", "tokens_per_s"),
                                                                ("cuda_f32_burn_split_heads", "tokens_per_s")),
         "cublas_bf16_over_burn_bf16": ratio(("cuda_bf16_cublas", "tokens_per_s"), ("cuda_bf16_mixed", "tokens_per_s")),
+        "dropout_kernels_over_burn_dropout_f32": ratio(("cuda_f32_warm", "tokens_per_s"),
+                                                       ("cuda_f32_burn_dropout", "tokens_per_s")),
         "softmax_kernels_over_burn_softmax_f32": ratio(("cuda_f32_warm", "tokens_per_s"),
                                                        ("cuda_f32_burn_softmax", "tokens_per_s")),
         "softmax_kernels_over_burn_softmax_bf16": ratio(("cuda_bf16_mixed", "tokens_per_s"),

@@ -6,7 +6,7 @@ use std::process::Command;
 
 /// `QUILL_MATMUL` takes `burn` or `cublas`; anything else is a one-line error, and so is
 /// `cublas` where the cuBLAS library cannot be loaded (always so without a CUDA toolkit).
-/// `QUILL_SOFTMAX` takes `burn` or `fused`, and so do `QUILL_ADAMW`,
+/// `QUILL_SOFTMAX` takes `burn` or `fused`, and so do `QUILL_DROPOUT`, `QUILL_ADAMW`,
 /// `QUILL_LAYER_NORM` and `QUILL_SPLIT_HEADS`.
 #[test]
 fn the_matmul_and_kernel_choices_are_checked_before_anything_runs() {
@@ -50,6 +50,7 @@ fn the_matmul_and_kernel_choices_are_checked_before_anything_runs() {
     // The kernels' switches: a wrong value is a one-line error naming the choices.
     for (env, wrong, choices) in [
         ("QUILL_SOFTMAX", "flash", "fused, burn"),
+        ("QUILL_DROPOUT", "bernoulli", "fused, burn"),
         ("QUILL_ADAMW", "foreach", "fused, burn"),
         ("QUILL_LAYER_NORM", "apex", "fused, burn"),
         ("QUILL_SPLIT_HEADS", "view", "fused, burn"),
@@ -73,6 +74,9 @@ fn the_matmul_and_kernel_choices_are_checked_before_anything_runs() {
 #[path = "fused_adamw/mod.rs"]
 mod fused_adamw;
 #[cfg(feature = "cuda")]
+#[path = "fused_dropout/mod.rs"]
+mod fused_dropout;
+#[cfg(feature = "cuda")]
 #[path = "fused_heads/mod.rs"]
 mod fused_heads;
 #[cfg(feature = "cuda")]
@@ -87,7 +91,7 @@ mod parity;
 
 #[cfg(feature = "cuda")]
 mod gpu {
-    use super::{fused_adamw, fused_heads, fused_layer_norm, fused_softmax, parity};
+    use super::{fused_adamw, fused_dropout, fused_heads, fused_layer_norm, fused_softmax, parity};
     use burn::backend::cuda::CudaDevice;
     use burn::backend::{Autodiff, Cuda, NdArray};
     use burn::prelude::*;
@@ -111,6 +115,7 @@ mod gpu {
         parity::assert_f32_parity(&parity);
 
         fused_softmax::check_all::<Trained>(&device, &[FloatDType::BF16, FloatDType::F16]);
+        fused_dropout::check_all::<Trained>(&device, &[FloatDType::BF16, FloatDType::F16]);
         fused_adamw::check_all::<Cuda>(&device);
         fused_layer_norm::check_all::<Trained>(&device);
         fused_heads::check_all::<Trained>(&device, &[FloatDType::BF16]);

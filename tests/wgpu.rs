@@ -8,6 +8,8 @@
 mod corpus;
 #[path = "fused_adamw/mod.rs"]
 mod fused_adamw;
+#[path = "fused_dropout/mod.rs"]
+mod fused_dropout;
 #[path = "fused_heads/mod.rs"]
 mod fused_heads;
 #[path = "fused_layer_norm/mod.rs"]
@@ -62,6 +64,7 @@ fn wgpu_computes_what_ndarray_computes_with_burns_softmax_then_the_fused_one() {
     parity::assert_f32_parity(&parity);
 
     fused_softmax::check_all::<Autodiff<Wgpu>>(&device, &[]);
+    fused_dropout::check_all::<Autodiff<Wgpu>>(&device, &[]);
     fused_adamw::check_all::<Wgpu>(&device);
     fused_layer_norm::check_all::<Autodiff<Wgpu>>(&device);
     fused_heads::check_all::<Autodiff<Wgpu>>(&device, &[]);
@@ -120,46 +123,52 @@ fn the_tiny_config_trains_on_wgpu() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
 
-/// Training with attention dropout learns as well with the fused softmax (its own masks) as
-/// with burn's composition: the same 100 steps of the tiny config, 0.1 dropout (seen on
-/// lavapipe: best val 2.6118 with burn's softmax, 2.6247 fused; 2.4657 in the tiny test without
-/// dropout at 200 steps). The masks themselves are checked in fused_softmax/.
+/// Training with dropout learns as well with the fused kernels (the softmax's and the residual
+/// additions' masks hashed from one seed per forward pass) as with burn's composition and
+/// `Dropout` (`QUILL_SOFTMAX=burn QUILL_DROPOUT=burn`): the same 100 steps of the tiny config,
+/// 0.1 dropout (seen on lavapipe: best val 2.6118 with burn's, 2.6247 with the fused softmax
+/// alone; 2.4657 in the tiny test without dropout at 200 steps). The masks themselves are
+/// checked in fused_softmax/ and fused_dropout/.
 #[test]
-fn the_fused_softmax_trains_with_dropout_as_burns_does() {
+fn the_fused_dropouts_train_as_burns_do() {
     if !wgpu_available() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let config = corpus::repo_root().join("configs/tiny.toml");
     let data = format!("data.path={}", corpus::corpus(dir.path()).display());
-    let train = |softmax: &str| {
+    let train = |kernels: &str| {
         let out = quill_wgpu(dir.path())
             .args([
                 "train",
                 "--config",
                 config.to_str().unwrap(),
                 "--name",
-                softmax,
+                kernels,
             ])
             .args(["--set", &data, "--set", "train.max_steps=100"])
             .args(["--set", "model.dropout=0.1"])
-            .env("QUILL_SOFTMAX", softmax)
+            .env("QUILL_SOFTMAX", kernels)
+            .env("QUILL_DROPOUT", kernels)
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{stderr}");
-        let summary = dir.path().join(format!("artifacts/{softmax}/summary.json"));
+        let summary = dir.path().join(format!("artifacts/{kernels}/summary.json"));
         let summary: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(summary).unwrap()).unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         (summary["best_val_loss"].as_f64().unwrap(), stdout)
     };
     let (burn, stdout) = train("burn");
-    assert!(stdout.contains("training on wgpu+burn-softmax"), "{stdout}");
-    let (fused, stdout) = train("fused");
-    eprintln!("dropout 0.1, best val: burn's softmax {burn}, fused {fused}");
     assert!(
-        stdout.contains("training on wgpu") && !stdout.contains("burn-softmax"),
+        stdout.contains("training on wgpu+burn-softmax+burn-dropout"),
+        "{stdout}"
+    );
+    let (fused, stdout) = train("fused");
+    eprintln!("dropout 0.1, best val: burn's {burn}, fused kernels {fused}");
+    assert!(
+        stdout.contains("training on wgpu") && !stdout.contains("+burn-"),
         "{stdout}"
     );
     assert!((fused - burn).abs() < 0.05, "{fused} vs {burn}");

@@ -4,8 +4,8 @@
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{DType, Distribution, FloatDType, activation::softmax};
-use quill_gpu_kernels::causal_softmax;
-use quill_gpu_kernels::softmax::{kept_on_host, seeds_of, threshold};
+use quill_gpu_kernels::dropout::{kept_on_host, seeds_of, threshold};
+use quill_gpu_kernels::{DropoutMask, causal_softmax};
 
 /// Every check below, on `B`; each of `halves` adds the weights in that dtype (from scores in
 /// it, as a product under mixed precision gives them), for the backends that have it.
@@ -26,7 +26,7 @@ pub fn check_all<B: AutodiffBackend>(device: &B::Device, halves: &[FloatDType]) 
         Tensor::<B::InnerBackend, 4>::random([2, 3, 4, 11], Distribution::Normal(0.0, 2.0), device);
     let expected = composed(scores.clone(), 0.5, 7, None);
     assert!(
-        relative(fused(scores, 0.5, 7, 0.0), expected) < 1e-5,
+        relative(fused(scores, 0.5, 7, None), expected) < 1e-5,
         "without autodiff"
     );
     dropout_matches_its_mask::<B>(device);
@@ -56,9 +56,14 @@ fn composed<B: Backend>(
     }
 }
 
-fn fused<B: Backend>(scores: Tensor<B, 4>, scale: f64, past: usize, rate: f64) -> Tensor<B, 4> {
+fn fused<B: Backend>(
+    scores: Tensor<B, 4>,
+    scale: f64,
+    past: usize,
+    dropout: Option<DropoutMask<B>>,
+) -> Tensor<B, 4> {
     let dtype = scores.dtype();
-    match causal_softmax(scores, scale, past, rate, dtype) {
+    match causal_softmax(scores, scale, past, dropout, dtype) {
         Ok(weights) => weights,
         Err(_) => panic!("not routed to the fused kernels"),
     }
@@ -78,7 +83,7 @@ fn matches_burn<B: AutodiffBackend>(device: &B::Device, dims: [usize; 4], past: 
     let run = |fused_kernels: bool| {
         let scores = scores.clone().require_grad();
         let weights = match fused_kernels {
-            true => fused(scores.clone(), scale, past, 0.0),
+            true => fused(scores.clone(), scale, past, None),
             false => composed(scores.clone(), scale, past, None),
         };
         let grads = (weights.clone() * upstream.clone()).sum().backward();
@@ -91,33 +96,39 @@ fn matches_burn<B: AutodiffBackend>(device: &B::Device, dims: [usize; 4], past: 
 }
 
 /// With dropout: about `rate` of the visible weights dropped, the others scaled by
-/// `1/(1 − rate)`; the same seed gives the same mask (a resumed run), another seed another; the
-/// gradient is that of burn's composition with the same mask; and the mask is the hash the
-/// kernels document (rebuilt here on the host).
+/// `1/(1 − rate)`; the same seed and salt give the same mask (a resumed run), another seed or
+/// another salt (another use in the same pass) another; the gradient is that of burn's
+/// composition with the same mask; and the mask is the hash the kernels document (rebuilt here
+/// on the host).
 fn dropout_matches_its_mask<B: AutodiffBackend>(device: &B::Device) {
     let (dims, rate) = ([4, 4, 64, 64], 0.25);
     B::seed(device, 11);
     let scores = Tensor::<B, 4>::random(dims, Distribution::Normal(0.0, 2.0), device);
     let upstream = Tensor::<B, 4>::random(dims, Distribution::Normal(0.0, 1.0), device);
-    let draw = |seed: u64| {
-        B::seed(device, seed);
+    let seed_values = [0.318_f32, 0.727];
+    let draw = |values: [f32; 2], salt: u32| {
+        let seed = Tensor::<B, 1>::from_floats(values, device);
         let scores = scores.clone().require_grad();
-        let weights = fused(scores.clone(), 1.0, 0, rate);
+        let mask = DropoutMask { rate, seed, salt };
+        let weights = fused(scores.clone(), 1.0, 0, Some(mask));
         let grads = (weights.clone() * upstream.clone()).sum().backward();
         (weights, scores.grad(&grads).expect("a gradient"))
     };
-    let (weights, grad) = draw(5);
-    let (again, _) = draw(5);
-    let (other, _) = draw(6);
+    let (weights, grad) = draw(seed_values, 4);
+    let (again, _) = draw(seed_values, 4);
+    let (other_seed, _) = draw([0.318, 0.726], 4);
+    let (other_salt, _) = draw(seed_values, 5);
     assert_eq!(
         relative(again, weights.clone()),
         0.0,
         "the same seed, another mask"
     );
-    assert!(
-        relative(other, weights.clone()) > 0.1,
-        "another seed, the same mask"
-    );
+    for (other, what) in [(other_seed, "seed"), (other_salt, "salt")] {
+        assert!(
+            relative(other, weights.clone()) > 0.1,
+            "another {what}, the same mask"
+        );
+    }
 
     let probs = composed(scores.clone(), 1.0, 0, None);
     let visible = probs.clone().greater_elem(0.0).float();
@@ -146,12 +157,8 @@ fn dropout_matches_its_mask<B: AutodiffBackend>(device: &B::Device) {
         "the gradient with dropout"
     );
 
-    // The mask is the documented hash of each weight's index: rebuilt from the seed values the
-    // kernel read (burn's generator, seeded as the draw above was, gives them again).
-    B::seed(device, 5);
-    let values = Tensor::<B::InnerBackend, 1>::random([2], Distribution::Default, device);
-    let values: Vec<f32> = values.into_data().to_vec().expect("f32 values");
-    let (seeds, threshold) = (seeds_of([values[0], values[1]]), threshold(rate));
+    // The mask is the documented hash of each weight's index, the seed values and the salt.
+    let (seeds, threshold) = (seeds_of(seed_values, 4), threshold(rate));
     let kept: Vec<f32> = keep
         .into_data()
         .convert::<f32>()
@@ -184,7 +191,7 @@ fn half_weights_match_burn<B: AutodiffBackend>(device: &B::Device, half: FloatDT
     let run = |fused_kernels: bool| {
         let scores = scores.clone().require_grad();
         let weights = match fused_kernels {
-            true => fused(scores.clone(), 0.125, 0, 0.0),
+            true => fused(scores.clone(), 0.125, 0, None),
             false => composed(scores.clone().cast(FloatDType::F32), 0.125, 0, None).cast(half),
         };
         assert_eq!(weights.dtype(), DType::from(half));

@@ -12,26 +12,13 @@
 //! operation and in the same order (as quill-kernels' CPU step), and burn's state type is
 //! kept, so checkpoints are interchangeable with burn's own step.
 
-use std::fmt;
-use std::marker::PhantomData;
-
 use burn::tensor::DType;
-use burn_cubecl::fusion::FusionCubeRuntime;
+use burn_cubecl::CubeRuntime;
 use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::tensor::CubeTensor;
-use burn_cubecl::{BoolElement, CubeRuntime};
-use burn_fusion::FusionTensor;
-use burn_fusion::stream::{Operation, OperationStreams};
-use burn_ir::{CustomOpIr, HandleContainer, OperationIr, TensorIr};
 use cubecl::prelude::*;
 
-use crate::graph::{FusedTensor, Handle, read_inputs, write_outputs};
-use crate::softmax::empty;
-
-/// Units per cube.
-const UNITS_PER_CUBE: u32 = 256;
-/// The most cubes along one dimension of a launch that every backend takes (wgpu's limit).
-const MAX_CUBES_X: u32 = 65535;
+use crate::launch::{elementwise_launch, empty, unit_index};
 
 /// The buffers one step binds: parameter, gradient, two moments and the scale in; the
 /// parameter and two moments out.
@@ -86,7 +73,7 @@ fn adamw_kernel(
     #[comptime] scaled: bool,
     #[comptime] decay: bool,
 ) {
-    let index = ((CUBE_POS_Y * CUBE_COUNT_X + CUBE_POS_X) * CUBE_DIM_X + UNIT_POS_X) as usize;
+    let index = unit_index() as usize;
     if index < param_out.len() {
         let mut g = grad[index];
         if scaled {
@@ -107,18 +94,6 @@ fn adamw_kernel(
         moment_1_out[index] = m;
         moment_2_out[index] = v;
     }
-}
-
-/// One unit per value of `count`, [`UNITS_PER_CUBE`] per cube, the cubes over two launch
-/// dimensions past [`MAX_CUBES_X`]: a unit's index is
-/// `(CUBE_POS_Y · CUBE_COUNT_X + CUBE_POS_X) · CUBE_DIM_X + UNIT_POS_X`.
-pub(crate) fn elementwise_launch(count: usize) -> (CubeCount, CubeDim) {
-    let cubes = (count as u32).div_ceil(UNITS_PER_CUBE).max(1);
-    let x = cubes.min(MAX_CUBES_X);
-    (
-        CubeCount::Static(x, cubes.div_ceil(x), 1),
-        CubeDim::new_1d(UNITS_PER_CUBE),
-    )
 }
 
 /// What one step reads besides the parameter and its gradient.
@@ -185,67 +160,4 @@ pub fn step<R: CubeRuntime>(
         constants.weight_decay != 0.0,
     );
     outputs
-}
-
-/// [`step`] queued in burn-fusion's stream after the operations that produce its inputs.
-pub fn step_fused<R: CubeRuntime, BT: BoolElement>(
-    request: StepRequest,
-    param: FusedTensor<R, BT>,
-    grad: FusedTensor<R, BT>,
-    moments: Option<(FusedTensor<R, BT>, FusedTensor<R, BT>)>,
-    scale: Option<FusedTensor<R, BT>>,
-) -> [FusedTensor<R, BT>; 3] {
-    let client = param.client.clone();
-    let shape = param.shape.clone();
-    let has_moments = moments.is_some();
-    let mut inputs: Vec<FusionTensor<FusionCubeRuntime<R>>> = vec![param, grad];
-    if let Some((m, v)) = moments {
-        inputs.extend([m, v]);
-    }
-    let scaled = scale.is_some();
-    inputs.extend(scale);
-    let streams = OperationStreams::with_inputs(inputs.iter());
-    let inputs: Vec<TensorIr> = inputs.into_iter().map(|t| t.into_ir()).collect();
-    let outputs =
-        [(); 3].map(|_| TensorIr::uninit(client.create_empty_handle(), shape.clone(), DType::F32));
-    let desc = CustomOpIr::new("quill_adamw", &inputs, &outputs);
-    let op = StepOp::<R, BT> {
-        desc: desc.clone(),
-        request,
-        has_moments,
-        scaled,
-        runtime: PhantomData,
-    };
-    let outputs = client.register(streams, OperationIr::Custom(desc), op);
-    let [p, m, v]: [_; 3] = outputs
-        .try_into()
-        .unwrap_or_else(|_| unreachable!("three outputs"));
-    [p, m, v]
-}
-
-struct StepOp<R, BT> {
-    desc: CustomOpIr,
-    request: StepRequest,
-    has_moments: bool,
-    scaled: bool,
-    runtime: PhantomData<fn() -> (R, BT)>,
-}
-
-impl<R: CubeRuntime, BT: BoolElement> Operation<FusionCubeRuntime<R>> for StepOp<R, BT> {
-    fn execute(&self, handles: &mut HandleContainer<Handle<R>>) {
-        let mut inputs = read_inputs::<R, BT>(&self.desc, handles).into_iter();
-        let mut next = || inputs.next().expect("the step's inputs");
-        let (param, grad) = (next(), next());
-        let moments = self.has_moments.then(|| (next(), next()));
-        let scale = self.scaled.then(&mut next);
-        let results = step(self.request, param, grad, moments, scale);
-        write_outputs::<R, BT>(&self.desc, handles, results);
-    }
-}
-
-// By hand: a derive would ask the runtime types for `Debug` too.
-impl<R, BT> fmt::Debug for StepOp<R, BT> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "AdamW step {:?}", self.request)
-    }
 }

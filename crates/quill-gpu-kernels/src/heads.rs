@@ -15,8 +15,7 @@ use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
-use crate::adamw::elementwise_launch;
-use crate::softmax::empty;
+use crate::launch::{elementwise_launch, empty, unit_index};
 
 /// The sizes of a split: `qkv: [batch, seq, 3·heads·head_dim]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,12 +96,6 @@ fn strided_index<F: Float>(tensor: &Tensor<F>, at: Coordinates) -> usize {
         + at.head as usize * tensor.stride(1)
         + at.position as usize * tensor.stride(2)
         + at.channel as usize * tensor.stride(3)
-}
-
-/// This unit's index into `qkv`.
-#[cube]
-fn unit_index() -> u32 {
-    (CUBE_POS_Y * CUBE_COUNT_X + CUBE_POS_X) * CUBE_DIM_X + UNIT_POS_X
 }
 
 #[cube(launch)]

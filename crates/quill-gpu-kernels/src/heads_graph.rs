@@ -3,48 +3,43 @@
 //! nodes have one output each) that meet in the backward pass: each leaves its gradient in a
 //! shared slot, and the last to arrive writes all three into qkv's gradient in one kernel, so
 //! qkv gets one gradient instead of three to add. And the heads' merge after attention, whose
-//! backward pass writes the heads' gradient contiguous once.
+//! backward pass writes the heads' gradient contiguous once. [`split_heads`] and
+//! [`merge_heads`] route the model's generic tensors to them.
 
 use std::fmt;
-use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 
-use burn::tensor::Shape;
+use burn::prelude::*;
 use burn::tensor::ops::{FloatTensor, FloatTensorOps};
-use burn_autodiff::Autodiff;
+use burn::tensor::{DType, TensorPrimitive};
 use burn_autodiff::checkpoint::base::Checkpointer;
 use burn_autodiff::checkpoint::strategy::NoCheckpointing;
 use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{Backward, Ops, OpsKind};
-use burn_cubecl::fusion::FusionCubeRuntime;
 use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::{BoolElement, CubeRuntime};
-use burn_fusion::stream::{Operation, OperationStreams};
-use burn_ir::{CustomOpIr, HandleContainer, OperationIr, TensorIr};
+use quill_gpu::route::{convert, is};
 
-use crate::graph::{Fused, FusedTensor, Handle, float_dtype, read_inputs, write_outputs};
+use crate::graph::{Fused, FusedTensor, Tracked, exactly, float_dtype, queue};
 use crate::heads::{self, Heads};
+use crate::{SPLIT_HEADS, routed};
 
 /// `[q, k, v]` of `qkv`, queued in burn-fusion's stream after the operation that produces it.
 pub fn split<R: CubeRuntime, BT: BoolElement>(
     qkv: FusedTensor<R, BT>,
     heads: Heads,
 ) -> [FusedTensor<R, BT>; 3] {
-    let client = qkv.client.clone();
-    let dtype = qkv.dtype;
-    let streams = OperationStreams::with_inputs([&qkv]);
-    let outputs =
-        [(); 3].map(|_| TensorIr::uninit(client.create_empty_handle(), heads.head_shape(), dtype));
-    let desc = CustomOpIr::new("quill_split_heads", &[qkv.into_ir()], &outputs);
-    let op = SplitOp::<R, BT> {
-        desc: desc.clone(),
-        heads,
-        runtime: PhantomData,
+    let outputs = [(); 3].map(|_| (heads.head_shape(), qkv.dtype));
+    let run = move |inputs: Vec<_>| {
+        let [qkv] = exactly(inputs);
+        Vec::from(heads::split(qkv, heads))
     };
-    client
-        .register(streams, OperationIr::Custom(desc), op)
-        .try_into()
-        .unwrap_or_else(|_| unreachable!("three outputs"))
+    exactly(queue::<R, BT, _>(
+        "quill_split_heads",
+        vec![qkv],
+        outputs,
+        run,
+    ))
 }
 
 /// The `[batch, seq, 3·n_embd]` tensor whose [`split`] is `parts`.
@@ -52,64 +47,16 @@ pub fn merge<R: CubeRuntime, BT: BoolElement>(
     parts: [FusedTensor<R, BT>; 3],
     heads: Heads,
 ) -> FusedTensor<R, BT> {
-    let client = parts[0].client.clone();
-    let dtype = parts[0].dtype;
-    let streams = OperationStreams::with_inputs(parts.iter());
-    let out = TensorIr::uninit(client.create_empty_handle(), heads.qkv_shape(), dtype);
-    let inputs = parts.map(|part| part.into_ir());
-    let desc = CustomOpIr::new("quill_merge_heads", &inputs, &[out]);
-    let op = MergeOp::<R, BT> {
-        desc: desc.clone(),
-        heads,
-        runtime: PhantomData,
-    };
-    let mut outputs = client.register(streams, OperationIr::Custom(desc), op);
-    outputs.remove(0)
+    let output = (heads.qkv_shape(), parts[0].dtype);
+    let run = move |inputs: Vec<_>| vec![heads::merge(exactly(inputs), heads)];
+    let [qkv] = exactly(queue::<R, BT, _>(
+        "quill_merge_heads",
+        parts.into(),
+        [output],
+        run,
+    ));
+    qkv
 }
-
-struct SplitOp<R, BT> {
-    desc: CustomOpIr,
-    heads: Heads,
-    runtime: PhantomData<fn() -> (R, BT)>,
-}
-
-impl<R: CubeRuntime, BT: BoolElement> Operation<FusionCubeRuntime<R>> for SplitOp<R, BT> {
-    fn execute(&self, handles: &mut HandleContainer<Handle<R>>) {
-        let qkv = read_inputs::<R, BT>(&self.desc, handles).remove(0);
-        write_outputs::<R, BT>(&self.desc, handles, heads::split(qkv, self.heads));
-    }
-}
-
-struct MergeOp<R, BT> {
-    desc: CustomOpIr,
-    heads: Heads,
-    runtime: PhantomData<fn() -> (R, BT)>,
-}
-
-impl<R: CubeRuntime, BT: BoolElement> Operation<FusionCubeRuntime<R>> for MergeOp<R, BT> {
-    fn execute(&self, handles: &mut HandleContainer<Handle<R>>) {
-        let Ok(parts) = <[_; 3]>::try_from(read_inputs::<R, BT>(&self.desc, handles)) else {
-            unreachable!("three inputs");
-        };
-        let qkv = heads::merge(parts, self.heads);
-        write_outputs::<R, BT>(&self.desc, handles, [qkv]);
-    }
-}
-
-// By hand: a derive would ask the runtime types for `Debug` too.
-impl<R, BT> fmt::Debug for SplitOp<R, BT> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "split heads {:?}", self.heads)
-    }
-}
-
-impl<R, BT> fmt::Debug for MergeOp<R, BT> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "merge heads {:?}", self.heads)
-    }
-}
-
-type Tracked<R, BT> = FloatTensor<Autodiff<Fused<R, BT>>>;
 
 /// [`split`] recorded in autodiff's graph: three nodes, one per output, whose backward passes
 /// meet (see the module's documentation).
@@ -143,7 +90,7 @@ type Slots<R, BT> = [Option<FusedTensor<R, BT>>; 3];
 struct Meeting<R: CubeRuntime, BT: BoolElement> {
     slots: Arc<Mutex<Slots<R, BT>>>,
     heads: Heads,
-    dtype: burn::tensor::DType,
+    dtype: DType,
 }
 
 // By hand: a derive would ask the runtime types for `Clone` and `Debug` too.
@@ -245,37 +192,97 @@ impl<R: CubeRuntime, BT: BoolElement> Backward<Fused<R, BT>, 1> for HeadsMergeBa
 pub fn contiguous<R: CubeRuntime, BT: BoolElement>(
     tensor: FusedTensor<R, BT>,
 ) -> FusedTensor<R, BT> {
-    let client = tensor.client.clone();
-    let streams = OperationStreams::with_inputs([&tensor]);
-    let out = TensorIr::uninit(
-        client.create_empty_handle(),
-        tensor.shape.clone(),
-        tensor.dtype,
-    );
-    let desc = CustomOpIr::new("quill_contiguous", &[tensor.into_ir()], &[out]);
-    let op = ContiguousOp::<R, BT> {
-        desc: desc.clone(),
-        runtime: PhantomData,
+    let output = (tensor.shape.clone(), tensor.dtype);
+    let run = |inputs: Vec<_>| {
+        let [tensor] = exactly(inputs);
+        vec![into_contiguous(tensor)]
     };
-    client
-        .register(streams, OperationIr::Custom(desc), op)
-        .remove(0)
+    let [out] = exactly(queue::<R, BT, _>(
+        "quill_contiguous",
+        vec![tensor],
+        [output],
+        run,
+    ));
+    out
 }
 
-struct ContiguousOp<R, BT> {
-    desc: CustomOpIr,
-    runtime: PhantomData<fn() -> (R, BT)>,
+/// Attention's `[q, k, v]` of `qkv: [batch, seq, 3·n_embd]`, each `[batch, head, seq,
+/// head_dim]` and contiguous, in one kernel forward and one backward (with autodiff). `Err`
+/// with `qkv` when no kernel here takes it (another backend, a dtype other than f32, bf16 and
+/// f16, a width that is no multiple of `3·n_head`, or `QUILL_SPLIT_HEADS=burn`).
+pub fn split_heads<B: Backend>(
+    qkv: Tensor<B, 3>,
+    n_head: usize,
+) -> Result<[Tensor<B, 4>; 3], Tensor<B, 3>> {
+    let supported = matches!(qkv.dtype(), DType::F32 | DType::BF16 | DType::F16);
+    let heads = heads::Heads::of(&qkv.dims(), n_head);
+    let (Some(heads), true, true) = (heads, supported, SPLIT_HEADS.fused()) else {
+        return Err(qkv);
+    };
+    #[cfg(feature = "cuda")]
+    let qkv = match route_split_heads::<B, cubecl::cuda::CudaRuntime, u8>(qkv, heads) {
+        Ok(parts) => return Ok(parts),
+        Err(qkv) => qkv,
+    };
+    #[cfg(feature = "wgpu")]
+    let qkv = match route_split_heads::<B, cubecl::wgpu::WgpuRuntime, u32>(qkv, heads) {
+        Ok(parts) => return Ok(parts),
+        Err(qkv) => qkv,
+    };
+    let _ = heads;
+    Err(qkv)
 }
 
-impl<R: CubeRuntime, BT: BoolElement> Operation<FusionCubeRuntime<R>> for ContiguousOp<R, BT> {
-    fn execute(&self, handles: &mut HandleContainer<Handle<R>>) {
-        let tensor = read_inputs::<R, BT>(&self.desc, handles).remove(0);
-        write_outputs::<R, BT>(&self.desc, handles, [into_contiguous(tensor)]);
+/// The head split's kernels on `Fusion<CubeBackend<R, f32, i32, BT>>`, with or without
+/// autodiff, when that is `B`.
+#[allow(dead_code)] // without a runtime feature, no route calls it
+fn route_split_heads<B: Backend, R: CubeRuntime, BT: BoolElement>(
+    qkv: Tensor<B, 3>,
+    heads: heads::Heads,
+) -> Result<[Tensor<B, 4>; 3], Tensor<B, 3>> {
+    if !routed::<B, R, BT>() {
+        return Err(qkv);
     }
+    let autodiff = is::<FloatTensor<B>, Tracked<R, BT>>();
+    let qkv = qkv.into_primitive().tensor();
+    let parts: [FloatTensor<B>; 3] = match autodiff {
+        true => split_autodiff::<R, BT>(convert(qkv), heads).map(convert),
+        false => split::<R, BT>(convert(qkv), heads).map(convert),
+    };
+    Ok(parts.map(|part| Tensor::from_primitive(TensorPrimitive::Float(part))))
 }
 
-impl<R, BT> fmt::Debug for ContiguousOp<R, BT> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "contiguous")
+/// Attention's output heads `y: [batch, head, seq, head_dim]` merged into `[batch, seq,
+/// n_embd]`, as burn's `swap_dims(1, 2)` and `reshape` do, but with a backward pass that writes
+/// the heads' gradient contiguous once (burn's hands on a view that each of attention's two
+/// products copies). Training only (autodiff on quill-cuda's or quill-wgpu's backend); `Err`
+/// with `y` otherwise, or with `QUILL_SPLIT_HEADS=burn`.
+pub fn merge_heads<B: Backend>(y: Tensor<B, 4>) -> Result<Tensor<B, 3>, Tensor<B, 4>> {
+    if !SPLIT_HEADS.fused() {
+        return Err(y);
     }
+    #[cfg(feature = "cuda")]
+    let y = match route_merge_heads::<B, cubecl::cuda::CudaRuntime, u8>(y) {
+        Ok(merged) => return Ok(merged),
+        Err(y) => y,
+    };
+    #[cfg(feature = "wgpu")]
+    let y = match route_merge_heads::<B, cubecl::wgpu::WgpuRuntime, u32>(y) {
+        Ok(merged) => return Ok(merged),
+        Err(y) => y,
+    };
+    Err(y)
+}
+
+#[allow(dead_code)] // without a runtime feature, no route calls it
+fn route_merge_heads<B: Backend, R: CubeRuntime, BT: BoolElement>(
+    y: Tensor<B, 4>,
+) -> Result<Tensor<B, 3>, Tensor<B, 4>> {
+    if !is::<FloatTensor<B>, Tracked<R, BT>>() {
+        return Err(y);
+    }
+    let merged: FloatTensor<B> = convert(merge_heads_autodiff::<R, BT>(convert(
+        y.into_primitive().tensor(),
+    )));
+    Ok(Tensor::from_primitive(TensorPrimitive::Float(merged)))
 }

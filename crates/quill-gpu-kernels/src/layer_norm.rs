@@ -23,7 +23,8 @@ use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
-use crate::softmax::{self, empty};
+use crate::launch::{TREE_LANES, UNITS_PER_CUBE, empty, launch_shape};
+use crate::softmax;
 
 /// Units per column chunk of the parameters' gradient kernel.
 const COLUMNS_PER_CUBE: u32 = 64;
@@ -65,7 +66,7 @@ fn forward_kernel(
     let (row, end) = row_of(rows, width);
     let start = row as usize * width as usize;
     let count = f32::cast_from(width);
-    let mut shared = SharedMemory::<f32>::new(softmax::UNITS_PER_CUBE as usize);
+    let mut shared = SharedMemory::<f32>::new(UNITS_PER_CUBE as usize);
 
     let mut local = f32::new(0.0);
     let mut j = UNIT_POS_X as usize;
@@ -117,7 +118,7 @@ fn backward_rows_kernel(
     let (row, end) = row_of(rows, width);
     let start = row as usize * width as usize;
     let count = f32::cast_from(width);
-    let mut shared = SharedMemory::<f32>::new(softmax::UNITS_PER_CUBE as usize);
+    let mut shared = SharedMemory::<f32>::new(UNITS_PER_CUBE as usize);
     let mut mu = f32::new(0.0);
     let mut r = f32::new(0.0);
     if end > 0 {
@@ -214,7 +215,7 @@ pub fn forward<R: CubeRuntime>(
     let shifted = beta.is_some();
     // Unread without a shift, but an argument all the same.
     let beta = beta.map_or_else(|| gamma.clone(), into_contiguous);
-    let (cube_count, cube_dim) = softmax::launch_shape(rows, softmax::TREE_LANES);
+    let (cube_count, cube_dim) = launch_shape(rows, TREE_LANES);
     forward_kernel::launch::<R>(
         &x.client,
         cube_count,
@@ -263,7 +264,7 @@ pub fn backward<R: CubeRuntime>(
     let shape = x.meta.shape().clone();
     let (rows, width) = rows_and_width(&shape);
     let grad_x = empty(&x, shape, DType::F32);
-    let (cube_count, cube_dim) = softmax::launch_shape(rows, softmax::TREE_LANES);
+    let (cube_count, cube_dim) = launch_shape(rows, TREE_LANES);
     backward_rows_kernel::launch::<R>(
         &client,
         cube_count,

@@ -1,24 +1,22 @@
-//! The layer norm kernels ([`crate::layer_norm`]) as operations of burn's graphs: custom
-//! operations in burn-fusion's queue, and a node of autodiff's graph whose backward pass is
-//! the backward kernels plus burn's sum of the parameters' partial gradients.
+//! The layer norm kernels ([`crate::layer_norm`]) in burn's graphs: custom operations in
+//! burn-fusion's queue, and a node of autodiff's graph whose backward pass is the backward
+//! kernels plus burn's sum of the parameters' partial gradients; and [`layer_norm()`], the route
+//! from the model's generic tensors to them.
 
-use std::fmt;
-use std::marker::PhantomData;
-
-use burn::tensor::ops::FloatTensorOps;
-use burn::tensor::{DType, Shape};
-use burn_autodiff::Autodiff;
+use burn::prelude::*;
+use burn::tensor::ops::{FloatTensor, FloatTensorOps};
+use burn::tensor::{DType, TensorPrimitive};
 use burn_autodiff::checkpoint::base::Checkpointer;
 use burn_autodiff::checkpoint::strategy::NoCheckpointing;
 use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{Backward, Ops, OpsKind};
-use burn_cubecl::fusion::FusionCubeRuntime;
 use burn_cubecl::{BoolElement, CubeRuntime};
-use burn_fusion::stream::{Operation, OperationStreams};
-use burn_ir::{CustomOpIr, HandleContainer, OperationIr, TensorIr};
+use quill_gpu::route::{convert, is};
 
-use crate::graph::{Fused, FusedTensor, Handle, float_dtype, read_inputs, write_outputs};
+use crate::LAYER_NORM;
+use crate::graph::{Fused, FusedTensor, Tracked, exactly, float_dtype, queue};
 use crate::layer_norm::{self, Saved, chunking, rows_and_width};
+use crate::routed;
 
 /// `[y, mean, rstd]` of `x` (see [`layer_norm::forward`]), queued in burn-fusion's stream
 /// after the operations that produce the inputs.
@@ -28,25 +26,17 @@ pub fn forward<R: CubeRuntime, BT: BoolElement>(
     beta: Option<FusedTensor<R, BT>>,
     epsilon: f32,
 ) -> [FusedTensor<R, BT>; 3] {
-    let client = x.client.clone();
     let shape = x.shape.clone();
     let (rows, _) = rows_and_width(&shape);
+    let outputs = [shape, Shape::new([rows]), Shape::new([rows])].map(|s| (s, DType::F32));
     let mut inputs = vec![x, gamma];
     inputs.extend(beta);
-    let streams = OperationStreams::with_inputs(inputs.iter());
-    let inputs: Vec<TensorIr> = inputs.into_iter().map(|t| t.into_ir()).collect();
-    let outputs = [shape, Shape::new([rows]), Shape::new([rows])]
-        .map(|shape| TensorIr::uninit(client.create_empty_handle(), shape, DType::F32));
-    let desc = CustomOpIr::new("quill_layer_norm", &inputs, &outputs);
-    let op = ForwardOp::<R, BT> {
-        desc: desc.clone(),
-        epsilon,
-        runtime: PhantomData,
+    let run = move |inputs: Vec<_>| {
+        let mut inputs = inputs.into_iter();
+        let (x, gamma) = (inputs.next().expect("x"), inputs.next().expect("γ"));
+        Vec::from(layer_norm::forward(x, gamma, inputs.next(), epsilon))
     };
-    let outputs = client.register(streams, OperationIr::Custom(desc), op);
-    outputs
-        .try_into()
-        .unwrap_or_else(|_| unreachable!("three outputs"))
+    exactly(queue::<R, BT, _>("quill_layer_norm", inputs, outputs, run))
 }
 
 /// `(dx, dγ, dβ)`: the gradients of a layer norm's input, gain and (when it has one) shift.
@@ -63,31 +53,34 @@ pub fn backward<R: CubeRuntime, BT: BoolElement>(
     grad: FusedTensor<R, BT>,
     shifted: bool,
 ) -> LayerNormGradients<R, BT> {
-    let [x, ..] = &saved;
-    let client = x.client.clone();
-    let shape = x.shape.clone();
+    let shape = saved[0].shape.clone();
     let (rows, width) = rows_and_width(&shape);
     let (_, chunks) = chunking(rows);
+    let mut outputs = vec![
+        (shape, DType::F32),
+        (Shape::new([chunks, width]), DType::F32),
+    ];
+    if shifted {
+        outputs.push((Shape::new([chunks, width]), DType::F32));
+    }
     let mut inputs = saved.to_vec();
     inputs.push(grad);
-    let streams = OperationStreams::with_inputs(inputs.iter());
-    let inputs: Vec<TensorIr> = inputs.into_iter().map(|t| t.into_ir()).collect();
-    let mut shapes = vec![shape, Shape::new([chunks, width])];
-    if shifted {
-        shapes.push(Shape::new([chunks, width]));
-    }
-    let outputs: Vec<TensorIr> = shapes
-        .into_iter()
-        .map(|shape| TensorIr::uninit(client.create_empty_handle(), shape, DType::F32))
-        .collect();
-    let desc = CustomOpIr::new("quill_layer_norm_backward", &inputs, &outputs);
-    let op = BackwardOp::<R, BT> {
-        desc: desc.clone(),
-        runtime: PhantomData,
+    let run = move |inputs: Vec<_>| {
+        let [x, gamma, mean, rstd, grad] = exactly(inputs);
+        let saved = Saved {
+            x,
+            gamma,
+            mean,
+            rstd,
+        };
+        let (grad_x, gamma_parts, beta_parts) = layer_norm::backward(saved, grad, shifted);
+        [grad_x, gamma_parts]
+            .into_iter()
+            .chain(beta_parts)
+            .collect()
     };
-    let mut outputs = client
-        .register(streams, OperationIr::Custom(desc), op)
-        .into_iter();
+    let mut outputs =
+        queue::<R, BT, _>("quill_layer_norm_backward", inputs, outputs, run).into_iter();
     let grad_x = outputs.next().expect("dx");
     // The chunks' partial sums, added up by burn: `[chunks, width]` to `[width]`.
     let total = |parts: FusedTensor<R, BT>| {
@@ -97,62 +90,6 @@ pub fn backward<R: CubeRuntime, BT: BoolElement>(
     let grad_gamma = total(outputs.next().expect("dγ's parts"));
     (grad_x, grad_gamma, outputs.next().map(total))
 }
-
-struct ForwardOp<R, BT> {
-    desc: CustomOpIr,
-    epsilon: f32,
-    runtime: PhantomData<fn() -> (R, BT)>,
-}
-
-impl<R: CubeRuntime, BT: BoolElement> Operation<FusionCubeRuntime<R>> for ForwardOp<R, BT> {
-    fn execute(&self, handles: &mut HandleContainer<Handle<R>>) {
-        let mut inputs = read_inputs::<R, BT>(&self.desc, handles).into_iter();
-        let (x, gamma) = (inputs.next().expect("x"), inputs.next().expect("γ"));
-        let results = layer_norm::forward(x, gamma, inputs.next(), self.epsilon);
-        write_outputs::<R, BT>(&self.desc, handles, results);
-    }
-}
-
-struct BackwardOp<R, BT> {
-    desc: CustomOpIr,
-    runtime: PhantomData<fn() -> (R, BT)>,
-}
-
-impl<R: CubeRuntime, BT: BoolElement> Operation<FusionCubeRuntime<R>> for BackwardOp<R, BT> {
-    fn execute(&self, handles: &mut HandleContainer<Handle<R>>) {
-        let Ok([x, gamma, mean, rstd, grad]) =
-            <[_; 5]>::try_from(read_inputs::<R, BT>(&self.desc, handles))
-        else {
-            unreachable!("five inputs");
-        };
-        let saved = Saved {
-            x,
-            gamma,
-            mean,
-            rstd,
-        };
-        let shifted = self.desc.outputs.len() > 2;
-        let (grad_x, gamma_parts, beta_parts) = layer_norm::backward(saved, grad, shifted);
-        let results = [grad_x, gamma_parts].into_iter().chain(beta_parts);
-        write_outputs::<R, BT>(&self.desc, handles, results);
-    }
-}
-
-// By hand: a derive would ask the runtime types for `Debug` too.
-impl<R, BT> fmt::Debug for ForwardOp<R, BT> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "layer norm, epsilon {}", self.epsilon)
-    }
-}
-
-impl<R, BT> fmt::Debug for BackwardOp<R, BT> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "layer norm backward")
-    }
-}
-
-/// A float tensor of `Autodiff<Fused>`.
-type Tracked<R, BT> = burn::tensor::ops::FloatTensor<Autodiff<Fused<R, BT>>>;
 
 /// [`forward`] recorded in autodiff's graph, with `beta` (`N = 3`) or without (`N = 2`).
 pub fn forward_autodiff<R: CubeRuntime, BT: BoolElement>(
@@ -216,4 +153,73 @@ impl<R: CubeRuntime, BT: BoolElement, const N: usize> Backward<Fused<R, BT>, N>
             }
         }
     }
+}
+
+/// A layer norm's input, gain and shift, as [`layer_norm`] takes them and hands them back.
+pub type LayerNormInputs<B, const D: usize> = (Tensor<B, D>, Tensor<B, 1>, Option<Tensor<B, 1>>);
+
+/// `(x − mean)/√(var + ε)·γ + β` over the last dimension of `x` (burn's `LayerNorm`), in one
+/// kernel forward and two backward (with autodiff). `Err` with the inputs when no kernel here
+/// takes them (another backend, a dtype other than f32, more values than a 32-bit index
+/// reaches, or `QUILL_LAYER_NORM=burn`).
+pub fn layer_norm<B: Backend, const D: usize>(
+    inputs: LayerNormInputs<B, D>,
+    epsilon: f64,
+) -> Result<Tensor<B, D>, LayerNormInputs<B, D>> {
+    let (x, gamma, beta) = &inputs;
+    let width = x.dims()[D - 1];
+    let fits = width > 0
+        && gamma.dims() == [width]
+        && beta.as_ref().is_none_or(|beta| beta.dims() == [width])
+        && u32::try_from(x.shape().num_elements()).is_ok();
+    let f32s = [x.dtype(), gamma.dtype()]
+        .into_iter()
+        .chain(beta.iter().map(|b| b.dtype()))
+        .all(|dtype| dtype == DType::F32);
+    if !fits || !f32s || !LAYER_NORM.fused() {
+        return Err(inputs);
+    }
+    #[cfg(feature = "cuda")]
+    let inputs = match route::<B, cubecl::cuda::CudaRuntime, u8, D>(inputs, epsilon) {
+        Ok(y) => return Ok(y),
+        Err(inputs) => inputs,
+    };
+    #[cfg(feature = "wgpu")]
+    let inputs = match route::<B, cubecl::wgpu::WgpuRuntime, u32, D>(inputs, epsilon) {
+        Ok(y) => return Ok(y),
+        Err(inputs) => inputs,
+    };
+    let _ = epsilon;
+    Err(inputs)
+}
+
+/// The layer norm's kernels on `Fusion<CubeBackend<R, f32, i32, BT>>`, with or without
+/// autodiff, when that is `B`.
+#[allow(dead_code)] // without a runtime feature, no route calls it
+fn route<B: Backend, R: CubeRuntime, BT: BoolElement, const D: usize>(
+    inputs: LayerNormInputs<B, D>,
+    epsilon: f64,
+) -> Result<Tensor<B, D>, LayerNormInputs<B, D>> {
+    if !routed::<B, R, BT>() {
+        return Err(inputs);
+    }
+    let autodiff = is::<FloatTensor<B>, Tracked<R, BT>>();
+    fn take<B: Backend, T: 'static, const D: usize>(tensor: Tensor<B, D>) -> T {
+        convert(tensor.into_primitive().tensor())
+    }
+    let (x, gamma, beta) = inputs;
+    let epsilon = epsilon as f32;
+    let y: FloatTensor<B> = match autodiff {
+        true => convert(forward_autodiff::<R, BT>(
+            take(x),
+            take(gamma),
+            beta.map(take),
+            epsilon,
+        )),
+        false => {
+            let [y, _, _] = forward::<R, BT>(take(x), take(gamma), beta.map(take), epsilon);
+            convert(y)
+        }
+    };
+    Ok(Tensor::from_primitive(TensorPrimitive::Float(y)))
 }

@@ -12,7 +12,8 @@
 //! re-read from cache) and writes the weights, and the probabilities before dropout when the
 //! backward pass needs them; the backward pass reads those and the weights' gradient once and
 //! writes the scores' gradient. The dropout mask is never stored: it is a hash of each
-//! weight's index and a seed, recomputed where needed (as quill-kernels does on the CPU).
+//! weight's index, the forward pass's seed and this use's salt ([`crate::dropout`]),
+//! recomputed where needed.
 //!
 //! The forward pass, for query `i` of a row (keys `j ≤ i + past` visible) and the scores'
 //! scale `c` ([`Rows::scale`]): `p = softmax(c · s)` over the visible keys, 0 elsewhere;
@@ -26,12 +27,8 @@ use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
-/// Units per row where rows are reduced in shared memory (a power of two).
-pub(crate) const TREE_LANES: u32 = 32;
-/// Units per cube: `256 / lanes` rows each (8 with 32 units per row).
-pub(crate) const UNITS_PER_CUBE: u32 = 256;
-/// The most cubes along one dimension of a launch that every backend takes (wgpu's limit).
-const MAX_CUBES_X: u32 = 65535;
+use crate::dropout::{Dropout, device_seeds, kept};
+use crate::launch::{TREE_LANES, UNITS_PER_CUBE, empty, launch_shape};
 
 /// Where in a `[.., seq_q, seq_k]` tensor the softmax runs: the row length `seq_k`, the
 /// queries per matrix `seq_q`, and `past`, the keys before the first query (a KV cache): query
@@ -63,61 +60,6 @@ impl Rows {
             scale: scale as f32,
         })
     }
-}
-
-/// Dropout on the attention weights: weight `index` is dropped when its hash is below
-/// `threshold` (`rate · 2³²`), kept and scaled by `scale` (`1/(1 − rate)`) otherwise. The seed
-/// is two uniform f32 values in a device tensor (drawn by burn's random generator, which quill
-/// seeds per batch: a resumed run draws the same masks, and the host reads nothing).
-#[derive(Debug, Clone)]
-pub struct Dropout<R: CubeRuntime> {
-    pub seed: CubeTensor<R>,
-    pub threshold: u32,
-    pub scale: f32,
-}
-
-impl<R: CubeRuntime> Dropout<R> {
-    /// Dropping with probability `rate` (in (0, 1)), from `seed`'s two values.
-    pub fn new(seed: CubeTensor<R>, rate: f64) -> Self {
-        Self {
-            seed,
-            threshold: threshold(rate),
-            scale: (1.0 / (1.0 - rate)) as f32,
-        }
-    }
-}
-
-/// The hash below which a weight is dropped: `rate · 2³²`, saturating at `u32::MAX`.
-pub fn threshold(rate: f64) -> u32 {
-    (rate.clamp(0.0, 1.0) * 4_294_967_296.0) as u32
-}
-
-/// The two 24-bit seeds the kernels derive from the seed tensor's two values.
-pub fn seeds_of(values: [f32; 2]) -> [u32; 2] {
-    values.map(|value| (value * 16_777_216.0) as u32)
-}
-
-/// murmur3's finalizer over a weight's index and the seeds: whether the weight is kept.
-#[cube]
-fn kept(index: u32, seed_a: u32, seed_b: u32, threshold: u32) -> bool {
-    let mut h = (index * 0x9E37_79B1u32) ^ seed_a;
-    h ^= h >> 16u32;
-    h = (h * 0x85EB_CA6Bu32) ^ seed_b;
-    h ^= h >> 13u32;
-    h *= 0xC2B2_AE35u32;
-    h ^= h >> 16u32;
-    h >= threshold
-}
-
-/// [`kept`] on the host, for tests that rebuild the mask.
-pub fn kept_on_host(index: u32, seeds: [u32; 2], threshold: u32) -> bool {
-    let mut h = index.wrapping_mul(0x9E37_79B1) ^ seeds[0];
-    h ^= h >> 16;
-    h = h.wrapping_mul(0x85EB_CA6B) ^ seeds[1];
-    h ^= h >> 13;
-    h = h.wrapping_mul(0xC2B2_AE35);
-    h ^= h >> 16;
-    h >= threshold
 }
 
 /// Where this unit's row starts, how many keys its query sees and how far its units write.
@@ -176,6 +118,7 @@ fn forward_kernel<F: Float, G: Float>(
     seq_k: u32,
     past: u32,
     scores_scale: f32,
+    salt: u32,
     threshold: u32,
     scale: f32,
     #[comptime] dropout: bool,
@@ -206,8 +149,9 @@ fn forward_kernel<F: Float, G: Float>(
     let mut seed_a = 0u32;
     let mut seed_b = 0u32;
     if dropout {
-        seed_a = u32::cast_from(seed[0] * f32::new(16_777_216.0));
-        seed_b = u32::cast_from(seed[1] * f32::new(16_777_216.0));
+        let (a, b) = device_seeds(seed, salt);
+        seed_a = a;
+        seed_b = b;
     }
     let mut j = UNIT_POS_X as usize;
     while j < end {
@@ -272,33 +216,6 @@ fn backward_kernel<F: Float, G: Float>(
     }
 }
 
-/// A new row-major tensor (no padded rows: the softmax kernels index rows as `row · seq_k`,
-/// the optimizer's kernels read values as one run).
-pub(crate) fn empty<R: CubeRuntime>(
-    like: &CubeTensor<R>,
-    shape: Shape,
-    dtype: DType,
-) -> CubeTensor<R> {
-    let handle = like.client.empty(shape.num_elements() * dtype.size());
-    CubeTensor::new_contiguous(
-        like.client.clone(),
-        like.device.clone(),
-        shape,
-        handle,
-        dtype,
-    )
-}
-
-/// `lanes` units per row, `UNITS_PER_CUBE / lanes` rows per cube, the cubes in as many launch
-/// rows as needed.
-pub(crate) fn launch_shape(rows: usize, lanes: u32) -> (CubeCount, CubeDim) {
-    let rows_per_cube = (UNITS_PER_CUBE / lanes).max(1);
-    let cubes = (rows as u32).div_ceil(rows_per_cube);
-    let x = cubes.clamp(1, MAX_CUBES_X);
-    let count = CubeCount::Static(x, cubes.div_ceil(x), 1);
-    (count, CubeDim::new_2d(lanes, rows_per_cube))
-}
-
 /// The weights (in `weights_dtype`) of `scores: [.., seq_q, seq_k]` and, with `keep_probs`, the
 /// probabilities before dropout (f32) for the backward pass.
 pub fn forward<R: CubeRuntime>(
@@ -316,9 +233,9 @@ pub fn forward<R: CubeRuntime>(
     // Unused by the kernel without `keep_probs`, but an argument all the same.
     let probs_shape = if keep_probs { shape } else { Shape::new([1]) };
     let probs = empty(&scores, probs_shape, DType::F32);
-    let (threshold, scale, dropped) = match &dropout {
-        Some(dropout) => (dropout.threshold, dropout.scale, true),
-        None => (0, 1.0, false),
+    let (salt, threshold, scale, dropped) = match &dropout {
+        Some(dropout) => (dropout.salt, dropout.threshold, dropout.scale, true),
+        None => (0, 0, 1.0, false),
     };
     let seed = match dropout {
         Some(dropout) => into_contiguous(dropout.seed),
@@ -338,6 +255,7 @@ pub fn forward<R: CubeRuntime>(
         rows.seq_k as u32,
         rows.past as u32,
         rows.scale,
+        salt,
         threshold,
         scale,
         dropped,

@@ -8,24 +8,14 @@
 //! its share; one more launch adds those partial sums. The order of the additions is fixed, so
 //! the result is the same from run to run (no atomics).
 
-use std::fmt;
-use std::marker::PhantomData;
-
-use burn::tensor::ops::FloatTensor;
 use burn::tensor::{DType, Shape};
-use burn_cubecl::fusion::FusionCubeRuntime;
+use burn_cubecl::CubeRuntime;
 use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::tensor::CubeTensor;
-use burn_cubecl::{BoolElement, CubeRuntime};
-use burn_fusion::stream::{Operation, OperationStreams};
-use burn_ir::{CustomOpIr, HandleContainer, OperationIr, TensorIr};
 use cubecl::prelude::*;
 
-use crate::graph::{Fused, Handle, Inner};
-use crate::softmax::empty;
+use crate::launch::{UNITS_PER_CUBE, empty};
 
-/// Units per cube (a power of two: the cube's sum halves it).
-const UNITS_PER_CUBE: u32 = 256;
 /// Cubes of the first pass: enough to keep a large GPU's multiprocessors busy, few enough that
 /// their partial sums are one cube's work.
 const FIRST_PASS_CUBES: u32 = 256;
@@ -68,7 +58,7 @@ fn sum_kernel(tensors: &Sequence<Tensor<f32>>, sums: &mut Tensor<f32>, #[comptim
 }
 
 /// `Σ x²` over every value of `tensors` (f32), as a `[1]` tensor.
-pub fn sum_of_squares<R: CubeRuntime>(tensors: Vec<CubeTensor<R>>) -> CubeTensor<R> {
+pub fn total<R: CubeRuntime>(tensors: Vec<CubeTensor<R>>) -> CubeTensor<R> {
     let first = tensors.first().expect("at least one tensor").clone();
     // One binding is the output; at least two inputs per launch, so that each level shrinks.
     let per_launch = (first.client.properties().hardware.max_bindings as usize)
@@ -110,47 +100,4 @@ fn launch<R: CubeRuntime>(
         square,
     );
     sums
-}
-
-/// [`sum_of_squares`] queued in burn-fusion's stream after the operations that produce
-/// `tensors`.
-pub fn sum_of_squares_fused<R: CubeRuntime, BT: BoolElement>(
-    tensors: Vec<FloatTensor<Fused<R, BT>>>,
-) -> FloatTensor<Fused<R, BT>> {
-    let client = tensors.first().expect("at least one tensor").client.clone();
-    let streams = OperationStreams::with_inputs(tensors.iter());
-    let inputs: Vec<TensorIr> = tensors.into_iter().map(|t| t.into_ir()).collect();
-    let out = TensorIr::uninit(client.create_empty_handle(), Shape::new([1]), DType::F32);
-    let desc = CustomOpIr::new("quill_sum_of_squares", &inputs, &[out]);
-    let op = SumOfSquaresOp::<R, BT> {
-        desc: desc.clone(),
-        runtime: PhantomData,
-    };
-    let mut outputs = client.register(streams, OperationIr::Custom(desc), op);
-    outputs.remove(0)
-}
-
-struct SumOfSquaresOp<R, BT> {
-    desc: CustomOpIr,
-    runtime: PhantomData<fn() -> (R, BT)>,
-}
-
-impl<R: CubeRuntime, BT: BoolElement> Operation<FusionCubeRuntime<R>> for SumOfSquaresOp<R, BT> {
-    fn execute(&self, handles: &mut HandleContainer<Handle<R>>) {
-        let tensors = self
-            .desc
-            .inputs
-            .iter()
-            .map(|ir| handles.get_float_tensor::<Inner<R, BT>>(ir))
-            .collect();
-        let total = sum_of_squares(tensors);
-        handles.register_float_tensor::<Inner<R, BT>>(&self.desc.outputs[0].id, total);
-    }
-}
-
-// By hand: a derive would ask the runtime types for `Debug` too.
-impl<R, BT> fmt::Debug for SumOfSquaresOp<R, BT> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "sum of squares of {} tensors", self.desc.inputs.len())
-    }
 }

@@ -53,6 +53,8 @@ impl Switch {
 
 /// Attention's softmax with dropout ([`causal_softmax`]).
 pub static SOFTMAX: Switch = Switch::new("QUILL_SOFTMAX", true);
+/// Residual dropout ([`residual_dropout`]).
+pub static DROPOUT: Switch = Switch::new("QUILL_DROPOUT", true);
 /// The optimizer's step and clipping's sum of squares ([`adamw_step`], [`sum_of_squares`]).
 pub static ADAMW: Switch = Switch::new("QUILL_ADAMW", true);
 /// The layer norm ([`layer_norm`]).
@@ -61,11 +63,12 @@ pub static LAYER_NORM: Switch = Switch::new("QUILL_LAYER_NORM", true);
 pub static SPLIT_HEADS: Switch = Switch::new("QUILL_SPLIT_HEADS", true);
 
 /// Reads every switch above: the suffix of the backend's name for those not at their default
-/// (`+burn-softmax`, `+burn-adamw`, `+burn-layer-norm`, `+burn-split-heads`, in that order), or
-/// the first one-line error.
+/// (`+burn-softmax`, `+burn-dropout`, `+burn-adamw`, `+burn-layer-norm`, `+burn-split-heads`, in
+/// that order), or the first one-line error.
 pub fn choose_all_from_env() -> Result<String, String> {
     let switches = [
         (!SOFTMAX.choose_from_env()?, "+burn-softmax"),
+        (!DROPOUT.choose_from_env()?, "+burn-dropout"),
         (!ADAMW.choose_from_env()?, "+burn-adamw"),
         (!LAYER_NORM.choose_from_env()?, "+burn-layer-norm"),
         (!SPLIT_HEADS.choose_from_env()?, "+burn-split-heads"),

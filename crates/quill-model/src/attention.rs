@@ -8,6 +8,9 @@ use crate::autocast::Autocast;
 use crate::config::ModelConfig;
 use crate::init::{normal_init, residual_init};
 use crate::kv_cache::LayerCache;
+#[cfg(feature = "gpu-kernels")]
+use crate::noise::ATTENTION_WEIGHTS;
+use crate::noise::Noise;
 use crate::products::matmul;
 
 /// Multi-head self-attention where position `t` only sees positions `<= t`.
@@ -61,15 +64,15 @@ impl<B: Backend> CausalSelfAttention<B> {
         y.swap_dims(1, 2).reshape([batch, seq, n_embd])
     }
 
-    /// Projects the merged heads `y: [batch, seq, n_embd]` back into the residual stream (f32).
-    fn project_out(&self, y: Tensor<B, 3>, autocast: Autocast) -> Tensor<B, 3> {
-        autocast.up(self
-            .resid_dropout
-            .forward(autocast.linear(&self.project, y)))
+    /// The dropout on the output, which the block applies with the residual addition.
+    pub fn out_dropout(&self) -> &Dropout {
+        &self.resid_dropout
     }
 
-    /// `x: [batch, seq, n_embd]` to `[batch, seq, n_embd]`.
-    pub fn forward(&self, x: Tensor<B, 3>, autocast: Autocast) -> Tensor<B, 3> {
+    /// `x: [batch, seq, n_embd]` to `[batch, seq, n_embd]`, in `autocast`'s precision and
+    /// before the output's dropout ([`out_dropout`](Self::out_dropout)); `noise` holds the
+    /// attention weights' dropout seed.
+    pub fn forward(&self, x: Tensor<B, 3>, autocast: Autocast, noise: &Noise<B>) -> Tensor<B, 3> {
         // Dropout only while training (autodiff on).
         let dropout = if B::ad_enabled(&x.device()) {
             self.attn_dropout.prob
@@ -83,10 +86,10 @@ impl<B: Backend> CausalSelfAttention<B> {
             // precision, softmax in f32), need the weights materialized elsewhere.
             Err(qkv) => {
                 let [q, k, v] = split_heads(qkv, self.n_head);
-                self.merge_heads(self.attend(q, k, v, 0, autocast))
+                self.merge_heads(self.attend(q, k, v, 0, autocast, noise))
             }
         };
-        self.project_out(y, autocast)
+        autocast.linear(&self.project, y)
     }
 
     /// Causal attention of `qkv: [batch, seq, 3·n_embd]` in one operation, where there is
@@ -121,7 +124,7 @@ impl<B: Backend> CausalSelfAttention<B> {
         Ok(self.merge_heads(attention(q, k, v, None, None, options)))
     }
 
-    /// Like [`forward`](Self::forward) for `x` holding the positions that follow those in
+    /// Like [`forward`](Self::forward) (in f32) for `x` holding the positions that follow those in
     /// `cache`: their keys and values are written to the cache, and each new position attends
     /// to every cached position and to the new ones up to itself. Inference only (no dropout).
     /// Every tensor spans the cache's whole `capacity`, so decoding one more character runs
@@ -138,10 +141,8 @@ impl<B: Backend> CausalSelfAttention<B> {
         let (k, v) = cache.append(k, v, capacity);
         // Query i sits at position past + i and may see keys j <= past + i; the positions
         // after those written are masked as well.
-        self.project_out(
-            self.merge_heads(self.attend(q, k, v, past, autocast)),
-            autocast,
-        )
+        let y = self.attend(q, k, v, past, autocast, &Noise::none());
+        autocast.linear(&self.project, self.merge_heads(y))
     }
 
     /// `softmax(q·kᵀ/√head_dim)·v` of `[batch, head, seq, head_dim]` queries, keys and values
@@ -155,6 +156,7 @@ impl<B: Backend> CausalSelfAttention<B> {
         v: Tensor<B, 4>,
         past: usize,
         autocast: Autocast,
+        noise: &Noise<B>,
     ) -> Tensor<B, 4> {
         let [_, _, seq_q, head_dim] = q.dims();
         let seq_k = k.dims()[2];
@@ -175,7 +177,7 @@ impl<B: Backend> CausalSelfAttention<B> {
             true => self.attn_dropout.prob,
             false => 0.0,
         };
-        let weights = match fused_softmax(fused, scores, scale, past, rate) {
+        let weights = match fused_softmax(fused, scores, scale, past, rate, noise) {
             Ok(weights) => weights,
             Err(scores) => {
                 // Unscaled when the fused kernels were on but did not take them.
@@ -209,20 +211,26 @@ fn fused_softmax_on<B: Backend>() -> bool {
 
 /// `dropout(softmax(scale · scores))` with keys after `i + past` masked for query `i`, in one
 /// kernel each way (quill-gpu-kernels) when it is on ([`fused_softmax_on`]) and takes `scores`
-/// (the weights in the scores' dtype, computed in f32); `Err(scores)` otherwise.
+/// (the weights in the scores' dtype, computed in f32), its dropout mask hashed from `noise`'s
+/// seed; `Err(scores)` otherwise (also with dropout and no seed).
 fn fused_softmax<B: Backend>(
     on: bool,
     scores: Tensor<B, 4>,
     scale: f64,
     past: usize,
     rate: f64,
+    noise: &Noise<B>,
 ) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
     #[cfg(feature = "gpu-kernels")]
     if on {
+        let mask = noise.mask(rate, ATTENTION_WEIGHTS);
+        if rate > 0.0 && mask.is_none() {
+            return Err(scores);
+        }
         let dtype = scores.dtype();
-        return quill_gpu_kernels::causal_softmax(scores, scale, past, rate, dtype);
+        return quill_gpu_kernels::causal_softmax(scores, scale, past, mask, dtype);
     }
-    let _ = (on, scale, past, rate);
+    let _ = (on, scale, past, rate, noise);
     Err(scores)
 }
 

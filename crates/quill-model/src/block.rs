@@ -7,6 +7,7 @@ use crate::config::ModelConfig;
 use crate::init::{layer_norm, normalize};
 use crate::kv_cache::LayerCache;
 use crate::mlp::Mlp;
+use crate::noise::{ATTENTION_OUT, MLP_OUT, Noise};
 
 /// One pre-norm Transformer block: `x + attn(ln(x))`, then `x + mlp(ln(x))`.
 #[derive(Module, Debug)]
@@ -27,10 +28,18 @@ impl<B: Backend> Block<B> {
         }
     }
 
-    /// The residual stream `x` stays f32 under mixed precision; the branches cast inside.
-    pub fn forward(&self, x: Tensor<B, 3>, autocast: Autocast) -> Tensor<B, 3> {
-        let x = x.clone() + self.attn.forward(normalize(&self.ln_attn, x), autocast);
-        x.clone() + self.mlp.forward(normalize(&self.ln_mlp, x), autocast)
+    /// The residual stream `x` stays f32 under mixed precision; the branches compute in
+    /// `autocast`'s precision, and each is dropped out and added to the stream in one step
+    /// ([`Noise::residual`]).
+    pub fn forward(&self, x: Tensor<B, 3>, autocast: Autocast, noise: &Noise<B>) -> Tensor<B, 3> {
+        let h = self
+            .attn
+            .forward(normalize(&self.ln_attn, x.clone()), autocast, noise);
+        let x = noise.residual(x, h, self.attn.out_dropout(), ATTENTION_OUT, autocast);
+        let h = self
+            .mlp
+            .forward(normalize(&self.ln_mlp, x.clone()), autocast);
+        noise.residual(x, h, self.mlp.out_dropout(), MLP_OUT, autocast)
     }
 
     /// [`forward`](Self::forward) for new positions after those held in `cache`.

@@ -10,6 +10,7 @@ use crate::block::Block;
 use crate::config::ModelConfig;
 use crate::init::{INIT_STD, layer_norm, normal, normalize};
 use crate::kv_cache::KvCache;
+use crate::noise::Noise;
 use crate::positional::PositionalEncoding;
 
 /// The decoder: token embedding plus positions, `n_layer` blocks, a final layer norm and a head
@@ -86,9 +87,11 @@ impl<B: Backend> Gpt<B> {
     /// Next-character logits for every position: `tokens: [batch, seq]` to
     /// `[batch, seq, vocab]`. `seq` must not exceed the configured `block_size`.
     pub fn forward(&self, tokens: Tensor<B, 2, Int>) -> Tensor<B, 3> {
-        let mut x = self.embed(tokens, 0);
-        for block in &self.blocks {
-            x = block.forward(x, self.autocast);
+        // One dropout seed for the whole pass, where the GPU kernels apply dropout.
+        let noise = Noise::draw(self.dropout.prob, &tokens.device());
+        let mut x = self.embed(tokens, 0, &noise);
+        for (layer, block) in self.blocks.iter().enumerate() {
+            x = block.forward(x, self.autocast, &noise.layer(layer));
         }
         self.logits(x, self.autocast)
     }
@@ -102,7 +105,7 @@ impl<B: Backend> Gpt<B> {
         tokens: Tensor<B, 2, Int>,
         cache: &mut KvCache<B>,
     ) -> Tensor<B, 3> {
-        let mut x = self.embed(tokens, cache.len());
+        let mut x = self.embed(tokens, cache.len(), &Noise::none());
         let layers = cache.layers(self.blocks.len());
         for (block, layer) in self.blocks.iter().zip(layers) {
             x = block.forward_cached(x, layer, self.block_size);
@@ -110,11 +113,11 @@ impl<B: Backend> Gpt<B> {
         self.logits(x, Autocast::OFF)
     }
 
-    fn embed(&self, tokens: Tensor<B, 2, Int>, start: usize) -> Tensor<B, 3> {
+    fn embed(&self, tokens: Tensor<B, 2, Int>, start: usize, noise: &Noise<B>) -> Tensor<B, 3> {
         let [_, seq] = tokens.dims();
         let device = tokens.device();
         let x = self.token_embedding.forward(tokens) + self.positional.forward(start, seq, &device);
-        self.dropout.forward(x)
+        noise.dropout(x, &self.dropout, 0)
     }
 
     /// Logits in f32, for the loss's softmax.

@@ -3,7 +3,8 @@
 //! Read it top-down: [`gpt`] (embeddings, the stack of blocks, the head), [`block`] (pre-norm
 //! residual block), [`attention`] (causal multi-head self-attention), [`mlp`] (the feed-forward
 //! part), [`positional`] (learned or sinusoidal positions), [`config`] (the `[model]` table),
-//! [`kv_cache`] (keys and values kept between decoding steps), [`checked_load`] (weights that
+//! [`noise`] (one forward pass's dropout seed for the GPU kernels), [`kv_cache`] (keys and
+//! values kept between decoding steps), [`checked_load`] (weights that
 //! must fit the config), [`autocast`] (linear layers over all positions at once, and mixed
 //! precision), [`products`] (matrix products: cuBLAS on `quill-cuda` with `QUILL_MATMUL=cublas`,
 //! burn's elsewhere), [`init`] (GPT-2's initialization of every layer).
@@ -19,6 +20,7 @@ pub mod gpt;
 pub mod init;
 pub mod kv_cache;
 pub mod mlp;
+pub mod noise;
 pub mod positional;
 pub mod products;
 

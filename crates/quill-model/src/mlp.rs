@@ -27,9 +27,15 @@ impl<B: Backend> Mlp<B> {
         }
     }
 
-    /// `x: [batch, seq, n_embd]` (f32) to `[batch, seq, n_embd]` (f32).
+    /// `x: [batch, seq, n_embd]` (f32) to `[batch, seq, n_embd]` in `autocast`'s precision,
+    /// before the output's dropout ([`out_dropout`](Self::out_dropout)).
     pub fn forward(&self, x: Tensor<B, 3>, autocast: Autocast) -> Tensor<B, 3> {
         let hidden = gelu(autocast.linear(&self.expand, x));
-        autocast.up(self.dropout.forward(autocast.linear(&self.project, hidden)))
+        autocast.linear(&self.project, hidden)
+    }
+
+    /// The dropout on the output, which the block applies with the residual addition.
+    pub fn out_dropout(&self) -> &Dropout {
+        &self.dropout
     }
 }
