@@ -47,7 +47,7 @@ fn matches_its_mask<B: AutodiffBackend>(
     salt: u32,
     half: Option<FloatDType>,
 ) {
-    let values = [0.4142_f32, 0.7071];
+    let values = [0.4142_f32, 0.6083];
     let x = Tensor::<B, 3>::random(dims, Distribution::Normal(0.0, 1.0), device);
     let mut h = Tensor::<B, 3>::random(dims, Distribution::Normal(0.0, 1.0), device);
     if let Some(half) = half {

@@ -62,6 +62,7 @@ fn matches_burn<B: AutodiffBackend>(device: &B::Device) {
     let normal = Distribution::Normal(0.0, 1.0);
     let x = Tensor::<B, 3>::random([3, 5, 48], normal, device).require_grad();
     let w = Tensor::<B, 3>::random([3, 5, 48], normal, device);
+    let v = Tensor::<B, 3>::random([3, 5, 48], normal, device);
     let beta = norm.beta.as_ref().map(|beta| beta.val());
     let Ok(fused) = layer_norm((x.clone(), norm.gamma.val(), beta.clone()), EPSILON) else {
         panic!("the kernels take this backend's f32 tensors");
@@ -77,6 +78,17 @@ fn matches_burn<B: AutodiffBackend>(device: &B::Device) {
         "y against burn",
     );
     close(&grad_of(fused), &grad_of(burn), "dx against burn");
+    // As in a block, x also feeds a residual addition after the layer norm, whose backward
+    // pass gives x a gradient first: the kernel adds it to its own (and autodiff does not).
+    let Ok(fused) = layer_norm((x.clone(), norm.gamma.val(), beta.clone()), EPSILON) else {
+        panic!("the kernels take this backend's f32 tensors");
+    };
+    let residual = |y: Tensor<B, 3>| x.clone() + y * v.clone();
+    close(
+        &grad_of(residual(fused)),
+        &grad_of(residual(norm.forward(x.clone()))),
+        "dx with a residual use of x against burn",
+    );
 
     let inner = norm.valid();
     let x = x.inner();

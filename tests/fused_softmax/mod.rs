@@ -105,7 +105,7 @@ fn dropout_matches_its_mask<B: AutodiffBackend>(device: &B::Device) {
     B::seed(device, 11);
     let scores = Tensor::<B, 4>::random(dims, Distribution::Normal(0.0, 2.0), device);
     let upstream = Tensor::<B, 4>::random(dims, Distribution::Normal(0.0, 1.0), device);
-    let seed_values = [0.318_f32, 0.727];
+    let seed_values = [0.2961_f32, 0.727];
     let draw = |values: [f32; 2], salt: u32| {
         let seed = Tensor::<B, 1>::from_floats(values, device);
         let scores = scores.clone().require_grad();
@@ -116,7 +116,7 @@ fn dropout_matches_its_mask<B: AutodiffBackend>(device: &B::Device) {
     };
     let (weights, grad) = draw(seed_values, 4);
     let (again, _) = draw(seed_values, 4);
-    let (other_seed, _) = draw([0.318, 0.726], 4);
+    let (other_seed, _) = draw([0.2961, 0.726], 4);
     let (other_salt, _) = draw(seed_values, 5);
     assert_eq!(
         relative(again, weights.clone()),

@@ -16,7 +16,7 @@ use quill_gpu::route::{convert, is};
 use crate::dropout::{self, Dropout};
 use crate::graph::{Fused, FusedTensor, Tracked, exactly, float_dtype, queue};
 use crate::softmax_graph::Masking;
-use crate::{DROPOUT, DropoutMask, routed, untracked};
+use crate::{DROPOUT, DropoutMask, untracked};
 
 /// `x + dropout(h)` (a residual branch `h` added to the stream `x`, both of one shape) in
 /// `x`'s dtype, or `dropout(h)` in `h`'s without `x`, in one kernel each way; the mask is
@@ -64,7 +64,7 @@ fn route<B: Backend, R: CubeRuntime, BT: BoolElement, const D: usize>(
     h: Tensor<B, D>,
     dropout: DropoutMask<B>,
 ) -> Result<Tensor<B, D>, ResidualInputs<B, D>> {
-    if !routed::<B, R, BT>() || !is::<FloatTensor<B>, Tracked<R, BT>>() {
+    if !is::<FloatTensor<B>, Tracked<R, BT>>() {
         return Err((x, h, dropout));
     }
     let masking = Masking {

@@ -110,9 +110,11 @@ fn backward_rows_kernel(
     mean: &Tensor<f32>,
     rstd: &Tensor<f32>,
     grad: &Tensor<f32>,
+    pending: &Tensor<f32>,
     grad_x: &mut Tensor<f32>,
     rows: u32,
     width: u32,
+    #[comptime] accumulate: bool,
 ) {
     let lanes = CUBE_DIM_X as usize;
     let (row, end) = row_of(rows, width);
@@ -143,7 +145,11 @@ fn backward_rows_kernel(
     while j < end {
         let normalized = (x[start + j] - mu) * r;
         let g = grad[start + j] * gamma[j];
-        grad_x[start + j] = r * (g - mean_g - normalized * mean_gx);
+        let mut dx = r * (g - mean_g - normalized * mean_gx);
+        if accumulate {
+            dx += pending[start + j];
+        }
+        grad_x[start + j] = dx;
         j += lanes;
     }
 }
@@ -242,11 +248,13 @@ pub struct Saved<R: CubeRuntime> {
     pub rstd: CubeTensor<R>,
 }
 
-/// `dx` (`x`'s shape), and the per-chunk partial sums of `dγ` and, when `shifted`, of `dβ`
-/// (`[chunks, width]` each; add their rows for the gradients), from the output's gradient.
+/// `dx` (`x`'s shape; plus `pending`, a gradient of `x` from its other uses, when there is
+/// one), and the per-chunk partial sums of `dγ` and, when `shifted`, of `dβ` (`[chunks, width]`
+/// each; add their rows for the gradients), from the output's gradient.
 pub fn backward<R: CubeRuntime>(
     saved: Saved<R>,
     grad: CubeTensor<R>,
+    pending: Option<CubeTensor<R>>,
     shifted: bool,
 ) -> (CubeTensor<R>, CubeTensor<R>, Option<CubeTensor<R>>) {
     let Saved {
@@ -264,6 +272,9 @@ pub fn backward<R: CubeRuntime>(
     let shape = x.meta.shape().clone();
     let (rows, width) = rows_and_width(&shape);
     let grad_x = empty(&x, shape, DType::F32);
+    let accumulate = pending.is_some();
+    // Unread without `accumulate`, but an argument all the same.
+    let pending = pending.map_or_else(|| grad.clone(), into_contiguous);
     let (cube_count, cube_dim) = launch_shape(rows, TREE_LANES);
     backward_rows_kernel::launch::<R>(
         &client,
@@ -274,9 +285,11 @@ pub fn backward<R: CubeRuntime>(
         mean.clone().into_tensor_arg(),
         rstd.clone().into_tensor_arg(),
         grad.clone().into_tensor_arg(),
+        pending.into_tensor_arg(),
         grad_x.clone().into_tensor_arg(),
         rows as u32,
         width as u32,
+        accumulate,
     );
 
     let (rows_per_chunk, chunks) = chunking(rows);

@@ -4,8 +4,10 @@
 //! from the model's generic tensors to them.
 
 use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::ops::{FloatTensor, FloatTensorOps};
 use burn::tensor::{DType, TensorPrimitive};
+use burn_autodiff::Autodiff;
 use burn_autodiff::checkpoint::base::Checkpointer;
 use burn_autodiff::checkpoint::strategy::NoCheckpointing;
 use burn_autodiff::grads::Gradients;
@@ -47,10 +49,11 @@ pub type LayerNormGradients<R, BT> = (
 );
 
 /// `(dx, dγ, dβ)` (`dβ` when `shifted`) from the forward pass's input, gain and statistics
-/// and the output's gradient `grad`.
+/// and the output's gradient `grad`; `dx` plus `pending` (f32) when there is one.
 pub fn backward<R: CubeRuntime, BT: BoolElement>(
     saved: [FusedTensor<R, BT>; 4],
     grad: FusedTensor<R, BT>,
+    pending: Option<FusedTensor<R, BT>>,
     shifted: bool,
 ) -> LayerNormGradients<R, BT> {
     let shape = saved[0].shape.clone();
@@ -65,15 +68,19 @@ pub fn backward<R: CubeRuntime, BT: BoolElement>(
     }
     let mut inputs = saved.to_vec();
     inputs.push(grad);
+    inputs.extend(pending);
     let run = move |inputs: Vec<_>| {
-        let [x, gamma, mean, rstd, grad] = exactly(inputs);
+        let mut inputs = inputs.into_iter();
+        let mut next = || inputs.next().expect("the backward pass's inputs");
         let saved = Saved {
-            x,
-            gamma,
-            mean,
-            rstd,
+            x: next(),
+            gamma: next(),
+            mean: next(),
+            rstd: next(),
         };
-        let (grad_x, gamma_parts, beta_parts) = layer_norm::backward(saved, grad, shifted);
+        let grad = next();
+        let pending = inputs.next();
+        let (grad_x, gamma_parts, beta_parts) = layer_norm::backward(saved, grad, pending, shifted);
         [grad_x, gamma_parts]
             .into_iter()
             .chain(beta_parts)
@@ -141,11 +148,23 @@ impl<R: CubeRuntime, BT: BoolElement, const N: usize> Backward<Fused<R, BT>, N>
     fn backward(self, ops: Ops<Self::State, N>, grads: &mut Gradients, _: &mut Checkpointer) {
         let grad = grads.consume::<Fused<R, BT>>(&ops.node);
         // The kernels read f32; a later operation's backward pass may have given another dtype.
-        let grad = match grad.dtype {
+        let f32s = |grad: FusedTensor<R, BT>| match grad.dtype {
             DType::F32 => grad,
             _ => <Fused<R, BT> as FloatTensorOps<_>>::float_cast(grad, float_dtype(DType::F32)),
         };
-        let (grad_x, grad_gamma, grad_beta) = backward::<R, BT>(ops.state, grad, N == 3);
+        // x's gradient from its other uses so far (a block's residual addition, whose backward
+        // pass runs first): taken out and added by the kernel, where autodiff would add it to
+        // dx in a kernel of its own.
+        let pending = ops.parents[0].as_ref().and_then(|x| {
+            // `Gradients` finds a gradient by its tensor's node: a tensor of x's values with
+            // x's node is the key.
+            let mut key =
+                <Autodiff<Fused<R, BT>> as AutodiffBackend>::from_inner(ops.state[0].clone());
+            key.node = x.clone();
+            grads.remove::<Fused<R, BT>>(&key)
+        });
+        let (grad_x, grad_gamma, grad_beta) =
+            backward::<R, BT>(ops.state, f32s(grad), pending.map(f32s), N == 3);
         let results = [Some(grad_x), Some(grad_gamma), grad_beta];
         for (parent, result) in ops.parents.iter().zip(results) {
             if let (Some(node), Some(result)) = (parent, result) {
