@@ -126,8 +126,8 @@ fn the_tiny_config_trains_on_wgpu() {
 /// Training with dropout learns as well with the fused kernels (the softmax's and the residual
 /// additions' masks hashed from one seed per forward pass) as with burn's composition and
 /// `Dropout` (`QUILL_SOFTMAX=burn QUILL_DROPOUT=burn`): the same 100 steps of the tiny config,
-/// 0.1 dropout (seen on lavapipe: best val 2.6118 with burn's, 2.6247 with the fused softmax
-/// alone; 2.4657 in the tiny test without dropout at 200 steps). The masks themselves are
+/// 0.1 dropout (seen on lavapipe: best val 2.6484 with burn's, 2.6090 with the kernels;
+/// 2.4657 in the tiny test without dropout at 200 steps). The masks themselves are
 /// checked in fused_softmax/ and fused_dropout/.
 #[test]
 fn the_fused_dropouts_train_as_burns_do() {
