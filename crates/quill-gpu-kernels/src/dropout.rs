@@ -9,8 +9,8 @@
 //! addition and, under mixed precision, the cast to f32 follow. At shakespeare-char's shapes
 //! each of the model's 13 dropouts draws and keeps 6.3 million values per step. Here the forward
 //! pass reads `x` and `h` and writes `x + keep · h / (1 − rate)` (in `x`'s dtype, computed in
-//! f32); the backward pass reads the sum's gradient and writes `h`'s (`keep · dy / (1 − rate)`,
-//! in `h`'s dtype); `x`'s gradient is the sum's.
+//! f32); the backward pass is the same kernel without `x`, reading the sum's gradient and
+//! writing `h`'s (`keep · dy / (1 − rate)`, in `h`'s dtype); `x`'s gradient is the sum's.
 
 use burn::tensor::{DType, Shape};
 use burn_cubecl::CubeRuntime;
@@ -121,50 +121,26 @@ fn forward_kernel<F: Float, G: Float>(
     }
 }
 
-/// `grad_h = keep · grad · scale`, in `h`'s dtype.
-#[cube(launch)]
-fn backward_kernel<F: Float, G: Float>(
-    grad: &Tensor<F>,
-    seed: &Tensor<f32>,
-    grad_h: &mut Tensor<G>,
-    values: u32,
-    salt: u32,
-    threshold: u32,
-    scale: f32,
-    #[define(F, G)] _dtypes: [StorageType; 2],
-) {
-    let index = unit_index();
-    if index < values {
-        let (seed_a, seed_b) = device_seeds(seed, salt);
-        let mut dh = f32::new(0.0);
-        if kept(index, seed_a, seed_b, threshold) {
-            dh = f32::cast_from(grad[index as usize]) * scale;
-        }
-        grad_h[index as usize] = G::cast_from(dh);
-    }
-}
-
-/// `x + dropout(h)` in `x`'s dtype (`x` and `h` of one shape), or `dropout(h)` in `h`'s
-/// without `x`.
+/// `x + dropout(h)` (`x` and `h` of one shape, `out_dtype` `x`'s), or `dropout(h)` without
+/// `x`, in `out_dtype`. Dropout's backward pass is the same kernel: `dropout(dy)` with the
+/// same mask is `h`'s gradient.
 pub fn forward<R: CubeRuntime>(
     x: Option<CubeTensor<R>>,
     h: CubeTensor<R>,
     dropout: Dropout<R>,
+    out_dtype: DType,
 ) -> CubeTensor<R> {
     let h = into_contiguous(h);
     let residual = x.is_some();
+    let shape = h.meta.shape().clone();
+    let out = empty(&h, shape.clone(), out_dtype);
     let x = match x {
         Some(x) => into_contiguous(x),
         // Not read without `residual`, but an argument all the same.
-        None => empty(&h, Shape::new([1]), h.dtype),
+        None => empty(&h, Shape::new([1]), out_dtype),
     };
-    let shape = h.meta.shape().clone();
+    debug_assert_eq!(x.dtype, out_dtype, "the sum is in x's dtype");
     let values = shape.num_elements();
-    let out_dtype = match residual {
-        true => x.dtype,
-        false => h.dtype,
-    };
-    let out = empty(&h, shape, out_dtype);
     let seed = into_contiguous(dropout.seed);
     let (cube_count, cube_dim) = elementwise_launch(values);
     forward_kernel::launch::<R>(
@@ -183,32 +159,4 @@ pub fn forward<R: CubeRuntime>(
         [out_dtype.into(), h.dtype.into()],
     );
     out
-}
-
-/// The gradient of [`forward`]'s `h` (in `h_dtype`) from the gradient of its output.
-pub fn backward<R: CubeRuntime>(
-    grad: CubeTensor<R>,
-    dropout: Dropout<R>,
-    h_dtype: DType,
-) -> CubeTensor<R> {
-    let grad = into_contiguous(grad);
-    let shape = grad.meta.shape().clone();
-    let values = shape.num_elements();
-    let grad_h = empty(&grad, shape, h_dtype);
-    let seed = into_contiguous(dropout.seed);
-    let (cube_count, cube_dim) = elementwise_launch(values);
-    backward_kernel::launch::<R>(
-        &grad.client.clone(),
-        cube_count,
-        cube_dim,
-        grad.clone().into_tensor_arg(),
-        seed.into_tensor_arg(),
-        grad_h.clone().into_tensor_arg(),
-        values as u32,
-        dropout.salt,
-        dropout.threshold,
-        dropout.scale,
-        [grad.dtype.into(), h_dtype.into()],
-    );
-    grad_h
 }

@@ -1,7 +1,7 @@
-//! The residual dropout kernels ([`crate::dropout`]) in burn's graphs: custom operations in
-//! burn-fusion's queue, and a node of autodiff's graph whose backward pass is the backward
-//! kernel (for `h`) and the output's gradient itself (for `x`); and [`residual_dropout`], the
-//! route from the model's generic tensors to them.
+//! The residual dropout kernel ([`crate::dropout`]) in burn's graphs: a custom operation in
+//! burn-fusion's queue, and a node of autodiff's graph whose backward pass is the same kernel
+//! on the output's gradient (for `h`) and the output's gradient itself (for `x`); and
+//! [`residual_dropout`], the route from the model's generic tensors to them.
 
 use burn::prelude::*;
 use burn::tensor::ops::{FloatTensor, FloatTensorOps};
@@ -15,7 +15,6 @@ use quill_gpu::route::{convert, is};
 
 use crate::dropout::{self, Dropout};
 use crate::graph::{Fused, FusedTensor, Tracked, exactly, float_dtype, queue};
-use crate::softmax_graph::Masking;
 use crate::{DROPOUT, DropoutMask, untracked};
 
 /// `x + dropout(h)` (a residual branch `h` added to the stream `x`, both of one shape) in
@@ -67,25 +66,39 @@ fn route<B: Backend, R: CubeRuntime, BT: BoolElement, const D: usize>(
     if !is::<FloatTensor<B>, Tracked<R, BT>>() {
         return Err((x, h, dropout));
     }
-    let masking = Masking {
-        seed: untracked::<B, R, BT, 1>(dropout.seed),
-        salt: dropout.salt,
-        rate: dropout.rate,
-    };
+    let masking = Masking::of::<B>(dropout);
     let take =
         |tensor: Tensor<B, D>| convert::<_, Tracked<R, BT>>(tensor.into_primitive().tensor());
     let out = forward_autodiff::<R, BT>(x.map(take), take(h), masking);
     Ok(Tensor::from_primitive(TensorPrimitive::Float(convert(out))))
 }
 
-/// `x + dropout(h)` (or `dropout(h)`), queued in burn-fusion's stream after the operations
-/// that produce the inputs.
+/// A [`DropoutMask`] on the kernels' backend.
+pub struct Masking<R: CubeRuntime, BT: BoolElement> {
+    pub seed: FusedTensor<R, BT>,
+    pub salt: u32,
+    pub rate: f64,
+}
+
+impl<R: CubeRuntime, BT: BoolElement> Masking<R, BT> {
+    /// `mask`, whose seed is a tensor of `Fused<R, BT>` with or without autodiff.
+    pub(crate) fn of<B: Backend>(mask: DropoutMask<B>) -> Self {
+        Self {
+            seed: untracked::<B, R, BT, 1>(mask.seed),
+            salt: mask.salt,
+            rate: mask.rate,
+        }
+    }
+}
+
+/// `x + dropout(h)` (`dtype` `x`'s), or `dropout(h)` without `x`, in `dtype`, queued in
+/// burn-fusion's stream after the operations that produce the inputs.
 pub fn forward<R: CubeRuntime, BT: BoolElement>(
     x: Option<FusedTensor<R, BT>>,
     h: FusedTensor<R, BT>,
     masking: Masking<R, BT>,
+    dtype: DType,
 ) -> FusedTensor<R, BT> {
-    let dtype = x.as_ref().map_or(h.dtype, |x| x.dtype);
     let output = (h.shape.clone(), dtype);
     let residual = x.is_some();
     let Masking { seed, salt, rate } = masking;
@@ -95,7 +108,12 @@ pub fn forward<R: CubeRuntime, BT: BoolElement>(
         let x = residual.then(|| inputs.next().expect("x"));
         let h = inputs.next().expect("h");
         let seed = inputs.next().expect("the seed");
-        vec![dropout::forward(x, h, Dropout::new(seed, salt, rate))]
+        vec![dropout::forward(
+            x,
+            h,
+            Dropout::new(seed, salt, rate),
+            dtype,
+        )]
     };
     let [out] = exactly(queue::<R, BT, _>(
         "quill_residual_dropout",
@@ -104,31 +122,6 @@ pub fn forward<R: CubeRuntime, BT: BoolElement>(
         run,
     ));
     out
-}
-
-/// `h`'s gradient (in `h_dtype`) from the gradient of [`forward`]'s output.
-pub fn backward<R: CubeRuntime, BT: BoolElement>(
-    grad: FusedTensor<R, BT>,
-    masking: Masking<R, BT>,
-    h_dtype: DType,
-) -> FusedTensor<R, BT> {
-    let output = (grad.shape.clone(), h_dtype);
-    let Masking { seed, salt, rate } = masking;
-    let run = move |inputs: Vec<_>| {
-        let [grad, seed] = exactly(inputs);
-        vec![dropout::backward(
-            grad,
-            Dropout::new(seed, salt, rate),
-            h_dtype,
-        )]
-    };
-    let [grad_h] = exactly(queue::<R, BT, _>(
-        "quill_residual_dropout_backward",
-        vec![grad, seed],
-        [output],
-        run,
-    ));
-    grad_h
 }
 
 /// [`forward`] recorded in autodiff's graph.
@@ -158,12 +151,13 @@ fn record<R: CubeRuntime, BT: BoolElement, const N: usize>(
     let mut primitives = inputs.into_iter().map(|t| t.primitive);
     let h = primitives.next().expect("h");
     let x = primitives.next();
+    let dtype = x.as_ref().map_or(h.dtype, |x| x.dtype);
     match prepared.compute_bound().stateful() {
         OpsKind::Tracked(prep) => {
             let state = (masking.seed.clone(), masking.salt, masking.rate);
-            prep.finish(state, forward::<R, BT>(x, h, masking))
+            prep.finish(state, forward::<R, BT>(x, h, masking, dtype))
         }
-        OpsKind::UnTracked(prep) => prep.finish(forward::<R, BT>(x, h, masking)),
+        OpsKind::UnTracked(prep) => prep.finish(forward::<R, BT>(x, h, masking, dtype)),
     }
 }
 
@@ -192,8 +186,9 @@ impl<R: CubeRuntime, BT: BoolElement, const N: usize> Backward<Fused<R, BT>, N>
             grads.register::<Fused<R, BT>>(node.id, cast(grad.clone(), x_dtype));
         }
         if let Some(node) = &ops.parents[0] {
+            // Dropout's gradient is the output's, dropped with the same mask.
             let masking = Masking { seed, salt, rate };
-            let grad_h = backward::<R, BT>(grad, masking, self.h_dtype);
+            let grad_h = forward::<R, BT>(None, grad, masking, self.h_dtype);
             grads.register::<Fused<R, BT>>(node.id, grad_h);
         }
     }

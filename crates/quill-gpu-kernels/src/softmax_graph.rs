@@ -13,9 +13,10 @@ use burn_cubecl::{BoolElement, CubeRuntime};
 use quill_gpu::route::{convert, is};
 
 use crate::dropout::Dropout;
+use crate::dropout_graph::Masking;
 use crate::graph::{Fused, FusedTensor, Tracked, exactly, float_dtype, queue};
 use crate::softmax::{self, Rows};
-use crate::{DropoutMask, SOFTMAX, routed, untracked};
+use crate::{DropoutMask, SOFTMAX, routed};
 
 /// `dropout(softmax(scale · scores))` over the last dimension of `scores: [.., seq_q, seq_k]`,
 /// where query `i` sees keys `0 ..= i + past` (the others get weight 0), with `dropout` on
@@ -85,11 +86,7 @@ fn route<B: Backend, R: CubeRuntime, BT: BoolElement, const D: usize>(
         return Err((scores, dropout));
     }
     let autodiff = is::<FloatTensor<B>, Tracked<R, BT>>();
-    let dropout = dropout.map(|d| Masking {
-        seed: untracked::<B, R, BT, 1>(d.seed),
-        salt: d.salt,
-        rate: d.rate,
-    });
+    let dropout = dropout.map(Masking::of::<B>);
     let scores = scores.into_primitive().tensor();
     let weights: FloatTensor<B> = match autodiff {
         true => convert(forward_autodiff::<R, BT>(
@@ -101,13 +98,6 @@ fn route<B: Backend, R: CubeRuntime, BT: BoolElement, const D: usize>(
         false => convert(forward::<R, BT>(convert(scores), rows, dropout, weights_dtype, false).0),
     };
     Ok(Tensor::from_primitive(TensorPrimitive::Float(weights)))
-}
-
-/// A [`DropoutMask`] on the kernels' backend.
-pub struct Masking<R: CubeRuntime, BT: BoolElement> {
-    pub seed: FusedTensor<R, BT>,
-    pub salt: u32,
-    pub rate: f64,
 }
 
 /// The weights of `scores` (see [`softmax`]) in `weights_dtype`, with `dropout` and, with

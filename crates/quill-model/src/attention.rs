@@ -202,6 +202,10 @@ impl<B: Backend> CausalSelfAttention<B> {
 
 /// Whether attention's softmax runs on quill-gpu-kernels' fused kernels (on a GPU runner's
 /// backend, unless `QUILL_SOFTMAX=burn`).
+#[cfg_attr(
+    not(feature = "gpu-kernels"),
+    allow(clippy::extra_unused_type_parameters)
+)]
 fn fused_softmax_on<B: Backend>() -> bool {
     #[cfg(feature = "gpu-kernels")]
     return quill_gpu_kernels::softmax_runs_on::<B>();

@@ -85,30 +85,36 @@ impl<B: Backend> Noise<B> {
         use_: u32,
         autocast: Autocast,
     ) -> Tensor<B, 3> {
-        #[cfg(feature = "gpu-kernels")]
-        let (x, h) = match self.mask(dropout.prob, use_) {
-            Some(mask) => match quill_gpu_kernels::residual_dropout(Some(x), h, mask) {
-                Ok(sum) => return sum,
-                Err((x, h, _)) => (x.expect("handed back"), h),
-            },
-            None => (x, h),
-        };
-        let _ = use_;
-        x + autocast.up(dropout.forward(h))
+        match self.kernels(Some(x), h, dropout, use_) {
+            Ok(sum) => sum,
+            Err((x, h)) => x.expect("handed back") + autocast.up(dropout.forward(h)),
+        }
     }
 
     /// `dropout(h)`, with the kernels when there is a seed (salt `base + use_`).
     pub fn dropout(&self, h: Tensor<B, 3>, dropout: &Dropout, use_: u32) -> Tensor<B, 3> {
+        match self.kernels(None, h, dropout, use_) {
+            Ok(dropped) => dropped,
+            Err((_, h)) => dropout.forward(h),
+        }
+    }
+
+    /// `x + dropout(h)` (or `dropout(h)`) on quill-gpu-kernels' kernels when there is a seed
+    /// and they take the tensors; `Err` with `x` and `h` otherwise.
+    #[allow(clippy::type_complexity)]
+    fn kernels(
+        &self,
+        x: Option<Tensor<B, 3>>,
+        h: Tensor<B, 3>,
+        dropout: &Dropout,
+        use_: u32,
+    ) -> Result<Tensor<B, 3>, (Option<Tensor<B, 3>>, Tensor<B, 3>)> {
         #[cfg(feature = "gpu-kernels")]
-        let h = match self.mask(dropout.prob, use_) {
-            Some(mask) => match quill_gpu_kernels::residual_dropout(None, h, mask) {
-                Ok(dropped) => return dropped,
-                Err((_, h, _)) => h,
-            },
-            None => h,
-        };
-        let _ = use_;
-        dropout.forward(h)
+        if let Some(mask) = self.mask(dropout.prob, use_) {
+            return quill_gpu_kernels::residual_dropout(x, h, mask).map_err(|(x, h, _)| (x, h));
+        }
+        let _ = (dropout, use_);
+        Err((x, h))
     }
 }
 
