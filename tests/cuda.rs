@@ -107,7 +107,11 @@ mod gpu {
     #[test]
     fn cuda_computes_what_ndarray_computes_with_burns_products_then_cublas() {
         // The kernel cache quill-cuda uses (which gpu_bench's --cache-from fills).
-        quill_gpu::init(&quill_gpu::cache_dir(), quill_gpu::Runtime::Cuda);
+        quill_gpu::init(
+            &quill_gpu::cache_dir(),
+            quill_gpu_kernels::SOURCE_HASH,
+            quill_gpu::Runtime::Cuda,
+        );
         let device = CudaDevice::new(0);
         // What QUILL_SOFTMAX=burn does: the model's attention on burn's composition.
         quill_gpu_kernels::SOFTMAX.set(false);

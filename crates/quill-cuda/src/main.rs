@@ -9,7 +9,11 @@ use quill_cli::Runner;
 
 fn main() -> ExitCode {
     // Before any device exists: kernels compiled and tuned by earlier runs are reused.
-    quill_gpu::init(&quill_gpu::cache_dir(), quill_gpu::Runtime::Cuda);
+    quill_gpu::init(
+        &quill_gpu::cache_dir(),
+        quill_gpu_kernels::SOURCE_HASH,
+        quill_gpu::Runtime::Cuda,
+    );
     let choices =
         use_cublas().and_then(|cublas| Ok((cublas, quill_gpu_kernels::choose_all_from_env()?)));
     let (cublas, kernels) = match choices {

@@ -42,6 +42,7 @@ pub mod layer_norm_graph;
 pub mod optimizer;
 pub mod softmax;
 pub mod softmax_graph;
+pub mod source_hash;
 pub mod squares;
 mod switches;
 
@@ -59,6 +60,10 @@ pub use optimizer::{AdamWInputs, adamw_step, sum_of_squares, sums_squares_of};
 pub use softmax::Rows;
 pub use softmax_graph::{causal_softmax, softmax_runs_on};
 pub use switches::*;
+
+/// A hash of this crate's sources (its kernels among them), from `build.rs`: the GPU runners
+/// keep compiled kernels per value ([`source_hash`] says why).
+pub const SOURCE_HASH: &str = env!("QUILL_KERNELS_SOURCE_HASH");
 
 /// Dropout at `rate` for one use in a forward pass: what it keeps is a hash of each value's
 /// index, `seed` (`[2]` uniform values, drawn on the device once per forward pass, e.g. by
@@ -104,5 +109,29 @@ fn untracked<B: Backend, R: CubeRuntime, BT: BoolElement, const D: usize>(
     match is::<FloatTensor<B>, Tracked<R, BT>>() {
         true => convert::<_, Tracked<R, BT>>(primitive).primitive,
         false => convert(primitive),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn the_source_hash_is_that_of_the_sources_built_and_changes_with_them() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        assert_eq!(source_hash::of_folder(&src).unwrap(), SOURCE_HASH);
+        let copy = tempfile::tempdir().unwrap();
+        let kernel = copy.path().join("softmax.rs");
+        std::fs::write(&kernel, "fn kernel() { let x = 1; }").unwrap();
+        let before = source_hash::of_folder(copy.path()).unwrap();
+        std::fs::write(&kernel, "fn kernel() { let x = 2; }").unwrap();
+        let after = source_hash::of_folder(copy.path()).unwrap();
+        assert_ne!(before, after);
+        assert_eq!(after.len(), 16);
+        // Files other than Rust sources do not count.
+        std::fs::write(copy.path().join("notes.txt"), "anything").unwrap();
+        assert_eq!(source_hash::of_folder(copy.path()).unwrap(), after);
     }
 }

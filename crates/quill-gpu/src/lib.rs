@@ -38,6 +38,11 @@ pub fn cache_dir() -> PathBuf {
         .join("kernels")
 }
 
+/// Where [`init`] keeps compiled kernels for the kernel sources hashed as `kernels`.
+pub fn compiled_dir(dir: &Path, kernels: &str) -> PathBuf {
+    dir.join(format!("compiled-{kernels}"))
+}
+
 /// The runtime a runner compiles kernels for: each tells of a compilation its own way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Runtime {
@@ -53,12 +58,18 @@ pub enum Runtime {
 /// in `main`, before any device or tensor exists; returns `false` (and changes nothing) when
 /// cubecl's configuration was already fixed. Settings of a `cubecl.toml` (or the `[cubecl]`
 /// section of a `burn.toml`) and `CUBECL_*` variables are kept, except the two cache folders.
-pub fn init(dir: &Path, runtime: Runtime) -> bool {
+///
+/// Compiled kernels go to [`compiled_dir`]`(dir, kernels)`, a folder per value of `kernels`
+/// (`quill_gpu_kernels::SOURCE_HASH`): cubecl keys a compiled kernel by its name and
+/// compile-time arguments, not its code, so a build with changed kernels must not read an
+/// older build's. Autotune results (timings of burn's kernels, keyed by burn's own versions)
+/// stay in `dir`.
+pub fn init(dir: &Path, kernels: &str, runtime: Runtime) -> bool {
     let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
     // cubecl creates its files' folders itself; a folder it cannot create disables the cache
     // with a warning, and training goes on.
     let mut config = CubeClRuntimeConfig::from_current_dir().override_from_env();
-    config.compilation.cache = Some(CacheConfig::File(dir.clone()));
+    config.compilation.cache = Some(CacheConfig::File(compiled_dir(&dir, kernels)));
     config.autotune.cache = CacheConfig::File(dir.clone());
     // A cache miss is logged (through the `log` crate) just before the kernel is compiled:
     // that is what tells the user why the first steps take long.
@@ -200,13 +211,18 @@ mod tests {
     #[test]
     fn the_first_configuration_wins_and_cubecl_reads_it() {
         let scratch = tempfile::tempdir().unwrap();
-        assert!(init(scratch.path(), Runtime::Cuda));
-        assert!(!init(Path::new("elsewhere"), Runtime::Wgpu));
+        assert!(init(scratch.path(), "0123456789abcdef", Runtime::Cuda));
+        assert!(!init(
+            Path::new("elsewhere"),
+            "fedcba9876543210",
+            Runtime::Wgpu
+        ));
         let config = CubeClRuntimeConfig::get();
         let root = |cache: &CacheConfig| cache.root();
+        // Compiled kernels per version of quill's kernel sources, autotune results beside.
         assert_eq!(
             root(config.compilation.cache.as_ref().unwrap()),
-            scratch.path()
+            scratch.path().join("compiled-0123456789abcdef")
         );
         assert_eq!(root(&config.autotune.cache), scratch.path());
         // On CUDA the compilation logger stays off (it would run clang-format per kernel).
