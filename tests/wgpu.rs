@@ -100,7 +100,7 @@ fn the_tiny_config_trains_on_wgpu() {
     };
     let out = train(&["--device", "0"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    assert!(out.status.success(), "{}: {stderr}", out.status);
     let summary: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(dir.path().join("artifacts/tiny/summary.json")).unwrap(),
     )
@@ -153,7 +153,7 @@ fn the_fused_dropouts_train_as_burns_do() {
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{stderr}");
+        assert!(out.status.success(), "{}: {stderr}", out.status);
         let summary = dir.path().join(format!("artifacts/{kernels}/summary.json"));
         let summary: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(summary).unwrap()).unwrap();
@@ -204,7 +204,7 @@ fn a_warm_kernel_cache_compiles_nothing_and_sampling_keeps_its_shapes() {
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(out.status.success(), "{stderr}");
+        assert!(out.status.success(), "{}: {stderr}", out.status);
         let stdout = String::from_utf8_lossy(&out.stdout);
         let report: serde_json::Value =
             serde_json::from_str(stdout.lines().last().unwrap()).unwrap();

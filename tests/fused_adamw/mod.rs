@@ -26,12 +26,15 @@ pub fn check_all<B: Backend>(device: &B::Device) {
 }
 
 /// The sum of squares of one tensor, of a model's worth (more tensors than a Vulkan device
-/// may bind to one kernel, so several launches and a second level of partial sums), and of
-/// tensors longer than the first launch's units (an MLP weight's 589824 values among them).
+/// may bind to one kernel, so several launches and a second level of partial sums), of a deep
+/// model's worth (more than one launch takes on any device), and of tensors longer than the
+/// first launch's units (an MLP weight's 589824 values among them).
 fn squares_match_host<B: Backend>(device: &B::Device) {
     let normal = Distribution::Normal(0.0, 1.0);
-    let sizes: [&[usize]; 3] = [
+    let deep: Vec<usize> = (1..=300).map(|i| i * 37 % 1001 + 1).collect();
+    let sizes: [&[usize]; 4] = [
         &[5],
+        &deep,
         &[
             384, 1152, 384, 384, 1536, 384, 65, 7, 1, 300, 24960, 3, 9, 11, 13, 17, 19, 23, 29, 31,
             37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89, 97, 101, 103, 107, 109, 113, 127,

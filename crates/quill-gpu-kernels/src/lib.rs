@@ -65,6 +65,12 @@ pub use switches::*;
 /// keep compiled kernels per value ([`source_hash`] says why).
 pub const SOURCE_HASH: &str = env!("QUILL_KERNELS_SOURCE_HASH");
 
+/// Turns on cubecl's persistent caches in quill's cache folder ([`quill_gpu::cache_dir`]),
+/// compiled kernels kept per [`SOURCE_HASH`] ([`quill_gpu::init`] says why and when to call).
+pub fn init_caches(runtime: quill_gpu::Runtime) -> bool {
+    quill_gpu::init(&quill_gpu::cache_dir(), SOURCE_HASH, runtime)
+}
+
 /// Dropout at `rate` for one use in a forward pass: what it keeps is a hash of each value's
 /// index, `seed` (`[2]` uniform values, drawn on the device once per forward pass, e.g. by
 /// `Tensor::random([2], Distribution::Default, device)`) and `salt` (each use in that pass has
@@ -133,5 +139,12 @@ mod tests {
         // Files other than Rust sources do not count.
         std::fs::write(copy.path().join("notes.txt"), "anything").unwrap();
         assert_eq!(source_hash::of_folder(copy.path()).unwrap(), after);
+        // Sources in subfolders do, by their path.
+        std::fs::create_dir(copy.path().join("kernels")).unwrap();
+        std::fs::write(copy.path().join("kernels/a.rs"), "fn a() {}").unwrap();
+        let nested = source_hash::of_folder(copy.path()).unwrap();
+        assert_ne!(nested, after);
+        std::fs::rename(copy.path().join("kernels"), copy.path().join("other")).unwrap();
+        assert_ne!(source_hash::of_folder(copy.path()).unwrap(), nested);
     }
 }

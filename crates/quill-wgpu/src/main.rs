@@ -11,11 +11,7 @@ use quill_cli::Runner;
 
 fn main() -> ExitCode {
     // Before any device exists: kernels compiled and tuned by earlier runs are reused.
-    quill_gpu::init(
-        &quill_gpu::cache_dir(),
-        quill_gpu_kernels::SOURCE_HASH,
-        quill_gpu::Runtime::Wgpu,
-    );
+    quill_gpu_kernels::init_caches(quill_gpu::Runtime::Wgpu);
     let kernels = match quill_gpu_kernels::choose_all_from_env() {
         Ok(suffix) => suffix,
         Err(message) => {
