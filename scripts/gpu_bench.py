@@ -14,13 +14,16 @@ Each section's figures come from the command's own JSON line (`bench`, torch_ref
      then the matrix products through cuBLAS (QUILL_MATMUL=cublas, f32 and bf16-mixed) against
      burn's, and attention's softmax as burn's composition (QUILL_SOFTMAX=burn) against quill's
      fused kernels (the default); the GPU tests
-     (`quill-cuda-tests`: CUDA against burn-ndarray, the fused softmax against burn's
-     composition, then cuBLAS's products and gradients against burn's); each weight gradient as one product
+     (`quill-cuda-tests`, each test in its own process: cuBLAS's products and gradients
+     against burn's and the model on them against burn-ndarray, then quill's kernels against
+     burn's and the model against burn-ndarray); each weight gradient as one product
      (QUILL_WEIGHT_GRAD_SPLIT=1) against quill-cuda's 8 partial products; and the pre-flight
      memory check on a model too big for the GPU. The warm f32, bf16-mixed (4.) and cuBLAS
      benches run 60 timed steps and record each host thread's CPU use and the GPU's
      utilization over them (`host`, scripts/host_sampler.py): is the step bound by the host?
-  3. PyTorch (torch_ref.py) eager f32 and eager --amp bf16, same model, batch and dropout
+  3. PyTorch (torch_ref.py) eager f32 (strict f32 products, PyTorch's default; then with TF32
+     products allowed, as quill's f32 products are and nanoGPT's) and eager --amp bf16, same
+     model, batch and dropout
   4. quill-cuda bench, train.precision = "bf16-mixed"
   5. 1000 steps of shakespeare-char (bf16-mixed): val loss and wall time
   6. PyTorch --compile --amp bf16
@@ -56,6 +59,10 @@ CUBLAS = {"QUILL_MATMUL": "cublas"}
 # (quill-gpu-kernels, the default).
 BURN_SOFTMAX = {"QUILL_SOFTMAX": "burn"}
 CONFIG = "configs/shakespeare-char.toml"
+# torch_ref.py run with TF32 products allowed (nanoGPT's setting), its own file unchanged.
+TORCH_TF32 = ("import runpy, sys, torch; torch.backends.cuda.matmul.allow_tf32 = True; "
+              "torch.backends.cudnn.allow_tf32 = True; sys.argv = sys.argv[1:]; "
+              "runpy.run_path(sys.argv[0], run_name='__main__')")
 # configs/shakespeare-char.toml's model and batch, for torch_ref.py.
 TORCH_SHAPE = ["--n-layer", "6", "--n-head", "6", "--n-embd", "384", "--block-size", "256",
                "--batch-size", "64", "--dropout", "0.2"]
@@ -297,13 +304,16 @@ def main():
                     150, b.cublas, sample=True)
     tests = bins.get("quill-cuda-tests")
     if tests:
-        # The GPU tests only (module `gpu`): the others run the quill-cuda of the build machine.
-        got = b.run("cuda_tests", [tests, "gpu::", "--nocapture", "--test-threads", "1"], 240, b.cublas)
-        if got:
-            passed = "test result: ok. 1 passed" in got[0]
-            b.results["cuda_tests"] = {"passed": passed, "wall_s": got[1]}
-        elif "error" in b.results.get("cuda_tests", {}):
-            b.results["cuda_tests"]["passed"] = False
+        # The GPU tests only (module `gpu`; the others run the quill-cuda of the build machine),
+        # each in a process of its own: cuBLAS's products, then quill's kernels with burn's.
+        for name, test, limit in (("cuda_tests_cublas", "gpu::cublas", 150),
+                                  ("cuda_tests", "gpu::quills_kernels", 240)):
+            got = b.run(name, [tests, test, "--nocapture", "--test-threads", "1"], limit, b.cublas)
+            if got:
+                passed = "test result: ok. 1 passed" in got[0]
+                b.results[name] = {"passed": passed, "wall_s": got[1]}
+            elif "error" in b.results.get(name, {}):
+                b.results[name]["passed"] = False
     if cuda:
         # Each weight gradient as one product (quill-cuda computes it as 8 partial products).
         b.json_line("cuda_f32_split1", [cuda, *bench(a.steps, 0)], 120, {"QUILL_WEIGHT_GRAD_SPLIT": "1"})
@@ -316,6 +326,10 @@ def main():
             b.results["cuda_memory_check"]["expected"] = "a one-line memory error, exit 1"
     if torch:
         b.json_line("torch_f32", torch, 60)
+        # torch_ref.py leaves PyTorch's default, strict f32 products (no tensor cores), where
+        # burn's and cuBLAS's f32 products in quill run on TF32 tensor cores, as nanoGPT's do
+        # (`allow_tf32 = True`): this is the like-for-like figure.
+        b.json_line("torch_f32_tf32", [sys.executable, "-c", TORCH_TF32, *torch[1:]], 60)
         b.json_line("torch_bf16", [*torch, "--amp", "bf16"], 60)
     if cuda:
         b.json_line("cuda_bf16_mixed", [cuda, *bench(HOST_STEPS, 0), "--set", "train.precision=bf16-mixed"], 150,
@@ -412,7 +426,8 @@ def report(r):
         ("quill-cuda bf16-mixed, cuBLAS products", "cuda_bf16_cublas"),
         ("quill-cuda f32, burn's softmax", "cuda_f32_burn_softmax"),
         ("quill-cuda bf16-mixed, burn's softmax", "cuda_bf16_burn_softmax"),
-        ("PyTorch eager f32", "torch_f32"),
+        ("PyTorch eager f32 (strict f32 products, PyTorch's default)", "torch_f32"),
+        ("PyTorch eager f32, TF32 products (as quill's)", "torch_f32_tf32"),
         ("PyTorch eager --amp bf16", "torch_bf16"),
         ("PyTorch --compile --amp bf16", "torch_compile_bf16"),
         ("quill-wgpu f32 (Vulkan)", "wgpu_f32"),
@@ -439,6 +454,10 @@ def report(r):
     summary = {
         "gpu": r.get("gpu"),
         "quill_f32_over_torch_f32": ratio(("cuda_f32_warm", "tokens_per_s"), ("torch_f32", "tokens_per_s")),
+        "quill_f32_over_torch_f32_tf32": ratio(("cuda_f32_warm", "tokens_per_s"),
+                                               ("torch_f32_tf32", "tokens_per_s")),
+        "cublas_f32_over_torch_f32_tf32": ratio(("cuda_f32_cublas", "tokens_per_s"),
+                                                ("torch_f32_tf32", "tokens_per_s")),
         "weight_grad_split8_over_split1": ratio(("cuda_f32_warm", "tokens_per_s"),
                                                 ("cuda_f32_split1", "tokens_per_s")),
         "memory_check": get(r, "cuda_memory_check", "error"),
@@ -463,6 +482,7 @@ def report(r):
         "eval_cuda_burn_softmax": get(r, "cuda_eval_burn_softmax", "loss"),
         "eval_wgpu_burn_softmax": get(r, "wgpu_eval_burn_softmax", "loss"),
         "cuda_tests_passed": get(r, "cuda_tests", "passed"),
+        "cuda_tests_cublas_passed": get(r, "cuda_tests_cublas", "passed"),
         "host_f32": get(r, "cuda_f32_warm", "host"),
         "host_bf16_mixed": get(r, "cuda_bf16_mixed", "host"),
         "host_f32_cublas": get(r, "cuda_f32_cublas", "host"),
@@ -493,10 +513,11 @@ def report(r):
         "one_process_best_val": get(r, "cuda_one_process", "best_val_loss"),
     }
     print()
-    for key in ("quill_f32_over_torch_f32", "quill_bf16_mixed_over_torch_bf16",
+    for key in ("quill_f32_over_torch_f32", "quill_f32_over_torch_f32_tf32", "quill_bf16_mixed_over_torch_bf16",
                 "quill_bf16_mixed_over_torch_compile_bf16", "cublas_f32_over_torch_f32",
-                "cublas_bf16_over_torch_bf16", "softmax_kernels_over_burn_softmax_f32",
-                "softmax_kernels_over_burn_softmax_bf16", "cuda_tests_passed"):
+                "cublas_f32_over_torch_f32_tf32", "cublas_bf16_over_torch_bf16",
+                "softmax_kernels_over_burn_softmax_f32", "softmax_kernels_over_burn_softmax_bf16",
+                "cuda_tests_cublas_passed", "cuda_tests_passed"):
         print(f"{key}: {summary[key]}")
     print(f"train: {summary['train_steps']} steps bf16-mixed, best val {summary['train_best_val_loss']}, "
           f"{fmt(summary['train_wall_s'], '.0f')} s; eval cuda {summary['eval_cuda']}, wgpu {summary['eval_wgpu']}, "

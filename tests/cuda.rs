@@ -92,6 +92,8 @@ mod parity;
 #[cfg(feature = "cuda")]
 mod gpu {
     use super::{fused_adamw, fused_dropout, fused_heads, fused_layer_norm, fused_softmax, parity};
+    use std::sync::{Mutex, MutexGuard};
+
     use burn::backend::cuda::CudaDevice;
     use burn::backend::{Autodiff, Cuda, NdArray};
     use burn::prelude::*;
@@ -99,21 +101,28 @@ mod gpu {
 
     type Trained = Autodiff<Cuda>;
 
-    /// One test, in order, because cuBLAS's products and the softmax's choice hold for the whole
-    /// process (and the softmax's dropout check seeds burn's generator, which the process
-    /// shares): burn's products and softmax first (`QUILL_SOFTMAX=burn`), then the fused softmax
-    /// (the default), then cuBLAS's products too (`quill_cublas::enable`, what
-    /// `QUILL_MATMUL=cublas` does), each against burn-ndarray.
-    #[test]
-    fn cuda_computes_what_ndarray_computes_with_burns_products_then_cublas() {
+    /// cuBLAS's products and the fused softmax are switches of the whole process, and the
+    /// softmax's dropout check seeds burn's generator, which the process shares: each test
+    /// holds this lock and sets the switches it needs. `just gpu-bench` runs each test in a
+    /// process of its own (cuBLAS's first), so that one's failure does not hide the other's.
+    static PROCESS: Mutex<()> = Mutex::new(());
+
+    fn start() -> (MutexGuard<'static, ()>, CudaDevice) {
+        let lock = PROCESS
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         // The kernel cache quill-cuda uses (which gpu_bench's --cache-from fills).
-        quill_gpu::init(
-            &quill_gpu::cache_dir(),
-            quill_gpu_kernels::SOURCE_HASH,
-            quill_gpu::Runtime::Cuda,
-        );
-        let device = CudaDevice::new(0);
-        // What QUILL_SOFTMAX=burn does: the model's attention on burn's composition.
+        quill_gpu_kernels::init_caches(quill_gpu::Runtime::Cuda);
+        (lock, CudaDevice::new(0))
+    }
+
+    /// With burn's products: the model with burn's softmax (`QUILL_SOFTMAX=burn`; quill's other
+    /// kernels on), quill's kernels each against burn's, then the model with the fused softmax
+    /// (the default); the model against burn-ndarray.
+    #[test]
+    fn quills_kernels_and_the_model_match_burn_and_ndarray() {
+        let (_lock, device) = start();
+        quill_cublas::disable();
         quill_gpu_kernels::SOFTMAX.set(false);
         let parity = parity::compare::<Autodiff<NdArray>, Trained>(&Default::default(), &device);
         parity::assert_f32_parity(&parity);
@@ -126,13 +135,24 @@ mod gpu {
         quill_gpu_kernels::SOFTMAX.set(true);
         let parity = parity::compare::<Autodiff<NdArray>, Trained>(&Default::default(), &device);
         parity::assert_f32_parity(&parity);
+    }
 
+    /// cuBLAS's products (what `QUILL_MATMUL=cublas` does): quill-cuda's start-up check, the
+    /// products and their gradients against burn's, then the model against burn-ndarray.
+    #[test]
+    fn cublas_products_and_the_model_match_burn_and_ndarray() {
+        let (_lock, device) = start();
+        quill_gpu_kernels::SOFTMAX.set(true);
         assert!(
             quill_cublas::enable(),
             "libcublas not found: add /usr/local/cuda/lib64 to LD_LIBRARY_PATH"
         );
+        if let Err(error) = quill_cublas::check(&device) {
+            panic!("quill-cuda's start-up check: {error}");
+        }
         cublas_products_equal_burns(&device);
         let parity = parity::compare::<Autodiff<NdArray>, Trained>(&Default::default(), &device);
+        quill_cublas::disable();
         // cuBLAS's f32 products run on TF32 tensor cores (10-bit mantissas), as burn's large
         // ones do; attention's products go through them too (no attention op with cuBLAS).
         parity::assert_parity(&parity, 3e-3, 2e-3, 1e-2);

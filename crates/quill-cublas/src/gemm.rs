@@ -38,11 +38,19 @@ fn operand(tensor: CudaTensor, dims: &[usize]) -> (CudaTensor, Layout) {
 /// likewise `[..batch, k, n]`, with the same batch; the output is a new contiguous
 /// `[..batch, m, n]` of their dtype (f32, bf16 or f16). f32 products use TF32 tensor cores with
 /// f32 accumulation, as burn's own CUDA products do; half-precision ones accumulate in f32.
-pub fn gemm(a: CudaTensor, b: CudaTensor, transpose_a: bool, transpose_b: bool) -> CudaTensor {
+/// `Err` says why cuBLAS did not take the call (nothing was enqueued then).
+pub fn gemm(
+    a: CudaTensor,
+    b: CudaTensor,
+    transpose_a: bool,
+    transpose_b: bool,
+) -> Result<CudaTensor, String> {
     let dtype = a.dtype;
-    assert_eq!(dtype, b.dtype, "quill-cublas: operands of different dtypes");
-    let (data_type, compute_type) = cuda_types(dtype)
-        .unwrap_or_else(|| panic!("quill-cublas: no cuBLAS product for {dtype:?}"));
+    if dtype != b.dtype {
+        return Err(format!("operands of dtypes {dtype:?} and {:?}", b.dtype));
+    }
+    let (data_type, compute_type) =
+        cuda_types(dtype).ok_or_else(|| format!("no cuBLAS product for {dtype:?}"))?;
     let (a_dims, b_dims) = (a.meta.shape().to_vec(), b.meta.shape().to_vec());
     let ((a, a_layout), (b, b_layout)) = (operand(a, &a_dims), operand(b, &b_dims));
     let (call, out_dims) = plan::call(
@@ -52,6 +60,23 @@ pub fn gemm(a: CudaTensor, b: CudaTensor, transpose_a: bool, transpose_b: bool) 
         &b_dims,
         b_layout,
         transpose_b,
+    );
+
+    // cuBLAS takes 32-bit sizes and leading dimensions and 64-bit batch strides: converted
+    // here, so that a call out of its range is an error of this thread, not a panic of
+    // cubecl's runner thread.
+    let int = |value: usize| {
+        i32::try_from(value).map_err(|_| format!("{value} is over cuBLAS's 32-bit sizes"))
+    };
+    let long = |value: usize| {
+        i64::try_from(value).map_err(|_| format!("{value} is over cuBLAS's 64-bit strides"))
+    };
+    let (m, n, k, batch) = (int(call.m)?, int(call.n)?, int(call.k)?, int(call.batch)?);
+    let (ld_first, ld_second, ldc) = (int(call.ld_first)?, int(call.ld_second)?, int(call.ldc)?);
+    let (stride_first, stride_second, stride_c) = (
+        long(call.stride_first)?,
+        long(call.stride_second)?,
+        long(call.stride_c)?,
     );
 
     let client = a.client.clone();
@@ -66,7 +91,7 @@ pub fn gemm(a: CudaTensor, b: CudaTensor, transpose_a: bool, transpose_b: bool) 
         dtype,
     );
     if elements == 0 {
-        return out;
+        return Ok(out);
     }
 
     let index = device.index;
@@ -89,8 +114,6 @@ pub fn gemm(a: CudaTensor, b: CudaTensor, transpose_a: bool, transpose_b: bool) 
             false => sys::cublasOperation_t::CUBLAS_OP_N,
             true => sys::cublasOperation_t::CUBLAS_OP_T,
         };
-        let int = |value: usize| i32::try_from(value).expect("quill-cublas: a dimension over 2^31");
-        let long = |value: usize| i64::try_from(value).expect("quill-cublas: a stride over 2^63");
         let (alpha, beta) = (1.0f32, 0.0f32);
         with_handle(index, stream, |handle| {
             // SAFETY: the three pointers are live device buffers of cubecl's pool for this
@@ -102,24 +125,24 @@ pub fn gemm(a: CudaTensor, b: CudaTensor, transpose_a: bool, transpose_b: bool) 
                     handle,
                     op(call.transpose_first),
                     op(call.transpose_second),
-                    int(call.m),
-                    int(call.n),
-                    int(call.k),
+                    m,
+                    n,
+                    k,
                     (&alpha as *const f32).cast::<c_void>(),
                     b_ptr as *const c_void,
                     data_type,
-                    int(call.ld_first),
-                    long(call.stride_first),
+                    ld_first,
+                    stride_first,
                     a_ptr as *const c_void,
                     data_type,
-                    int(call.ld_second),
-                    long(call.stride_second),
+                    ld_second,
+                    stride_second,
                     (&beta as *const f32).cast::<c_void>(),
                     out_ptr as *mut c_void,
                     data_type,
-                    int(call.ldc),
-                    long(call.stride_c),
-                    int(call.batch),
+                    ldc,
+                    stride_c,
+                    batch,
                     compute_type,
                     sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
                 )
@@ -130,14 +153,12 @@ pub fn gemm(a: CudaTensor, b: CudaTensor, transpose_a: bool, transpose_b: bool) 
     // and cuBLAS enqueued by the thread that launches burn's kernels, between them. The
     // fusion thread waits for that round trip (once per product, ~110 per training step):
     // the cost of resolving the buffers, which cubecl offers only as a blocking call.
-    let enqueued = client
+    client
         .exclusive(enqueue)
         .map_err(|error| format!("{error:?}"))
-        .and_then(|result| result);
-    if let Err(error) = enqueued {
-        panic!("quill-cublas: cublasGemmStridedBatchedEx: {error}");
-    }
-    out
+        .and_then(|result| result)
+        .map_err(|error| format!("cublasGemmStridedBatchedEx: {error}"))?;
+    Ok(out)
 }
 
 /// cuBLAS's element and compute types for a dtype it multiplies.

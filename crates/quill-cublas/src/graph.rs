@@ -63,7 +63,11 @@ impl Operation<Runtime> for Product {
         let ([a, b], [out]) = self.desc.as_fixed();
         let a = handles.get_float_tensor::<Inner>(a);
         let b = handles.get_float_tensor::<Inner>(b);
-        let result = gemm(a, b, self.transpose_a, self.transpose_b);
+        // On burn-fusion's thread, with no way to hand an error back: `quill-cuda` checks
+        // cuBLAS on the device before anything runs (`crate::check`), so this is a failure
+        // mid-run (e.g. memory), and quill's panic hook prints it as the run's error.
+        let result = gemm(a, b, self.transpose_a, self.transpose_b)
+            .unwrap_or_else(|error| panic!("quill-cublas: {error}"));
         handles.register_float_tensor::<Inner>(&out.id, result);
     }
 }

@@ -23,9 +23,12 @@ pub mod plan;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use burn::backend::cuda::CudaDevice;
 use burn::prelude::*;
 use burn::tensor::TensorPrimitive;
 use burn::tensor::ops::FloatTensor;
+use burn_cubecl::CubeBackend;
+use cubecl_cuda::CudaRuntime;
 use quill_gpu::route::{convert, is};
 
 use graph::{AutodiffTensor, FusedTensor};
@@ -43,6 +46,39 @@ pub fn enable() -> bool {
 /// Whether products go to cuBLAS.
 pub fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
+}
+
+/// Routes products back to burn's own from now on (tests that compare both in one process).
+pub fn disable() {
+    ENABLED.store(false, Ordering::Relaxed);
+}
+
+/// Two small products through cuBLAS on `device` (the second reading an operand transposed)
+/// against the host's. `quill-cuda` runs this first with `QUILL_MATMUL=cublas`, so that a cuBLAS
+/// that cannot run here (a handle it cannot create, a GPU it has no kernels for, a library
+/// that does not match the driver) is a one-line error at the start, not a panic mid-run.
+pub fn check(device: &CudaDevice) -> Result<(), String> {
+    // burn-cuda without its fusion layer: `gemm` runs at once and its error comes back here.
+    type Plain = CubeBackend<CudaRuntime, f32, i32, u8>;
+    let a = Tensor::<Plain, 2>::from_floats([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], device);
+    let b = Tensor::<Plain, 2>::from_floats([[7.0, 8.0], [9.0, 10.0], [11.0, 12.0]], device);
+    let primitive = |t: &Tensor<Plain, 2>| t.clone().into_primitive().tensor();
+    // Small integers: exact in TF32 too.
+    for (transpose_b, second, expected) in [
+        (false, &b, [58.0, 64.0, 139.0, 154.0]),
+        (true, &a, [14.0, 32.0, 32.0, 77.0]),
+    ] {
+        let product = gemm::gemm(primitive(&a), primitive(second), false, transpose_b)?;
+        let values = Tensor::<Plain, 2>::from_primitive(TensorPrimitive::Float(product))
+            .try_into_data()
+            .map_err(|error| format!("reading a product: {error:?}"))?
+            .to_vec::<f32>()
+            .map_err(|error| format!("reading a product: {error:?}"))?;
+        if values != expected {
+            return Err(format!("a product came out {values:?}, not {expected:?}"));
+        }
+    }
+    Ok(())
 }
 
 /// `a·b` over the last two dimensions (`[..batch, m, k]·[..batch, k, n]`, the same batch) by

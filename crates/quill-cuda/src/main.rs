@@ -9,11 +9,7 @@ use quill_cli::Runner;
 
 fn main() -> ExitCode {
     // Before any device exists: kernels compiled and tuned by earlier runs are reused.
-    quill_gpu::init(
-        &quill_gpu::cache_dir(),
-        quill_gpu_kernels::SOURCE_HASH,
-        quill_gpu::Runtime::Cuda,
-    );
+    quill_gpu_kernels::init_caches(quill_gpu::Runtime::Cuda);
     let choices =
         use_cublas().and_then(|cublas| Ok((cublas, quill_gpu_kernels::choose_all_from_env()?)));
     let (cublas, kernels) = match choices {
@@ -81,5 +77,11 @@ fn pick_device(index: Option<usize>) -> Result<CudaDevice, String> {
             "{index}: there are {count} CUDA devices, numbered from 0"
         ));
     }
-    Ok(CudaDevice::new(index))
+    let device = CudaDevice::new(index);
+    if quill_cublas::enabled() {
+        quill_cublas::check(&device).map_err(|error| {
+            format!("{MATMUL_ENV}=cublas: cuBLAS does not run on CUDA device {index}: {error}")
+        })?;
+    }
+    Ok(device)
 }
