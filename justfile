@@ -93,7 +93,7 @@ gpu-bench-pack:
     cargo test --release --workspace --no-run --quiet
     mkdir -p .gpu-bench
     for bin in quill-cuda quill-wgpu quill-cpu; do
-        strip -o ".gpu-bench/$bin" "target/release/$bin"
+        strip -o ".gpu-bench/$bin" "${CARGO_TARGET_DIR:-target}/release/$bin"
         xz -T0 -6 -f ".gpu-bench/$bin"
     done
     # The GPU tests (tests/cuda.rs), same features plus quill-cuda's `cuda` marker.
