@@ -34,6 +34,10 @@ Each section's figures come from the command's own JSON line (`bench`, torch_ref
      replicas of GPU 0 (`--devices 0,0`), and the same short training as one process and as
      two nodes on 127.0.0.1 (`--nodes 2`, gradients all-reduced through the host)
 
+With --cublas-first, the cuBLAS sections (f32 and bf16-mixed benches, the cuBLAS test) run
+before 1., on the empty cache: the cold start with cuBLAS's products, and the figures that
+decide whether they become the default, before anything else spends the budget.
+
 Every command's output goes to --out/commands.log (default $OUT, else gpu-bench-out/).
 """
 import argparse
@@ -243,6 +247,8 @@ def main():
                     "threads are sampled take 60)")
     ap.add_argument("--train-steps", type=int, default=1000)
     ap.add_argument("--only", default="", help="comma-separated sections to run (default: all)")
+    ap.add_argument("--cublas-first", action="store_true", help="run the cuBLAS sections (cuda_f32_cublas, "
+                    "cuda_bf16_cublas, cuda_tests_cublas) first, on the empty cache, before cuda_f32_cold")
     ap.add_argument("--config", default=CONFIG, help="quill's config (a smoke test may use configs/tiny.toml; "
                     "PyTorch always runs shakespeare-char's shapes)")
     a = ap.parse_args()
@@ -277,6 +283,33 @@ def main():
     torch = [sys.executable, str(torch_ref), "--data", "data/tinyshakespeare.txt", "--device", "cuda",
              *TORCH_SHAPE, "--iters", "50", "--warmup-steps", "10", "--eval-batches", "5"] if torch_ref else None
     run_name = "gpu-bench"
+    tests = bins.get("quill-cuda-tests")
+
+    def cublas_sections(cold):
+        """The products through cuBLAS (f32 and bf16-mixed), against burn's own (cuda_f32_warm,
+        cuda_bf16_mixed), then cuBLAS's GPU test. Sampled: each thread's CPU use and the GPU's
+        utilization over the timed steps. With `cold`, they come first, on an empty cache:
+        their first step is then the cold start with cuBLAS (no autotuning of burn's products)."""
+        if cuda:
+            b.json_line("cuda_f32_cublas", [cuda, *bench(HOST_STEPS, 0)], 300 if cold else 120, b.cublas,
+                        sample=True)
+            b.json_line("cuda_bf16_cublas", [cuda, *bench(HOST_STEPS, 0), "--set", "train.precision=bf16-mixed"],
+                        150, b.cublas, sample=True)
+        if tests:
+            gpu_test("cuda_tests_cublas", "gpu::cublas", 150)
+
+    def gpu_test(name, test, limit):
+        """One test of the GPU tests (module `gpu`; the others run the quill-cuda of the build
+        machine) in a process of its own."""
+        got = b.run(name, [tests, test, "--nocapture", "--test-threads", "1"], limit, b.cublas)
+        if got:
+            passed = "test result: ok. 1 passed" in got[0]
+            b.results[name] = {"passed": passed, "wall_s": got[1]}
+        elif "error" in b.results.get(name, {}):
+            b.results[name]["passed"] = False
+
+    if a.cublas_first:
+        cublas_sections(cold=True)
     if cuda:
         # Training only: sampling compiles kernels of its own shapes (timed further down).
         # A fresh machine compiles and tunes every kernel: over 200 s on an H200 (2026-11).
@@ -297,23 +330,11 @@ def main():
         # burn's Dropout (a random mask per use, kept for the backward pass) on the residual
         # additions and the embedding, against quill's (one seed per forward pass, hashed masks).
         b.json_line("cuda_f32_burn_dropout", [cuda, *bench(HOST_STEPS, 0)], 90, {"QUILL_DROPOUT": "burn"})
-        # The products through cuBLAS, against burn's own (cuda_f32_warm, and bf16-mixed below).
-        # Sampled: each thread's CPU use and the GPU's utilization over the timed steps.
-        b.json_line("cuda_f32_cublas", [cuda, *bench(HOST_STEPS, 0)], 120, b.cublas, sample=True)
-        b.json_line("cuda_bf16_cublas", [cuda, *bench(HOST_STEPS, 0), "--set", "train.precision=bf16-mixed"],
-                    150, b.cublas, sample=True)
-    tests = bins.get("quill-cuda-tests")
+    if not a.cublas_first:
+        cublas_sections(cold=False)
     if tests:
-        # The GPU tests only (module `gpu`; the others run the quill-cuda of the build machine),
-        # each in a process of its own: cuBLAS's products, then quill's kernels with burn's.
-        for name, test, limit in (("cuda_tests_cublas", "gpu::cublas", 150),
-                                  ("cuda_tests", "gpu::quills_kernels", 240)):
-            got = b.run(name, [tests, test, "--nocapture", "--test-threads", "1"], limit, b.cublas)
-            if got:
-                passed = "test result: ok. 1 passed" in got[0]
-                b.results[name] = {"passed": passed, "wall_s": got[1]}
-            elif "error" in b.results.get(name, {}):
-                b.results[name]["passed"] = False
+        # quill's kernels against burn's, with burn's products.
+        gpu_test("cuda_tests", "gpu::quills_kernels", 240)
     if cuda:
         # Each weight gradient as one product (quill-cuda computes it as 8 partial products).
         b.json_line("cuda_f32_split1", [cuda, *bench(a.steps, 0)], 120, {"QUILL_WEIGHT_GRAD_SPLIT": "1"})
@@ -492,6 +513,10 @@ def report(r):
         "quill_bf16_mixed_over_torch_compile_bf16": ratio(("cuda_bf16_mixed", "tokens_per_s"),
                                                           ("torch_compile_bf16", "tokens_per_s")),
         "cold_start_s": get(r, "cuda_f32_cold", "startup_s"),
+        # With --cublas-first, cuda_f32_cublas ran on the empty cache: the cold start with cuBLAS.
+        "cublas_first": a.cublas_first,
+        "cublas_f32_start_s": get(r, "cuda_f32_cublas", "startup_s"),
+        "cublas_f32_kernels_compiled": get(r, "cuda_f32_cublas", "kernels_compiled"),
         "warm_start_s": get(r, "cuda_f32_warm", "startup_s"),
         "warm_kernels_compiled": get(r, "cuda_f32_warm", "kernels_compiled"),
         "train_steps": get(r, "cuda_train", "steps"),
