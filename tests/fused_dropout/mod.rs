@@ -176,7 +176,9 @@ fn host_mask<B: AutodiffBackend>(
 
 /// The largest absolute value of `t`, found on the host (see `dropped` above).
 fn largest<B: Backend>(t: Tensor<B, 3>) -> f32 {
-    host_values(t).iter().fold(0.0, |most, v| most.max(v.abs()))
+    host_values(t)
+        .iter()
+        .fold(0.0, |most, v| most.max(finite_or_inf(v.abs())))
 }
 
 /// How far `actual` strays beyond `relative` of `expected`, at worst: the largest
@@ -187,8 +189,13 @@ fn beyond<B: Backend>(actual: Tensor<B, 3>, expected: Tensor<B, 3>, relative: f3
     actual
         .iter()
         .zip(&expected)
-        .map(|(a, e)| (a - e).abs() - relative * e.abs())
+        .map(|(a, e)| finite_or_inf((a - e).abs() - relative * e.abs()))
         .fold(f32::MIN, f32::max)
+}
+
+/// `x`, or infinity where it is NaN: `f32::max` skips NaN, and a NaN must fail the checks.
+fn finite_or_inf(x: f32) -> f32 {
+    if x.is_nan() { f32::INFINITY } else { x }
 }
 
 fn host_values<B: Backend>(t: Tensor<B, 3>) -> Vec<f32> {

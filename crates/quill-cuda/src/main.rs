@@ -78,10 +78,15 @@ fn pick_device(index: Option<usize>) -> Result<CudaDevice, String> {
         ));
     }
     let device = CudaDevice::new(index);
-    if quill_cublas::enabled() {
-        quill_cublas::check(&device).map_err(|error| {
-            format!("{MATMUL_ENV}=cublas: cuBLAS does not run on CUDA device {index}: {error}")
-        })?;
+    if quill_cublas::enabled()
+        && let Err(error) = quill_cublas::check(&device)
+    {
+        // Fatal whoever asked: `train.devices = "all"` takes devices until one is refused, which
+        // would otherwise train on fewer GPUs (or find none) without saying why.
+        eprintln!(
+            "error: {MATMUL_ENV}=cublas: cuBLAS does not run on CUDA device {index}: {error}"
+        );
+        std::process::exit(2);
     }
     Ok(device)
 }
