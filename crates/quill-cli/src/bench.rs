@@ -67,7 +67,7 @@ pub(crate) fn bench_command<B: AutodiffBackend>(
     let devices = match &args.devices {
         Some(list) => {
             let choice = Devices::parse(list).map_err(|e| anyhow::anyhow!("--devices: {e}"))?;
-            pick_devices::<B>(&choice, device_index, pick)?
+            pick_devices(&choice, device_index, pick)?
         }
         None => Vec::new(),
     };

@@ -2,21 +2,50 @@
 //! device picker.
 
 use anyhow::bail;
-use burn::tensor::backend::AutodiffBackend;
 use quill_train::RunConfig;
 use quill_train::config::{Devices, check_devices};
+
+/// Why a runner's device picker (the function it hands to [`crate::main`]) gave no device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PickError {
+    /// No device has this index, or there is no device at all: where `train.devices = "all"`
+    /// stops counting.
+    Missing(String),
+    /// The device is there but cannot be used (a library the run needs does not work on it):
+    /// an error whoever asked for it, `all` included, so that a run never trains on fewer
+    /// devices than the machine has without saying why.
+    Unusable(String),
+}
+
+/// [`PickError::Missing`] once it is an `anyhow::Error`: how [`pick_devices`] tells the end of
+/// the devices from a device that failed.
+#[derive(Debug, thiserror::Error)]
+#[error("--device: {0}")]
+pub(crate) struct MissingDevice(pub String);
+
+/// The runner's picker as the commands call it, its errors as one-line messages.
+pub(crate) fn picker<D>(
+    pick_device: impl Fn(Option<usize>) -> Result<D, PickError>,
+) -> impl Fn(Option<usize>) -> anyhow::Result<D> {
+    move |index| {
+        pick_device(index).map_err(|error| match error {
+            PickError::Missing(message) => MissingDevice(message).into(),
+            PickError::Unusable(message) => anyhow::Error::msg(message),
+        })
+    }
+}
 
 /// The devices `train.devices` names (the one `--device` picks by default), opened before
 /// anything on disk changes, and checked to share out `train.grad_accum` (with as many on
 /// each of `nodes` nodes).
-pub(crate) fn open_devices<B: AutodiffBackend>(
+pub(crate) fn open_devices<D>(
     config: &RunConfig,
     device_index: Option<usize>,
-    pick: &dyn Fn(Option<usize>) -> anyhow::Result<B::Device>,
+    pick: &dyn Fn(Option<usize>) -> anyhow::Result<D>,
     nodes: usize,
-) -> anyhow::Result<Vec<B::Device>> {
+) -> anyhow::Result<Vec<D>> {
     let choice = config.train.device_choice();
-    let devices = pick_devices::<B>(&choice, device_index, pick).map_err(|e| match choice {
+    let devices = pick_devices(&choice, device_index, pick).map_err(|e| match choice {
         // `--device N` named it: the picker's own message says so.
         Devices::Default => e,
         _ => anyhow::anyhow!("train.devices = \"{}\": {e:#}", config.train.devices),
@@ -26,15 +55,27 @@ pub(crate) fn open_devices<B: AutodiffBackend>(
 }
 
 /// The devices `choice` names, through the runner's picker: `all` is every ordinal it
-/// accepts from 0 (on wgpu that includes software adapters; name the GPUs to leave them out).
-pub(crate) fn pick_devices<B: AutodiffBackend>(
+/// accepts from 0, up to the first it reports missing (on wgpu that includes software
+/// adapters; name the GPUs to leave them out). Device 0's absence, and any device that
+/// cannot be used, is an error with the picker's message.
+pub(crate) fn pick_devices<D>(
     choice: &Devices,
     device_index: Option<usize>,
-    pick: &dyn Fn(Option<usize>) -> anyhow::Result<B::Device>,
-) -> anyhow::Result<Vec<B::Device>> {
-    let devices: Vec<B::Device> = match choice {
+    pick: &dyn Fn(Option<usize>) -> anyhow::Result<D>,
+) -> anyhow::Result<Vec<D>> {
+    let devices: Vec<D> = match choice {
         Devices::Default => vec![pick(device_index)?],
-        Devices::All => (0..).map_while(|i| pick(Some(i)).ok()).collect(),
+        Devices::All => {
+            let mut devices = vec![pick(Some(0))?];
+            for index in 1.. {
+                match pick(Some(index)) {
+                    Ok(device) => devices.push(device),
+                    Err(error) if error.is::<MissingDevice>() => break,
+                    Err(error) => return Err(error),
+                }
+            }
+            devices
+        }
         Devices::List(list) => list
             .iter()
             .map(|&i| pick(Some(i)))
@@ -44,4 +85,76 @@ pub(crate) fn pick_devices<B: AutodiffBackend>(
         bail!("no device found");
     }
     Ok(devices)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A machine with `count` devices, of which those in `unusable` fail their check.
+    fn machine(
+        count: usize,
+        unusable: &'static [usize],
+    ) -> impl Fn(Option<usize>) -> anyhow::Result<usize> {
+        picker(move |index: Option<usize>| {
+            let index = index.unwrap_or(0);
+            if count == 0 {
+                Err(PickError::Missing("no device found on this machine".into()))
+            } else if index >= count {
+                Err(PickError::Missing(format!(
+                    "{index}: there are {count} devices"
+                )))
+            } else if unusable.contains(&index) {
+                Err(PickError::Unusable(format!(
+                    "device {index} fails its check"
+                )))
+            } else {
+                Ok(index)
+            }
+        })
+    }
+
+    fn all(count: usize, unusable: &'static [usize]) -> Result<Vec<usize>, String> {
+        pick_devices(&Devices::All, None, &machine(count, unusable)).map_err(|e| format!("{e:#}"))
+    }
+
+    #[test]
+    fn all_is_every_device_up_to_the_first_missing_one() {
+        assert_eq!(all(1, &[]), Ok(vec![0]));
+        assert_eq!(all(3, &[]), Ok(vec![0, 1, 2]));
+    }
+
+    #[test]
+    fn all_fails_on_a_device_that_cannot_be_used_instead_of_training_on_fewer() {
+        assert_eq!(all(4, &[2]), Err("device 2 fails its check".into()));
+        assert_eq!(all(4, &[0]), Err("device 0 fails its check".into()));
+    }
+
+    #[test]
+    fn all_without_a_device_gives_the_pickers_reason() {
+        assert_eq!(
+            all(0, &[]),
+            Err("--device: no device found on this machine".into())
+        );
+    }
+
+    #[test]
+    fn a_list_and_the_default_report_missing_and_unusable_devices() {
+        let pick = machine(2, &[1]);
+        let list = |l: Vec<usize>| {
+            pick_devices(&Devices::List(l), None, &pick).map_err(|e| format!("{e:#}"))
+        };
+        assert_eq!(list(vec![0]), Ok(vec![0]));
+        assert_eq!(
+            list(vec![0, 5]),
+            Err("--device: 5: there are 2 devices".into())
+        );
+        assert_eq!(list(vec![1]), Err("device 1 fails its check".into()));
+        let default = |i| pick_devices(&Devices::Default, i, &pick).map_err(|e| format!("{e:#}"));
+        assert_eq!(default(None), Ok(vec![0]));
+        assert_eq!(
+            default(Some(3)),
+            Err("--device: 3: there are 2 devices".into())
+        );
+    }
 }

@@ -22,6 +22,7 @@ use burn::tensor::backend::AutodiffBackend;
 use clap::Parser;
 
 pub use commands::Cli;
+pub use devices::PickError;
 pub use errors::quietly;
 
 /// What a runner tells the CLI about itself.
@@ -70,7 +71,7 @@ pub(crate) fn since_start() -> f64 {
 /// line on stderr with a non-zero exit status.
 pub fn main<B: AutodiffBackend>(
     runner: Runner,
-    pick_device: impl Fn(Option<usize>) -> Result<B::Device, String> + Sync,
+    pick_device: impl Fn(Option<usize>) -> Result<B::Device, PickError> + Sync,
 ) -> ExitCode {
     STARTED.get_or_init(Instant::now);
     quill_train::failure::install_panic_hook();
@@ -97,8 +98,7 @@ pub fn main<B: AutodiffBackend>(
         }
     }
     // Only the commands that compute open a device (so `config show` works on any machine).
-    let pick =
-        move |index| pick_device(index).map_err(|message| anyhow::anyhow!("--device: {message}"));
+    let pick = devices::picker(pick_device);
     // The command runs on a worker of its own thread pool: see `worker_pool`.
     let pool = match worker_pool(cli.threads()) {
         Ok(pool) => pool,

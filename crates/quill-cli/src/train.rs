@@ -107,7 +107,7 @@ pub(crate) fn train_command<B: AutodiffBackend>(
         check_memory(&config, runner, device_index, vocab)?;
         // Its checkpoints are on disk already: room for one more and the final weights.
         check_disk(&config, vocab, &run.path, 0, 1)?;
-        let devices = open_devices::<B>(&config, device_index, pick, nodes)?;
+        let devices = open_devices(&config, device_index, pick, nodes)?;
         (run, config, devices)
     } else {
         let mut config = RunConfig::load(&args.config.config, &args.config.overrides)?;
@@ -119,7 +119,7 @@ pub(crate) fn train_command<B: AutodiffBackend>(
         }
         // Before anything on disk changes (`--force` removes the old run below).
         check_memory(&config, runner, device_index, None)?;
-        let devices = open_devices::<B>(&config, device_index, pick, nodes)?;
+        let devices = open_devices(&config, device_index, pick, nodes)?;
         let name = args
             .name
             .clone()

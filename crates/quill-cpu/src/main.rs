@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use burn::backend::{Autodiff, Flex, NdArray};
-use quill_cli::Runner;
+use quill_cli::{PickError, Runner};
 
 fn main() -> ExitCode {
     keep_freed_memory();
@@ -51,9 +51,11 @@ fn runner(backend: &str) -> Runner {
 }
 
 /// The CPU is one device; its threads are set with `bench --threads` or RAYON_NUM_THREADS.
-fn one_device<D: Default>(index: Option<usize>) -> Result<D, String> {
+fn one_device<D: Default>(index: Option<usize>) -> Result<D, PickError> {
     match index {
         None | Some(0) => Ok(D::default()),
-        Some(n) => Err(format!("{n}: the CPU backends have one device, 0")),
+        Some(n) => Err(PickError::Missing(format!(
+            "{n}: the CPU backends have one device, 0"
+        ))),
     }
 }

@@ -38,7 +38,8 @@ fn operand(tensor: CudaTensor, dims: &[usize]) -> (CudaTensor, Layout) {
 /// likewise `[..batch, k, n]`, with the same batch; the output is a new contiguous
 /// `[..batch, m, n]` of their dtype (f32, bf16 or f16). f32 products use TF32 tensor cores with
 /// f32 accumulation, as burn's own CUDA products do; half-precision ones accumulate in f32.
-/// `Err` says why cuBLAS did not take the call (nothing was enqueued then).
+/// `Err` says why cuBLAS did not take the call: no product was enqueued then (a copy that made
+/// an operand contiguous may have been).
 pub fn gemm(
     a: CudaTensor,
     b: CudaTensor,

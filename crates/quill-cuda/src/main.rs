@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use burn::backend::cuda::CudaDevice;
 use burn::backend::{Autodiff, Cuda};
 use burn::tensor::backend::Backend;
-use quill_cli::Runner;
+use quill_cli::{PickError, Runner};
 
 fn main() -> ExitCode {
     // Before any device exists: kernels compiled and tuned by earlier runs are reused.
@@ -61,32 +61,31 @@ fn free_memory(index: Option<usize>) -> Option<(u64, String)> {
     Some((free as u64, format!("CUDA device {ordinal}")))
 }
 
-fn pick_device(index: Option<usize>) -> Result<CudaDevice, String> {
+fn pick_device(index: Option<usize>) -> Result<CudaDevice, PickError> {
     let index = index.unwrap_or(0);
     // cudarc loads libcuda at run time; without a driver or a GPU the count is unknown.
     let count = quill_cli::quietly(|| <Cuda as Backend>::device_count(0)).unwrap_or(0);
     if count == 0 {
-        return Err(
+        return Err(PickError::Missing(
             "no CUDA device found: quill-cuda needs an NVIDIA GPU, its driver (libcuda) and \
              CUDA's NVRTC and headers (see the README's Backends section)"
                 .into(),
-        );
+        ));
     }
     if index >= count {
-        return Err(format!(
+        return Err(PickError::Missing(format!(
             "{index}: there are {count} CUDA devices, numbered from 0"
-        ));
+        )));
     }
     let device = CudaDevice::new(index);
     if quill_cublas::enabled()
         && let Err(error) = quill_cublas::check(&device)
     {
-        // Fatal whoever asked: `train.devices = "all"` takes devices until one is refused, which
-        // would otherwise train on fewer GPUs (or find none) without saying why.
-        eprintln!(
-            "error: {MATMUL_ENV}=cublas: cuBLAS does not run on CUDA device {index}: {error}"
-        );
-        std::process::exit(2);
+        // Unusable, not missing: `train.devices = "all"` fails here rather than training on
+        // the devices before this one.
+        return Err(PickError::Unusable(format!(
+            "{MATMUL_ENV}=cublas: cuBLAS does not run on CUDA device {index}: {error}"
+        )));
     }
     Ok(device)
 }

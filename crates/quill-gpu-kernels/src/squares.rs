@@ -122,8 +122,9 @@ mod tests {
     fn launches_take_fewer_tensors_than_the_device_binds_and_at_most_the_cap() {
         // CUDA's ring of 1024 argument slots: capped.
         assert_eq!(tensors_per_launch(1024), MAX_TENSORS_PER_LAUNCH);
-        // WebGPU's default of 8 storage buffers per stage: the output and metadata take two.
-        assert_eq!(tensors_per_launch(8), 6);
+        // WebGPU's default of 8 storage buffers per stage, which cubecl-wgpu reports as 7
+        // (wgpu keeps one for itself): the output and metadata take two more.
+        assert_eq!(tensors_per_launch(7), 5);
         assert_eq!(tensors_per_launch(130), 128);
         // Devices that bind almost nothing still halve each level.
         assert_eq!(tensors_per_launch(3), 2);

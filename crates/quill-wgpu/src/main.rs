@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use burn::backend::wgpu::WgpuDevice;
 use burn::backend::{Autodiff, Wgpu};
 use burn::tensor::backend::Backend;
-use quill_cli::Runner;
+use quill_cli::{PickError, Runner};
 
 fn main() -> ExitCode {
     // Before any device exists: kernels compiled and tuned by earlier runs are reused.
@@ -40,12 +40,14 @@ const KINDS: [(u16, &str); 4] = [
     (3, "cpu"),
 ];
 
-fn pick_device(index: Option<usize>) -> Result<WgpuDevice, String> {
+fn pick_device(index: Option<usize>) -> Result<WgpuDevice, PickError> {
     let counts = quill_cli::quietly(|| KINDS.map(|(id, _)| <Wgpu as Backend>::device_count(id)))
         .ok_or_else(|| {
-            "no wgpu adapter found: install a Vulkan driver (Linux: your GPU's, or Mesa's \
-             software one, package mesa-vulkan-drivers); on macOS Metal is built in"
-                .to_string()
+            PickError::Missing(
+                "no wgpu adapter found: install a Vulkan driver (Linux: your GPU's, or Mesa's \
+                 software one, package mesa-vulkan-drivers); on macOS Metal is built in"
+                    .into(),
+            )
         })?;
     let Some(index) = index else {
         return Ok(WgpuDevice::DefaultDevice);
@@ -67,9 +69,9 @@ fn pick_device(index: Option<usize>) -> Result<WgpuDevice, String> {
         .zip(counts)
         .map(|((_, kind), count)| format!("{count} {kind}"))
         .collect();
-    Err(format!(
+    Err(PickError::Missing(format!(
         "{index}: wgpu has {} adapters ({}), numbered from 0",
         counts.iter().sum::<usize>(),
         listed.join(", ")
-    ))
+    )))
 }
