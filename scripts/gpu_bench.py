@@ -28,7 +28,9 @@ Each section's figures come from the command's own JSON line (`bench`, torch_ref
   5. 1000 steps of shakespeare-char (bf16-mixed): val loss and wall time
   6. PyTorch --compile --amp bf16
   7. quill-wgpu (Vulkan on the same GPU): bench, also with burn's softmax, and eval of the
-     1000-step run on both backends, with cuBLAS's products and with burn's softmax (parity)
+     1000-step run on both backends, with cuBLAS's products and with burn's softmax (parity);
+     on a machine without a Vulkan loader, with the pack's libvulkan.so.1 (`vulkan_loader` in
+     gpu_bench.json says which)
   8. f32 without dropout on both sides (quill's attention without attention dropout)
   9. the data-parallel paths on the one GPU (issue 15; overhead, not scaling): bench with two
      replicas of GPU 0 (`--devices 0,0`), and the same short training as one process and as
@@ -185,7 +187,7 @@ class Bench:
         if codes != [0, 0]:
             self.results[name] = {"error": f"exit codes {codes}"}
             return None
-        summary = json.loads((self.a.workdir / "artifacts" / runs[0] / "summary.json").read_text())
+        summary = summary_of(self.a.workdir / "artifacts" / runs[0])
         self.results[name] = {**summary, "process_wall_s": time.monotonic() - started}
         return summary
 
@@ -221,6 +223,33 @@ def unpack(bin_dir, dest):
         elif plain.exists():
             found[name] = str(plain)
     return found
+
+
+def summary_of(run):
+    """A run's summary.json, or an error entry: one section's odd end never loses the report."""
+    path = Path(run) / "summary.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        return {"error": f"{path}: {error}"}
+
+
+def vulkan_loader(bin_dir, dest):
+    """Where quill-wgpu finds the Vulkan loader: "system" when the machine has one, else the
+    libvulkan.so.1 that `just gpu-bench-pack` carries, copied alone into `dest` (a folder for
+    LD_LIBRARY_PATH, so that nothing else of the pack shadows a library), else None."""
+    try:
+        listed = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        listed = ""
+    if re.search(r"^\s*libvulkan\.so\.1 ", listed, re.M):
+        return "system"
+    carried = bin_dir / "libvulkan.so.1"
+    if not carried.exists():
+        return None
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy(carried, dest / "libvulkan.so.1")
+    return str(dest)
 
 
 def gpu_name():
@@ -273,7 +302,15 @@ def main():
     bins = unpack(bin_dir, work / "bin")
     b = Bench(a)
     b.results["gpu"] = gpu_name()
-    print(f"GPU: {b.results['gpu']}; binaries: {bins}; torch_ref: {torch_ref}", flush=True)
+    loader = vulkan_loader(bin_dir, work / "vulkan")
+    b.results["vulkan_loader"] = loader or "missing"
+    # quill-wgpu's runs only: the carried loader, ahead of the machine's libraries.
+    wgpu_env = {}
+    if loader not in (None, "system"):
+        paths = [loader, *filter(None, b.env.get("LD_LIBRARY_PATH", "").split(":"))]
+        wgpu_env["LD_LIBRARY_PATH"] = ":".join(paths)
+    print(f"GPU: {b.results['gpu']}; binaries: {bins}; torch_ref: {torch_ref}; "
+          f"Vulkan loader: {b.results['vulkan_loader']}", flush=True)
 
     cuda = bins.get("quill-cuda")
     def bench(steps, generate):
@@ -363,25 +400,26 @@ def main():
                  "--set", "train.precision=bf16-mixed"]
         got = b.run("cuda_train", train, 150)
         run = a.workdir / "artifacts" / run_name
+        rows = (run / "metrics.csv").read_text().splitlines() if (run / "metrics.csv").exists() else []
         if got:
-            summary = json.loads((run / "summary.json").read_text())
-            rows = (run / "metrics.csv").read_text().splitlines()
+            summary = summary_of(run)
             b.results["cuda_train"] = {"process_wall_s": got[1], "steps": steps, **summary,
                                        "metrics_csv": rows}
-        elif "cuda_train" in b.results and (run / "metrics.csv").exists():
+        elif "cuda_train" in b.results and rows:
             # Cut by its limit: the evaluations it finished still say how it trains.
-            b.results["cuda_train"]["metrics_csv"] = (run / "metrics.csv").read_text().splitlines()
+            b.results["cuda_train"]["metrics_csv"] = rows
     if torch:
         b.json_line("torch_compile_bf16", [*torch, "--compile", "--amp", "bf16"], 150)
     wgpu = bins.get("quill-wgpu")
     if wgpu:
-        b.json_line("wgpu_f32", [wgpu, *bench(10, 20)], 200)
-        b.json_line("wgpu_f32_burn_softmax", [wgpu, *bench(10, 0)], 90, BURN_SOFTMAX)
+        b.json_line("wgpu_f32", [wgpu, *bench(10, 20)], 200, wgpu_env)
+        b.json_line("wgpu_f32_burn_softmax", [wgpu, *bench(10, 0)], 90, {**BURN_SOFTMAX, **wgpu_env})
     run = a.workdir / "artifacts" / run_name
     if (run / "best.mpk").exists():
         for name, binary, env in (("cuda_eval", cuda, None), ("cuda_eval_cublas", cuda, b.cublas),
                                   ("cuda_eval_burn_softmax", cuda, BURN_SOFTMAX),
-                                  ("wgpu_eval", wgpu, None), ("wgpu_eval_burn_softmax", wgpu, BURN_SOFTMAX),
+                                  ("wgpu_eval", wgpu, wgpu_env),
+                                  ("wgpu_eval_burn_softmax", wgpu, {**BURN_SOFTMAX, **wgpu_env}),
                                   ("cpu_eval", bins.get("quill-cpu"), None)):
             if binary:
                 got = b.run(name, [binary, "eval", "--run", str(run), "--batches", "20"], 90, env)
@@ -410,7 +448,7 @@ def main():
                  "--set", "train.grad_accum=2"]
         got = b.run("cuda_one_process", [*short, "--name", "one-process"], 90)
         if got:
-            summary = json.loads((a.workdir / "artifacts/one-process/summary.json").read_text())
+            summary = summary_of(a.workdir / "artifacts/one-process")
             b.results["cuda_one_process"] = {**summary, "process_wall_s": got[1]}
         b.nodes("cuda_nodes_2", short, 120, ["node0", "node1"])
 
