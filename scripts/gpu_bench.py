@@ -52,6 +52,7 @@ import stat
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 
 from host_sampler import ThreadSampler
@@ -312,146 +313,151 @@ def main():
     print(f"GPU: {b.results['gpu']}; binaries: {bins}; torch_ref: {torch_ref}; "
           f"Vulkan loader: {b.results['vulkan_loader']}", flush=True)
 
-    cuda = bins.get("quill-cuda")
-    def bench(steps, generate):
-        return ["bench", "--config", a.config, "--steps", str(steps), "--warmup", "3",
-                "--generate-tokens", str(generate)]
+    # A bug in one section must not cost the rest of the report (device time is short).
+    try:
+        cuda = bins.get("quill-cuda")
+        def bench(steps, generate):
+            return ["bench", "--config", a.config, "--steps", str(steps), "--warmup", "3",
+                    "--generate-tokens", str(generate)]
 
-    torch = [sys.executable, str(torch_ref), "--data", "data/tinyshakespeare.txt", "--device", "cuda",
-             *TORCH_SHAPE, "--iters", "50", "--warmup-steps", "10", "--eval-batches", "5"] if torch_ref else None
-    run_name = "gpu-bench"
-    tests = bins.get("quill-cuda-tests")
+        torch = [sys.executable, str(torch_ref), "--data", "data/tinyshakespeare.txt", "--device", "cuda",
+                 *TORCH_SHAPE, "--iters", "50", "--warmup-steps", "10", "--eval-batches", "5"] if torch_ref else None
+        run_name = "gpu-bench"
+        tests = bins.get("quill-cuda-tests")
 
-    def cublas_sections(cold):
-        """The products through cuBLAS (f32 and bf16-mixed), against burn's own (cuda_f32_warm,
-        cuda_bf16_mixed), then cuBLAS's GPU test. Sampled: each thread's CPU use and the GPU's
-        utilization over the timed steps. With `cold`, they come first, on an empty cache:
-        their first step is then the cold start with cuBLAS (no autotuning of burn's products)."""
+        def cublas_sections(cold):
+            """The products through cuBLAS (f32 and bf16-mixed), against burn's own (cuda_f32_warm,
+            cuda_bf16_mixed), then cuBLAS's GPU test. Sampled: each thread's CPU use and the GPU's
+            utilization over the timed steps. With `cold`, they come first, on an empty cache:
+            their first step is then the cold start with cuBLAS (no autotuning of burn's products)."""
+            if cuda:
+                b.json_line("cuda_f32_cublas", [cuda, *bench(HOST_STEPS, 0)], 300 if cold else 120, b.cublas,
+                            sample=True)
+                b.json_line("cuda_bf16_cublas", [cuda, *bench(HOST_STEPS, 0), "--set", "train.precision=bf16-mixed"],
+                            150, b.cublas, sample=True)
+            if tests:
+                gpu_test("cuda_tests_cublas", "gpu::cublas", 150)
+
+        def gpu_test(name, test, limit):
+            """One test of the GPU tests (module `gpu`; the others run the quill-cuda of the build
+            machine) in a process of its own."""
+            got = b.run(name, [tests, test, "--nocapture", "--test-threads", "1"], limit, b.cublas)
+            if got:
+                passed = "test result: ok. 1 passed" in got[0]
+                b.results[name] = {"passed": passed, "wall_s": got[1]}
+            elif "error" in b.results.get(name, {}):
+                b.results[name]["passed"] = False
+
+        if a.cublas_first:
+            cublas_sections(cold=True)
         if cuda:
-            b.json_line("cuda_f32_cublas", [cuda, *bench(HOST_STEPS, 0)], 300 if cold else 120, b.cublas,
-                        sample=True)
-            b.json_line("cuda_bf16_cublas", [cuda, *bench(HOST_STEPS, 0), "--set", "train.precision=bf16-mixed"],
-                        150, b.cublas, sample=True)
+            # Training only: sampling compiles kernels of its own shapes (timed further down).
+            # A fresh machine compiles and tunes every kernel: over 200 s on an H200 (2026-11).
+            b.json_line("cuda_f32_cold", [cuda, *bench(a.steps, 0)], 320)
+            b.json_line("cuda_f32_warm", [cuda, *bench(HOST_STEPS, 0)], 60, sample=True)
+            # burn's AdamW and clipping (tensor by tensor) against quill's kernels (the default).
+            b.json_line("cuda_f32_burn_adamw", [cuda, *bench(HOST_STEPS, 0)], 60, {"QUILL_ADAMW": "burn"})
+            # burn's layer norm (about a dozen kernels each way) against quill's (the default);
+            # burn's are kernels this machine has not compiled yet.
+            b.json_line("cuda_f32_burn_layer_norm", [cuda, *bench(HOST_STEPS, 0)], 90,
+                        {"QUILL_LAYER_NORM": "burn"})
+            # burn's head split (slices, views, copies; three padded gradients added) against quill's.
+            b.json_line("cuda_f32_burn_split_heads", [cuda, *bench(HOST_STEPS, 0)], 90,
+                        {"QUILL_SPLIT_HEADS": "burn"})
+            # burn's composition of attention's softmax (about a dozen passes each way over the
+            # [batch, head, seq, seq] weights) against quill's kernels (the default).
+            b.json_line("cuda_f32_burn_softmax", [cuda, *bench(HOST_STEPS, 0)], 90, BURN_SOFTMAX)
+            # burn's Dropout (a random mask per use, kept for the backward pass) on the residual
+            # additions and the embedding, against quill's (one seed per forward pass, hashed masks).
+            b.json_line("cuda_f32_burn_dropout", [cuda, *bench(HOST_STEPS, 0)], 90, {"QUILL_DROPOUT": "burn"})
+        if not a.cublas_first:
+            cublas_sections(cold=False)
         if tests:
-            gpu_test("cuda_tests_cublas", "gpu::cublas", 150)
-
-    def gpu_test(name, test, limit):
-        """One test of the GPU tests (module `gpu`; the others run the quill-cuda of the build
-        machine) in a process of its own."""
-        got = b.run(name, [tests, test, "--nocapture", "--test-threads", "1"], limit, b.cublas)
-        if got:
-            passed = "test result: ok. 1 passed" in got[0]
-            b.results[name] = {"passed": passed, "wall_s": got[1]}
-        elif "error" in b.results.get(name, {}):
-            b.results[name]["passed"] = False
-
-    if a.cublas_first:
-        cublas_sections(cold=True)
-    if cuda:
-        # Training only: sampling compiles kernels of its own shapes (timed further down).
-        # A fresh machine compiles and tunes every kernel: over 200 s on an H200 (2026-11).
-        b.json_line("cuda_f32_cold", [cuda, *bench(a.steps, 0)], 320)
-        b.json_line("cuda_f32_warm", [cuda, *bench(HOST_STEPS, 0)], 60, sample=True)
-        # burn's AdamW and clipping (tensor by tensor) against quill's kernels (the default).
-        b.json_line("cuda_f32_burn_adamw", [cuda, *bench(HOST_STEPS, 0)], 60, {"QUILL_ADAMW": "burn"})
-        # burn's layer norm (about a dozen kernels each way) against quill's (the default);
-        # burn's are kernels this machine has not compiled yet.
-        b.json_line("cuda_f32_burn_layer_norm", [cuda, *bench(HOST_STEPS, 0)], 90,
-                    {"QUILL_LAYER_NORM": "burn"})
-        # burn's head split (slices, views, copies; three padded gradients added) against quill's.
-        b.json_line("cuda_f32_burn_split_heads", [cuda, *bench(HOST_STEPS, 0)], 90,
-                    {"QUILL_SPLIT_HEADS": "burn"})
-        # burn's composition of attention's softmax (about a dozen passes each way over the
-        # [batch, head, seq, seq] weights) against quill's kernels (the default).
-        b.json_line("cuda_f32_burn_softmax", [cuda, *bench(HOST_STEPS, 0)], 90, BURN_SOFTMAX)
-        # burn's Dropout (a random mask per use, kept for the backward pass) on the residual
-        # additions and the embedding, against quill's (one seed per forward pass, hashed masks).
-        b.json_line("cuda_f32_burn_dropout", [cuda, *bench(HOST_STEPS, 0)], 90, {"QUILL_DROPOUT": "burn"})
-    if not a.cublas_first:
-        cublas_sections(cold=False)
-    if tests:
-        # quill's kernels against burn's, with burn's products.
-        gpu_test("cuda_tests", "gpu::quills_kernels", 240)
-    if cuda:
-        # Each weight gradient as one product (quill-cuda computes it as 8 partial products).
-        b.json_line("cuda_f32_split1", [cuda, *bench(a.steps, 0)], 120, {"QUILL_WEIGHT_GRAD_SPLIT": "1"})
-        # The pre-flight memory check against the driver's free memory: a model that cannot
-        # fit ends with one line before anything is compiled.
-        got = b.run("cuda_memory_check", [cuda, "train", "--config", a.config, "--name", "too-big", "--force",
-                                          "--set", "model.n_embd=16384", "--set", "model.n_head=128",
-                                          "--set", "model.n_layer=48"], 60)
-        if "cuda_memory_check" in b.results:
-            b.results["cuda_memory_check"]["expected"] = "a one-line memory error, exit 1"
-    if torch:
-        b.json_line("torch_f32", torch, 60)
-        # torch_ref.py leaves PyTorch's default, strict f32 products (no tensor cores), where
-        # burn's and cuBLAS's f32 products in quill run on TF32 tensor cores, as nanoGPT's do
-        # (`allow_tf32 = True`): this is the like-for-like figure.
-        b.json_line("torch_f32_tf32", [sys.executable, "-c", TORCH_TF32, *torch[1:]], 60)
-        b.json_line("torch_bf16", [*torch, "--amp", "bf16"], 60)
-    if cuda:
-        b.json_line("cuda_bf16_mixed", [cuda, *bench(HOST_STEPS, 0), "--set", "train.precision=bf16-mixed"], 150,
-                    sample=True)
-        b.json_line("cuda_bf16_burn_softmax", [cuda, *bench(HOST_STEPS, 0), "--set", "train.precision=bf16-mixed"],
-                    90, BURN_SOFTMAX)
-        steps = a.train_steps
-        train = [cuda, "train", "--config", a.config, "--name", run_name, "--force",
-                 "--set", f"train.max_steps={steps}", "--set", f"train.eval_interval={steps // 4}",
-                 "--set", "train.precision=bf16-mixed"]
-        got = b.run("cuda_train", train, 150)
+            # quill's kernels against burn's, with burn's products.
+            gpu_test("cuda_tests", "gpu::quills_kernels", 240)
+        if cuda:
+            # Each weight gradient as one product (quill-cuda computes it as 8 partial products).
+            b.json_line("cuda_f32_split1", [cuda, *bench(a.steps, 0)], 120, {"QUILL_WEIGHT_GRAD_SPLIT": "1"})
+            # The pre-flight memory check against the driver's free memory: a model that cannot
+            # fit ends with one line before anything is compiled.
+            got = b.run("cuda_memory_check", [cuda, "train", "--config", a.config, "--name", "too-big", "--force",
+                                              "--set", "model.n_embd=16384", "--set", "model.n_head=128",
+                                              "--set", "model.n_layer=48"], 60)
+            if "cuda_memory_check" in b.results:
+                b.results["cuda_memory_check"]["expected"] = "a one-line memory error, exit 1"
+        if torch:
+            b.json_line("torch_f32", torch, 60)
+            # torch_ref.py leaves PyTorch's default, strict f32 products (no tensor cores), where
+            # burn's and cuBLAS's f32 products in quill run on TF32 tensor cores, as nanoGPT's do
+            # (`allow_tf32 = True`): this is the like-for-like figure.
+            b.json_line("torch_f32_tf32", [sys.executable, "-c", TORCH_TF32, *torch[1:]], 60)
+            b.json_line("torch_bf16", [*torch, "--amp", "bf16"], 60)
+        if cuda:
+            b.json_line("cuda_bf16_mixed", [cuda, *bench(HOST_STEPS, 0), "--set", "train.precision=bf16-mixed"], 150,
+                        sample=True)
+            b.json_line("cuda_bf16_burn_softmax", [cuda, *bench(HOST_STEPS, 0), "--set", "train.precision=bf16-mixed"],
+                        90, BURN_SOFTMAX)
+            steps = a.train_steps
+            train = [cuda, "train", "--config", a.config, "--name", run_name, "--force",
+                     "--set", f"train.max_steps={steps}", "--set", f"train.eval_interval={steps // 4}",
+                     "--set", "train.precision=bf16-mixed"]
+            got = b.run("cuda_train", train, 150)
+            run = a.workdir / "artifacts" / run_name
+            rows = (run / "metrics.csv").read_text().splitlines() if (run / "metrics.csv").exists() else []
+            if got:
+                summary = summary_of(run)
+                b.results["cuda_train"] = {"process_wall_s": got[1], "steps": steps, **summary,
+                                           "metrics_csv": rows}
+            elif "cuda_train" in b.results and rows:
+                # Cut by its limit: the evaluations it finished still say how it trains.
+                b.results["cuda_train"]["metrics_csv"] = rows
+        if torch:
+            b.json_line("torch_compile_bf16", [*torch, "--compile", "--amp", "bf16"], 150)
+        wgpu = bins.get("quill-wgpu")
+        if wgpu:
+            b.json_line("wgpu_f32", [wgpu, *bench(10, 20)], 200, wgpu_env)
+            b.json_line("wgpu_f32_burn_softmax", [wgpu, *bench(10, 0)], 90, {**BURN_SOFTMAX, **wgpu_env})
         run = a.workdir / "artifacts" / run_name
-        rows = (run / "metrics.csv").read_text().splitlines() if (run / "metrics.csv").exists() else []
-        if got:
-            summary = summary_of(run)
-            b.results["cuda_train"] = {"process_wall_s": got[1], "steps": steps, **summary,
-                                       "metrics_csv": rows}
-        elif "cuda_train" in b.results and rows:
-            # Cut by its limit: the evaluations it finished still say how it trains.
-            b.results["cuda_train"]["metrics_csv"] = rows
-    if torch:
-        b.json_line("torch_compile_bf16", [*torch, "--compile", "--amp", "bf16"], 150)
-    wgpu = bins.get("quill-wgpu")
-    if wgpu:
-        b.json_line("wgpu_f32", [wgpu, *bench(10, 20)], 200, wgpu_env)
-        b.json_line("wgpu_f32_burn_softmax", [wgpu, *bench(10, 0)], 90, {**BURN_SOFTMAX, **wgpu_env})
-    run = a.workdir / "artifacts" / run_name
-    if (run / "best.mpk").exists():
-        for name, binary, env in (("cuda_eval", cuda, None), ("cuda_eval_cublas", cuda, b.cublas),
-                                  ("cuda_eval_burn_softmax", cuda, BURN_SOFTMAX),
-                                  ("wgpu_eval", wgpu, wgpu_env),
-                                  ("wgpu_eval_burn_softmax", wgpu, {**BURN_SOFTMAX, **wgpu_env}),
-                                  ("cpu_eval", bins.get("quill-cpu"), None)):
-            if binary:
-                got = b.run(name, [binary, "eval", "--run", str(run), "--batches", "20"], 90, env)
-                if got:
-                    m = re.search(r"loss ([0-9.]+) nats", got[0])
-                    b.results[name] = {"loss": float(m.group(1)) if m else None, "wall_s": got[1]}
+        if (run / "best.mpk").exists():
+            for name, binary, env in (("cuda_eval", cuda, None), ("cuda_eval_cublas", cuda, b.cublas),
+                                      ("cuda_eval_burn_softmax", cuda, BURN_SOFTMAX),
+                                      ("wgpu_eval", wgpu, wgpu_env),
+                                      ("wgpu_eval_burn_softmax", wgpu, {**BURN_SOFTMAX, **wgpu_env}),
+                                      ("cpu_eval", bins.get("quill-cpu"), None)):
+                if binary:
+                    got = b.run(name, [binary, "eval", "--run", str(run), "--batches", "20"], 90, env)
+                    if got:
+                        m = re.search(r"loss ([0-9.]+) nats", got[0])
+                        b.results[name] = {"loss": float(m.group(1)) if m else None, "wall_s": got[1]}
 
-    if cuda:
-        b.json_line("cuda_generate", [cuda, "bench", "--config", a.config, "--generate-only",
-                                      "--generate-tokens", "200"], 120)
-    # Attention without dropout: burn's attention op (on autodiff, its composition) against
-    # PyTorch's SDPA, both without dropout anywhere.
-    if cuda:
-        b.json_line("cuda_f32_dropout0", [cuda, *bench(a.steps, 0), "--set", "model.dropout=0.0"], 90)
-    if torch:
-        no_dropout = [x if x != "0.2" else "0.0" for x in torch]
-        b.json_line("torch_f32_dropout0", no_dropout, 60)
+        if cuda:
+            b.json_line("cuda_generate", [cuda, "bench", "--config", a.config, "--generate-only",
+                                          "--generate-tokens", "200"], 120)
+        # Attention without dropout: burn's attention op (on autodiff, its composition) against
+        # PyTorch's SDPA, both without dropout anywhere.
+        if cuda:
+            b.json_line("cuda_f32_dropout0", [cuda, *bench(a.steps, 0), "--set", "model.dropout=0.0"], 90)
+        if torch:
+            no_dropout = [x if x != "0.2" else "0.0" for x in torch]
+            b.json_line("torch_f32_dropout0", no_dropout, 60)
 
-    # The data-parallel paths on this one GPU: their overhead, not scaling (one GPU). The
-    # batch stays 64 (the kernels above are cached); grad_accum 2 gives each replica one.
-    if cuda:
-        b.json_line("cuda_devices_00", [cuda, *bench(10, 0), "--set", "train.grad_accum=2",
-                                        "--devices", "0,0"], 120)
-        short = [cuda, "train", "--config", a.config, "--force", "--set", "train.max_steps=60",
-                 "--set", "train.eval_interval=30", "--set", "train.eval_batches=2",
-                 "--set", "train.grad_accum=2"]
-        got = b.run("cuda_one_process", [*short, "--name", "one-process"], 90)
-        if got:
-            summary = summary_of(a.workdir / "artifacts/one-process")
-            b.results["cuda_one_process"] = {**summary, "process_wall_s": got[1]}
-        b.nodes("cuda_nodes_2", short, 120, ["node0", "node1"])
-
+        # The data-parallel paths on this one GPU: their overhead, not scaling (one GPU). The
+        # batch stays 64 (the kernels above are cached); grad_accum 2 gives each replica one.
+        if cuda:
+            b.json_line("cuda_devices_00", [cuda, *bench(10, 0), "--set", "train.grad_accum=2",
+                                            "--devices", "0,0"], 120)
+            short = [cuda, "train", "--config", a.config, "--force", "--set", "train.max_steps=60",
+                     "--set", "train.eval_interval=30", "--set", "train.eval_batches=2",
+                     "--set", "train.grad_accum=2"]
+            got = b.run("cuda_one_process", [*short, "--name", "one-process"], 90)
+            if got:
+                summary = summary_of(a.workdir / "artifacts/one-process")
+                b.results["cuda_one_process"] = {**summary, "process_wall_s": got[1]}
+            b.nodes("cuda_nodes_2", short, 120, ["node0", "node1"])
+    except Exception:
+        b.results["bench_error"] = traceback.format_exc()
+        print(f"gpu_bench: a section failed; reporting what ran:\n{b.results['bench_error']}",
+              file=sys.stderr, flush=True)
     b.results["cublas_first"] = a.cublas_first
     report(b.results)
     (b.out / "gpu_bench.json").write_text(json.dumps(b.results, indent=1))
