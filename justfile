@@ -104,7 +104,8 @@ gpu-bench-pack:
     cp data/tinyshakespeare.txt .gpu-bench/
     # The Vulkan loader (about 0.4 MB), for quill-wgpu on a GPU machine that lacks one;
     # gpu_bench.py uses it only there.
-    loader=$(ldconfig -p | awk '$1 == "libvulkan.so.1" && /x86-64/ {print $NF; exit}')
+    # (awk reads to the end: an early exit would fail the pipe under pipefail.)
+    loader=$(ldconfig -p | awk '$1 == "libvulkan.so.1" && /x86-64/ && !found {print $NF; found = 1}')
     if [ -n "$loader" ]; then cp -L "$loader" .gpu-bench/libvulkan.so.1; else echo "note: no Vulkan loader here to pack" >&2; fi
     if [ -f ../shared/bench/torch_ref.py ]; then cp ../shared/bench/torch_ref.py .gpu-bench/; fi
     du -sh .gpu-bench
