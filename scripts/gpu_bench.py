@@ -238,7 +238,7 @@ def summary_of(run):
 def vulkan_loader(bin_dir, dest):
     """Where quill-wgpu finds the Vulkan loader: "system" when the machine has one, else the
     libvulkan.so.1 that `just gpu-bench-pack` carries, copied alone into `dest` (a folder for
-    LD_LIBRARY_PATH, so that nothing else of the pack shadows a library), else None."""
+    LD_LIBRARY_PATH that shadows no other library), else None."""
     try:
         listed = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True, timeout=20).stdout
     except (OSError, subprocess.TimeoutExpired):
@@ -305,11 +305,10 @@ def main():
     b.results["gpu"] = gpu_name()
     loader = vulkan_loader(bin_dir, work / "vulkan")
     b.results["vulkan_loader"] = loader or "missing"
-    # quill-wgpu's runs only: the carried loader, ahead of the machine's libraries.
-    wgpu_env = {}
     if loader not in (None, "system"):
+        # The folder holds the loader alone: only what loads Vulkan (quill-wgpu) sees it.
         paths = [loader, *filter(None, b.env.get("LD_LIBRARY_PATH", "").split(":"))]
-        wgpu_env["LD_LIBRARY_PATH"] = ":".join(paths)
+        b.env["LD_LIBRARY_PATH"] = ":".join(paths)
     print(f"GPU: {b.results['gpu']}; binaries: {bins}; torch_ref: {torch_ref}; "
           f"Vulkan loader: {b.results['vulkan_loader']}", flush=True)
 
@@ -415,14 +414,13 @@ def main():
             b.json_line("torch_compile_bf16", [*torch, "--compile", "--amp", "bf16"], 150)
         wgpu = bins.get("quill-wgpu")
         if wgpu:
-            b.json_line("wgpu_f32", [wgpu, *bench(10, 20)], 200, wgpu_env)
-            b.json_line("wgpu_f32_burn_softmax", [wgpu, *bench(10, 0)], 90, {**BURN_SOFTMAX, **wgpu_env})
+            b.json_line("wgpu_f32", [wgpu, *bench(10, 20)], 200)
+            b.json_line("wgpu_f32_burn_softmax", [wgpu, *bench(10, 0)], 90, BURN_SOFTMAX)
         run = a.workdir / "artifacts" / run_name
         if (run / "best.mpk").exists():
             for name, binary, env in (("cuda_eval", cuda, None), ("cuda_eval_cublas", cuda, b.cublas),
                                       ("cuda_eval_burn_softmax", cuda, BURN_SOFTMAX),
-                                      ("wgpu_eval", wgpu, wgpu_env),
-                                      ("wgpu_eval_burn_softmax", wgpu, {**BURN_SOFTMAX, **wgpu_env}),
+                                      ("wgpu_eval", wgpu, None), ("wgpu_eval_burn_softmax", wgpu, BURN_SOFTMAX),
                                       ("cpu_eval", bins.get("quill-cpu"), None)):
                 if binary:
                     got = b.run(name, [binary, "eval", "--run", str(run), "--batches", "20"], 90, env)

@@ -1,38 +1,29 @@
 //! The devices a run trains on: `train.devices` (or `--devices`) resolved by the runner's
 //! device picker.
 
-use anyhow::bail;
 use quill_train::RunConfig;
 use quill_train::config::{Devices, check_devices};
 
-/// Why a runner's device picker (the function it hands to [`crate::main`]) gave no device.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why a runner's device picker (the function it hands to [`crate::main`]) gave no device;
+/// shown as the command's one-line error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PickError {
     /// No device has this index, or there is no device at all: where `train.devices = "all"`
     /// stops counting.
+    #[error("--device: {0}")]
     Missing(String),
     /// The device is there but cannot be used (a library the run needs does not work on it):
     /// an error whoever asked for it, `all` included, so that a run never trains on fewer
     /// devices than the machine has without saying why.
+    #[error("{0}")]
     Unusable(String),
 }
 
-/// [`PickError::Missing`] once it is an `anyhow::Error`: how [`pick_devices`] tells the end of
-/// the devices from a device that failed.
-#[derive(Debug, thiserror::Error)]
-#[error("--device: {0}")]
-pub(crate) struct MissingDevice(pub String);
-
-/// The runner's picker as the commands call it, its errors as one-line messages.
+/// The runner's picker as the commands call it.
 pub(crate) fn picker<D>(
     pick_device: impl Fn(Option<usize>) -> Result<D, PickError>,
 ) -> impl Fn(Option<usize>) -> anyhow::Result<D> {
-    move |index| {
-        pick_device(index).map_err(|error| match error {
-            PickError::Missing(message) => MissingDevice(message).into(),
-            PickError::Unusable(message) => anyhow::Error::msg(message),
-        })
-    }
+    move |index| pick_device(index).map_err(anyhow::Error::new)
 }
 
 /// The devices `train.devices` names (the one `--device` picks by default), opened before
@@ -63,14 +54,17 @@ pub(crate) fn pick_devices<D>(
     device_index: Option<usize>,
     pick: &dyn Fn(Option<usize>) -> anyhow::Result<D>,
 ) -> anyhow::Result<Vec<D>> {
-    let devices: Vec<D> = match choice {
+    // Never empty: a list has at least one number (`Devices::parse`).
+    Ok(match choice {
         Devices::Default => vec![pick(device_index)?],
         Devices::All => {
             let mut devices = vec![pick(Some(0))?];
             for index in 1.. {
                 match pick(Some(index)) {
                     Ok(device) => devices.push(device),
-                    Err(error) if error.is::<MissingDevice>() => break,
+                    Err(error) if matches!(error.downcast_ref(), Some(PickError::Missing(_))) => {
+                        break;
+                    }
                     Err(error) => return Err(error),
                 }
             }
@@ -80,11 +74,7 @@ pub(crate) fn pick_devices<D>(
             .iter()
             .map(|&i| pick(Some(i)))
             .collect::<anyhow::Result<_>>()?,
-    };
-    if devices.is_empty() {
-        bail!("no device found");
-    }
-    Ok(devices)
+    })
 }
 
 #[cfg(test)]
