@@ -64,10 +64,17 @@ bench-vs-torch config="configs/cpu-small.toml" *args:
     cargo build --release --quiet -p quill-cpu
     python3 scripts/bench_vs_torch.py --config "$@"
 
-# Train every run of a sweep file on the CPU into artifacts/NAME/RUN/, then write its report.
+# Run a sweep file's trials on the CPU into artifacts/NAME/TRIAL/ (resumable; --workers N, --status DIR), then write its report.
 sweep file *args:
     @just data quill-cpu
     @{{cargo_run}} quill-cpu -- sweep --config "$@"
+
+# Sweep benchmarks on the CPU: ASHA against its full grid (27 points), 2 workers × 1 thread against 1 × 2 (scripts/bench_sweeps.py).
+bench-sweeps *args:
+    @just data quill-cpu
+    # The test build's feature set (it builds the runners too), so burn is compiled once.
+    cargo test --release --workspace --no-run --quiet
+    python3 scripts/bench_sweeps.py "$@"
 
 # summary.md, summary.csv and loss plots for a sweep (artifacts/NAME) or a run directory.
 report dir *args:

@@ -124,6 +124,7 @@ fn scaling<B: AutodiffBackend>(
             dashboard: false,
             progress_to_stderr: true,
             cluster: None,
+            sweep_trial: false,
         };
         let summary = train_on::<B>(options, devices[..count].to_vec())?;
         let base = *one.get_or_insert(summary.tokens_per_s);

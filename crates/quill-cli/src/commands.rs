@@ -77,7 +77,7 @@ pub fn run<B: AutodiffBackend>(
     match cli.command {
         Command::Train(args) => train_command::<B>(args, runner, cli.device, pick),
         Command::Generate(args) => generate_command::<B>(args, device()?),
-        Command::Sweep(args) => sweep_command::<B>(args, device()?),
+        Command::Sweep(args) => sweep_command::<B>(args, pick),
         Command::Eval(args) => eval_command::<B::InnerBackend>(args, &device()?),
         Command::Export(args) => export_command::<B::InnerBackend>(args, &device()?),
         Command::Import(args) => import_command::<B::InnerBackend>(args, &device()?),

@@ -11,6 +11,7 @@ use quill_train::disk;
 use quill_train::failure::{self, Fatal, RunInProgress};
 use quill_train::memory::MemoryEstimate;
 use quill_train::nodes::Cluster;
+use quill_train::run_lock::{self, FolderLock};
 use quill_train::training::TrainOptions;
 use quill_train::{RunConfig, RunDir, TrainError, interrupt, train_on};
 
@@ -71,6 +72,10 @@ pub(crate) struct TrainArgs {
     /// dashboard takes the keyboard: stop the run there with `q`, not Ctrl-C.
     #[arg(long)]
     dashboard: bool,
+    /// Run as a sweep's trial: after each evaluation, print `quill-trial-eval STEP LOSS` and
+    /// read `continue` or `stop` from stdin (the sweep's pruner answers).
+    #[arg(long, hide = true)]
+    sweep_trial: bool,
 }
 
 pub(crate) fn train_command<B: AutodiffBackend>(
@@ -79,6 +84,9 @@ pub(crate) fn train_command<B: AutodiffBackend>(
     device_index: Option<usize>,
     pick: &dyn Fn(Option<usize>) -> anyhow::Result<B::Device>,
 ) -> anyhow::Result<()> {
+    if args.sweep_trial {
+        quill_train::trial_link::follow_parent();
+    }
     let cluster = cluster(&args)?;
     let nodes = cluster.as_ref().map_or(1, |c| c.nodes);
     if let Some(list) = &args.devices {
@@ -91,6 +99,8 @@ pub(crate) fn train_command<B: AutodiffBackend>(
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "run".into());
+    // Held until the command ends: one process at a time trains in a run folder.
+    let lock;
     let (run, config, devices) = if args.resume {
         let run = match &args.name {
             Some(name) => RunDir::new(args.artifacts.join(name)),
@@ -102,6 +112,7 @@ pub(crate) fn train_command<B: AutodiffBackend>(
                 run.path.display()
             );
         }
+        lock = FolderLock::run(&run.path)?;
         let config = RunConfig::load(&run.config(), &args.config.overrides)?;
         let vocab = Tokenizer::load(&run.path).ok().map(|t| t.len());
         check_memory(&config, runner, device_index, vocab)?;
@@ -131,14 +142,16 @@ pub(crate) fn train_command<B: AutodiffBackend>(
         };
         let checkpoints = disk::checkpoints_at_once(&config);
         check_disk(&config, None, &run.path, freed, checkpoints)?;
-        if run.path.exists() {
+        let existed = run.path.exists();
+        lock = FolderLock::run(&run.path)?;
+        if existed {
             if !args.force {
                 bail!(
                     "run directory {} already exists; use --resume to continue it or --force to delete it and start over",
                     run.path.display()
                 );
             }
-            std::fs::remove_dir_all(&run.path)
+            run_lock::clear_folder(&run.path)
                 .with_context(|| format!("cannot remove {}", run.path.display()))?;
         }
         (run, config, devices)
@@ -167,6 +180,7 @@ pub(crate) fn train_command<B: AutodiffBackend>(
         dashboard: args.dashboard,
         progress_to_stderr: false,
         cluster: cluster.clone(),
+        sweep_trial: args.sweep_trial,
     };
     interrupt::install_handlers().context("cannot install the Ctrl-C handler")?;
     for device in &devices {
@@ -233,14 +247,22 @@ pub(crate) fn train_command<B: AutodiffBackend>(
                     ),
                 }
             }
+            TrainError::StoppedBySweep { .. } => anyhow::Error::new(StoppedBySweep(error.to_string())),
             TrainError::Failed { .. } => match newest_step(&run, steps_per_epoch) {
                 Some(_) => anyhow::anyhow!("{error}; resume with: {}", next(true)),
                 None => anyhow::anyhow!("{error}; start again with: {}", next(false)),
             },
             other => other.into(),
         }
-    })?;
+    });
     drop(in_progress);
+    let summary = match summary {
+        Err(error) if error.is::<StoppedBySweep>() => {
+            println!("{error}");
+            return Ok(());
+        }
+        other => other?,
+    };
     quill_report::report(&run.path, false)?;
     println!(
         "done: best val loss {:.4} (epoch {}), final {:.4}, {} steps in {:.1}s, {:.0} tokens/s, {} parameters",
@@ -257,8 +279,14 @@ pub(crate) fn train_command<B: AutodiffBackend>(
         runner.name,
         run.path.display()
     );
+    drop(lock);
     Ok(())
 }
+
+/// A trial that its sweep's pruner stopped: not an error (the sweep asked for it).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct StoppedBySweep(String);
 
 /// The newest `ARTIFACTS/STEM-*` run directory.
 fn newest_run(artifacts: &Path, stem: &str) -> anyhow::Result<RunDir> {

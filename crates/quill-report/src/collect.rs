@@ -21,8 +21,12 @@ pub struct SweepIndex {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SweepEntry {
     pub name: String,
-    /// The swept values as TOML literals, in the order of `keys`.
+    /// The swept values as TOML literals, in the order of `keys` (empty where a parameter was
+    /// inactive for this run).
     pub values: Vec<String>,
+    /// `"pruned"` for a trial a sweep's pruner stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +35,8 @@ pub enum RunStatus {
     Failed(String),
     /// Started but neither finished nor failed (interrupted, or running).
     Incomplete,
+    /// Stopped early by a sweep's pruner.
+    Pruned,
     NotStarted,
 }
 
@@ -40,6 +46,7 @@ impl RunStatus {
             RunStatus::Finished => "finished",
             RunStatus::Failed(_) => "failed",
             RunStatus::Incomplete => "incomplete",
+            RunStatus::Pruned => "pruned",
             RunStatus::NotStarted => "not started",
         }
     }
@@ -138,7 +145,11 @@ pub fn collect(dir: &Path) -> Result<Vec<RunRecord>, ReportError> {
                     .cloned()
                     .zip(entry.values.iter().cloned())
                     .collect();
-                RunRecord::read(entry.name.clone(), dir.join(&entry.name), values)
+                let mut run = RunRecord::read(entry.name.clone(), dir.join(&entry.name), values);
+                if entry.status.as_deref() == Some("pruned") && run.summary.is_none() {
+                    run.status = RunStatus::Pruned;
+                }
+                run
             })
             .collect()
     } else if dir.join("config.toml").exists() {

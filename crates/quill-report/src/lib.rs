@@ -1,8 +1,11 @@
 //! What a finished run or sweep looks like: [`collect`] gathers the runs under a directory,
-//! [`table`] writes `summary.md` and `summary.csv`, [`plot`] draws loss curves as PNG and SVG.
+//! [`table`] writes `summary.md` and `summary.csv`, [`plot`] draws loss curves as PNG and SVG,
+//! [`study_plots`] a sweep's parameters against its metric, [`importance`] ranks the parameters.
 
 pub mod collect;
+pub mod importance;
 pub mod plot;
+pub mod study_plots;
 pub mod table;
 
 use std::path::Path;

@@ -17,6 +17,8 @@ static REGISTER_FONT: Once = Once::new();
 pub struct Curve {
     pub label: String,
     pub points: Vec<(f64, f64)>,
+    /// Drawn thin and pale (a sweep's pruned trials).
+    pub faded: bool,
 }
 
 /// `RUN/loss.png` and `RUN/loss.svg`: a run's train and val loss against the step.
@@ -30,10 +32,12 @@ pub fn run_curves(
         Curve {
             label: "train loss".into(),
             points: rows.iter().map(|r| (r.step as f64, r.train_loss)).collect(),
+            faded: false,
         },
         Curve {
             label: "val loss".into(),
             points: rows.iter().map(|r| (r.step as f64, r.val_loss)).collect(),
+            faded: false,
         },
     ];
     draw_both(&dir.join("loss"), name, &curves, log_y)
@@ -50,6 +54,7 @@ pub fn sweep_curves(dir: &Path, runs: &[&RunRecord], log_y: bool) -> Result<(), 
                 .iter()
                 .map(|r| (r.step as f64, r.val_loss))
                 .collect(),
+            faded: matches!(run.status, crate::RunStatus::Pruned),
         })
         .collect();
     let title = dir
@@ -63,6 +68,14 @@ pub fn sweep_curves(dir: &Path, runs: &[&RunRecord], log_y: bool) -> Result<(), 
     )
 }
 
+/// Makes the bundled font the one every plot's "sans-serif" text is drawn in.
+pub(crate) fn register_font() {
+    REGISTER_FONT.call_once(|| {
+        plotters::style::register_font("sans-serif", FontStyle::Normal, FONT)
+            .unwrap_or_else(|_| panic!("the bundled font is a valid TrueType font"));
+    });
+}
+
 /// Draws `curves` to `stem.png` and `stem.svg`.
 pub fn draw_both(
     stem: &Path,
@@ -70,10 +83,7 @@ pub fn draw_both(
     curves: &[Curve],
     log_y: bool,
 ) -> Result<(), ReportError> {
-    REGISTER_FONT.call_once(|| {
-        plotters::style::register_font("sans-serif", FontStyle::Normal, FONT)
-            .unwrap_or_else(|_| panic!("the bundled font is a valid TrueType font"));
-    });
+    register_font();
     let size = (960, 600);
     let png = stem.with_extension("png");
     let svg = stem.with_extension("svg");
@@ -141,19 +151,31 @@ fn draw<DB: DrawingBackend>(
                 .label_style(("sans-serif", 14))
                 .draw()
                 .map_err(|e| e.to_string())?;
-            for (i, curve) in curves.iter().enumerate() {
-                let color = Palette99::pick(i).to_rgba();
+            // Pruned trials first, pale and thin, so the others are drawn over them.
+            let order = curves
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.faded)
+                .chain(curves.iter().enumerate().filter(|(_, c)| !c.faded));
+            for (i, curve) in order {
+                let (color, width) = match curve.faded {
+                    true => (Palette99::pick(i).mix(0.25), 1),
+                    false => (Palette99::pick(i).to_rgba(), 2),
+                };
                 let points = curve
                     .points
                     .iter()
                     .copied()
                     .filter(|(_, y)| y.is_finite() && *y > 0.0);
                 chart
-                    .draw_series(LineSeries::new(points, color.stroke_width(2)))
+                    .draw_series(LineSeries::new(points, color.stroke_width(width)))
                     .map_err(|e| e.to_string())?
-                    .label(curve.label.clone())
+                    .label(match curve.faded {
+                        true => format!("{} (pruned)", curve.label),
+                        false => curve.label.clone(),
+                    })
                     .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                        PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(width))
                     });
             }
             chart
@@ -184,6 +206,7 @@ mod tests {
         let curves = [Curve {
             label: "val loss".into(),
             points: vec![(50.0, 2.9), (100.0, 2.5), (150.0, 2.3)],
+            faded: false,
         }];
         for log_y in [false, true] {
             draw_both(&dir.path().join("curve"), "a run", &curves, log_y).unwrap();

@@ -53,10 +53,12 @@ pub mod nodes;
 pub mod optimizer;
 pub mod progress;
 pub mod run_dir;
+pub mod run_lock;
 pub mod schedule;
 pub mod step;
 pub mod summary;
 pub mod training;
+pub mod trial_link;
 
 pub use config::RunConfig;
 pub use run_dir::{RunDir, Weights};

@@ -18,7 +18,8 @@ use quill_model::ModelConfig;
 use serde::{Deserialize, Serialize};
 use toml::Table;
 
-use overrides::{apply_override, check_against_schema, describe_toml_error};
+use overrides::{all_keys, apply_override, check_against_schema, describe_toml_error};
+pub use overrides::unknown_key;
 pub use sections::{
     CheckpointConfig, Devices, InitConfig, OptimizerConfig, Precision, ScheduleConfig, TrainConfig,
     check_devices,
@@ -98,6 +99,21 @@ impl RunConfig {
             }
         }
         Ok(config)
+    }
+
+    /// Every `section.key` a config has, in the schema's order.
+    pub fn keys() -> Vec<String> {
+        all_keys(&Table::try_from(Self::default()).expect("the default config serializes"))
+    }
+
+    /// `Ok` when `dotted` (`section.key`) is a key of the config, else the error with the
+    /// closest key as a suggestion.
+    pub fn check_key(dotted: &str) -> Result<(), String> {
+        let keys = Self::keys();
+        match keys.iter().any(|k| k == dotted) {
+            true => Ok(()),
+            false => Err(unknown_key(dotted, keys.iter().map(String::as_str))),
+        }
     }
 
     /// The resolved config as TOML, every field written out.

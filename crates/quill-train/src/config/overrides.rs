@@ -114,7 +114,7 @@ pub(super) fn apply_override(
     Ok(())
 }
 
-fn all_keys(schema: &Table) -> Vec<String> {
+pub(super) fn all_keys(schema: &Table) -> Vec<String> {
     schema
         .iter()
         .flat_map(|(section, entries)| {
@@ -126,7 +126,7 @@ fn all_keys(schema: &Table) -> Vec<String> {
         .collect()
 }
 
-fn unknown_key<'a>(key: &str, known: impl Iterator<Item = &'a str>) -> String {
+pub fn unknown_key<'a>(key: &str, known: impl Iterator<Item = &'a str>) -> String {
     let closest = known
         .map(|k| (strsim::levenshtein(key, k), k))
         .min()

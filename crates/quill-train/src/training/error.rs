@@ -39,6 +39,9 @@ pub enum TrainError {
     /// burn-train stopped the run (e.g. a checkpoint could not be written).
     #[error("training stopped: {reason}")]
     Failed { dir: PathBuf, reason: String },
+    /// A sweep's pruner stopped the trial after an evaluation; its checkpoint is saved.
+    #[error("stopped by the sweep after step {step}; its checkpoint is saved")]
+    StoppedBySweep { dir: PathBuf, step: usize },
     /// Ctrl-C (or the dashboard's stop).
     #[error("interrupted {}", match (saved, resume_step) {
         (true, _) => format!("after step {step}; its checkpoint is saved"),

@@ -42,6 +42,7 @@ use crate::run_dir::RunDir;
 use crate::schedule::WarmupCosine;
 use crate::step::{RunControl, Stop, Trainee};
 use crate::summary::RunSummary;
+use crate::trial_link::SweepLink;
 
 /// What to run and how.
 #[derive(Debug, Clone)]
@@ -57,6 +58,8 @@ pub struct TrainOptions {
     pub progress_to_stderr: bool,
     /// Training across machines: this process's place among the nodes (see `nodes`).
     pub cluster: Option<Cluster>,
+    /// A sweep's trial: report each evaluation and ask whether to go on (see `trial_link`).
+    pub sweep_trial: bool,
 }
 
 /// Trains the run described by `options` on `device` and returns its summary.
@@ -222,6 +225,10 @@ fn learn<B: AutodiffBackend>(
         )
         .with_nodes(link),
     );
+    let sweep_link = options.sweep_trial.then(|| SweepLink::new(t.eval_interval));
+    if let Some(link) = &sweep_link {
+        training = training.early_stopping(link.clone());
+    }
     let trainee = Trainee {
         control: Some(control.clone()),
         ..Trainee::detached(gpt, config.optimizer.grad_clip, t.grad_accum)
@@ -231,6 +238,14 @@ fn learn<B: AutodiffBackend>(
     drop(result.renderer);
     if let Some(stop) = control.stop() {
         return Err(wrap_up::stopped_early(stop, run, t.eval_interval));
+    }
+    if let Some(step) = sweep_link.and_then(|link| link.stopped_at()) {
+        if step < epochs * t.eval_interval {
+            return Err(TrainError::StoppedBySweep {
+                dir: run.path.clone(),
+                step,
+            });
+        }
     }
     if let Some(reason) = control.failure() {
         return Err(TrainError::Failed {

@@ -37,6 +37,7 @@ fn small_run(dir: &std::path::Path, steps: usize) -> TrainOptions {
         dashboard: false,
         progress_to_stderr: false,
         cluster: None,
+        sweep_trial: false,
     }
 }
 
