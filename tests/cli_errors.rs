@@ -93,8 +93,8 @@ fn corpus_errors_are_reported_before_training() {
             quill.train("tiny.toml", "bad-corpus", &["--set", &set]),
             expected,
         );
-        // Nothing was left behind for a run that never started.
-        assert!(!quill.artifacts().join("bad-corpus/metrics.csv").exists());
+        // Nothing was left behind for a run that never started, not even its lock.
+        assert!(!quill.artifacts().join("bad-corpus").exists());
     }
 }
 
@@ -316,4 +316,57 @@ fn checkpoints_and_weights_that_do_not_fit_are_named() {
         quill.run(&["generate", "--run", run_arg, "--prompt", "O"]),
         "best.mpk: it is truncated or corrupted",
     );
+}
+
+#[test]
+fn a_name_is_a_folder_name_and_numbers_are_finite() {
+    let quill = Quill::new();
+    let outside = quill.dir.path().join("outside");
+    let escape = format!("../{}", outside.file_name().unwrap().to_str().unwrap());
+    let absolute = outside.to_str().unwrap().to_owned();
+    let depth = crate::common::repo_root().join("configs/sweeps/depth.toml");
+    for (command, name, expected) in [
+        ("train", escape.as_str(), "it starts with `.`"),
+        ("train", absolute.as_str(), "it holds `/`"),
+        ("train", "..", "it starts with `.`"),
+        ("train", "a:b", "it holds `:`"),
+        ("sweep", "x/../../y", "it holds `/`"),
+        ("train", "NUL", "`NUL` is a device name on Windows"),
+    ] {
+        let out = match command {
+            "train" => quill.train("tiny.toml", name, &[]),
+            _ => quill.run(&[
+                "sweep",
+                "--config",
+                depth.to_str().unwrap(),
+                "--name",
+                name,
+                "--dry-run",
+            ]),
+        };
+        let err = crate::common::stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{name}: {err}");
+        assert_eq!(err.lines().count(), 1, "{name}: {err}");
+        assert!(
+            err.starts_with(&format!(
+                "error: invalid value '{name}' for '--name <NAME>'"
+            )) && err.contains(expected)
+                && err.contains("one folder name under --artifacts"),
+            "{name}: {err}"
+        );
+    }
+    assert!(!outside.exists());
+    assert!(!quill.artifacts().exists());
+    for set in [
+        "optimizer.lr=inf",
+        "schedule.min_lr=nan",
+        "optimizer.grad_clip=-inf",
+    ] {
+        let key = set.split('=').next().unwrap();
+        fails_with(
+            quill.train("tiny.toml", "finite", &["--set", set]),
+            &format!("invalid value for `{key}`: "),
+        );
+    }
+    assert!(!quill.artifacts().join("finite").exists());
 }

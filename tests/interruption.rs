@@ -328,3 +328,19 @@ fn a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
     ));
     assert_eq!(quill.metrics("nan").len(), 4);
 }
+
+#[test]
+fn a_second_training_of_a_busy_run_folder_is_refused_and_the_first_finishes_untouched() {
+    let quill = Quill::new();
+    let run = Running::start(quill.train_command("tiny.toml", "busy", &[]), 1);
+    let holder = format!("is in use by process {}", run.child.id());
+    for extra in [&[][..], &["--force"], &["--resume"]] {
+        let started = Instant::now();
+        fails_with(quill.train("tiny.toml", "busy", extra), &holder);
+        // Refused at once, not after loading data or waiting for the holder.
+        assert!(started.elapsed() < Duration::from_secs(10), "{extra:?}");
+    }
+    let (status, err) = run.finish();
+    assert!(status.success(), "{err}");
+    assert_matches_reference(&quill, "busy");
+}

@@ -27,25 +27,26 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// The ports of one two-node run: the orchestrator's and each node's data service.
-struct Ports([u16; 3]);
+/// The ports of one two-node run: the orchestrator's and each node's data service, on `host`.
+struct Ports([u16; 3], &'static str);
 
 impl Ports {
     fn new() -> Self {
-        Self([free_port(), free_port(), free_port()])
+        Self([free_port(), free_port(), free_port()], "127.0.0.1")
     }
 
     fn args(&self, rank: usize) -> Vec<String> {
         let [coordinator, ..] = self.0;
+        let host = self.1;
         [
             "--nodes",
             "2",
             "--node-rank",
             &rank.to_string(),
             "--coordinator",
-            &format!("127.0.0.1:{coordinator}"),
+            &format!("{host}:{coordinator}"),
             "--node-address",
-            &format!("127.0.0.1:{}", self.0[1 + rank]),
+            &format!("{host}:{}", self.0[1 + rank]),
             "--node-timeout",
             "20",
         ]
@@ -214,6 +215,90 @@ fn a_bf16_run_resumes_across_nodes_from_a_step_bf16_cannot_hold() {
     assert_eq!(quill.val_losses("node0").len(), 8);
 }
 
+/// A stranger at `address` (`HOST:PORT/ROUTE`): takes the server's challenge, answers with
+/// `answer` and returns what came back until the server closed the connection.
+fn stranger(address: &str, answer: Vec<u8>) -> Vec<tungstenite::Message> {
+    let (mut socket, _) = tungstenite::connect(format!("ws://{address}")).unwrap();
+    // A server that asks nothing (no authentication) would leave the read below waiting.
+    if let tungstenite::stream::MaybeTlsStream::Plain(tcp) = socket.get_ref() {
+        tcp.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    }
+    let mut got = vec![socket.read().unwrap()];
+    // A server that closes first may make the send fail: what came back says enough.
+    let _ = socket.send(tungstenite::Message::Binary(answer.into()));
+    while let Ok(message) = socket.read() {
+        got.push(message);
+    }
+    got
+}
+
+/// Nodes listen on the host they were given, and a client that does not know the secret gets
+/// a challenge and a closed connection, never a message of the run, which goes on unchanged.
+#[cfg(target_os = "linux")]
+#[test]
+fn listeners_bind_their_host_and_strangers_are_refused() {
+    let quill = Quill::new();
+    ok(quill.train("tiny.toml", "one", &TWO_MICRO_BATCHES));
+    let secret = quill.dir.path().join("node-secret");
+    std::fs::write(&secret, "6b1f0c2d9e8a7b3c5d4e6f708192a3b4\n").unwrap();
+    let secret = secret.to_str().unwrap();
+    // 127.0.0.2 is loopback too (Linux routes all of 127/8), so a listener on every interface
+    // would answer at 127.0.0.1 as well.
+    let ports = Ports([free_port(), free_port(), free_port()], "127.0.0.2");
+    let nodes =
+        [0, 1].map(|rank| Node::start(&quill, rank, &ports, &["--node-secret-file", secret]));
+    nodes[0].wait_for("epoch 1/");
+    let [coordinator, data0, data1] = ports.0;
+    for port in [coordinator, data0, data1] {
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "port {port} answers on 127.0.0.1"
+        );
+    }
+    // The 64 random bytes that once ended a run on both nodes, and a frame larger than any
+    // message of the run may be.
+    let noise: Vec<u8> = (0..64u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let huge = vec![7u8; 64 << 20];
+    for (route, answer) in [
+        (format!("127.0.0.2:{coordinator}/request"), noise.clone()),
+        (format!("127.0.0.2:{coordinator}/response"), noise.clone()),
+        (format!("127.0.0.2:{data1}/data"), noise),
+        (format!("127.0.0.2:{data0}/data"), huge),
+    ] {
+        let got = stranger(&route, answer);
+        assert!(
+            got[0].is_binary() && got[1..].iter().all(|m| m.is_close()),
+            "{route}: {got:?}"
+        );
+    }
+    let [node0, node1] = nodes;
+    let ((status0, err0, _), (status1, err1, _)) = (node0.finish(), node1.finish());
+    assert!(status0.success() && status1.success(), "{err0}\n{err1}");
+    assert!(
+        err0.contains("quill: refused a connection from 127.0.0."),
+        "{err0}"
+    );
+    assert!(
+        err0.contains("to /request: it does not know the node secret"),
+        "{err0}"
+    );
+    assert!(
+        err0.contains("to /response: it does not know the node secret"),
+        "{err0}"
+    );
+    assert!(err0.contains("to /data: "), "{err0}");
+    assert!(
+        err1.contains("to /data: it does not know the node secret"),
+        "{err1}"
+    );
+    let one = quill.val_losses("one");
+    for rank in [0, 1] {
+        assert_close(&quill.val_losses(&format!("node{rank}")), &one, 1e-4);
+    }
+}
+
 #[test]
 fn node_settings_that_cannot_work_are_one_line() {
     let quill = Quill::new();
@@ -254,6 +339,32 @@ fn node_settings_that_cannot_work_are_one_line() {
             "127.0.0.1:1",
         ]),
         "1 micro-batches per step cannot be shared out among 2 devices",
+    );
+    fails_with(
+        with(&[
+            "--nodes",
+            "2",
+            "--node-rank",
+            "1",
+            "--coordinator",
+            "10.1.2.3:29500",
+        ]),
+        "--coordinator 10.1.2.3:29500 is not a loopback address: give every node the same secret with --node-secret-file FILE or QUILL_NODE_SECRET",
+    );
+    let short = quill.dir.path().join("short-secret");
+    std::fs::write(&short, "hunter2\n").unwrap();
+    fails_with(
+        with(&[
+            "--nodes",
+            "2",
+            "--node-rank",
+            "1",
+            "--coordinator",
+            "10.1.2.3:29500",
+            "--node-secret-file",
+            short.to_str().unwrap(),
+        ]),
+        "the node secret has 7 bytes, fewer than 16",
     );
     assert!(!quill.artifacts().join("bad").exists());
 }

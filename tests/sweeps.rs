@@ -12,8 +12,24 @@ use crate::common::{Quill, fails_with, ok, stdout};
 /// 10 steps, with `body` after the `[set]` table's settings.
 fn sweep_file(quill: &Quill, top: &str, body: &str) -> String {
     let base = Quill::config("tiny.toml");
+    // The body's own `[set]` lines (those before its first table) replace these defaults.
+    let own: Vec<&str> = body
+        .lines()
+        .take_while(|l| !l.starts_with('['))
+        .filter_map(|l| l.split_once(" = ").map(|(k, _)| k))
+        .collect();
+    let defaults: String = [
+        ("\"train.max_steps\"", "20"),
+        ("\"train.eval_interval\"", "10"),
+        ("\"train.eval_batches\"", "2"),
+        ("\"schedule.warmup_steps\"", "2"),
+    ]
+    .iter()
+    .filter(|(k, _)| !own.contains(k))
+    .map(|(k, v)| format!("{k} = {v}\n"))
+    .collect();
     let text = format!(
-        "base = {:?}\n{top}\n[set]\n\"data.path\" = {:?}\n\"train.max_steps\" = 20\n\"train.eval_interval\" = 10\n\"train.eval_batches\" = 2\n\"schedule.warmup_steps\" = 2\n{body}",
+        "base = {:?}\n{top}\n[set]\n\"data.path\" = {:?}\n{defaults}{body}",
         base.to_str().unwrap(),
         quill.corpus.to_str().unwrap()
     );
@@ -25,7 +41,15 @@ fn sweep_file(quill: &Quill, top: &str, body: &str) -> String {
 fn sweep(quill: &Quill, file: &str, name: &str, extra: &[&str]) -> Output {
     let artifacts = quill.artifacts();
     let args = [
-        &["sweep", "--config", file, "--name", name, "--artifacts", artifacts.to_str().unwrap()],
+        &[
+            "sweep",
+            "--config",
+            file,
+            "--name",
+            name,
+            "--artifacts",
+            artifacts.to_str().unwrap(),
+        ],
         extra,
     ]
     .concat();
@@ -79,8 +103,14 @@ fn a_grid_sweep_trains_reports_and_reruns_nothing_and_best_toml_reproduces_the_b
         "[sweep]\n\"optimizer.lr\" = [3e-3, 1e-3]\n\"model.dropout\" = [0.0, 0.1]\n",
     );
     let dry = ok(sweep(&quill, &file, "grid", &["--dry-run"]));
-    assert!(dry.contains("4 trials") && dry.contains("lr=0.003_dropout=0.1-"), "{dry}");
-    assert!(!quill.artifacts().join("grid").exists(), "a dry run writes nothing");
+    assert!(
+        dry.contains("4 trials") && dry.contains("lr=0.003_dropout=0.1-"),
+        "{dry}"
+    );
+    assert!(
+        !quill.artifacts().join("grid").exists(),
+        "a dry run writes nothing"
+    );
 
     let out = ok(sweep(&quill, &file, "grid", &[]));
     let dir = quill.artifacts().join("grid");
@@ -98,18 +128,40 @@ fn a_grid_sweep_trains_reports_and_reruns_nothing_and_best_toml_reproduces_the_b
     let mut lines = csv.lines();
     assert_eq!(
         lines.next(),
-        Some("run,optimizer.lr,model.dropout,best_val_loss,final_val_loss,steps,wall_s,tokens_per_s,status")
+        Some(
+            "run,optimizer.lr,model.dropout,best_val_loss,final_val_loss,steps,wall_s,tokens_per_s,status"
+        )
     );
-    let losses: Vec<f64> = lines.map(|l| l.split(',').nth(3).unwrap().parse().unwrap()).collect();
+    let losses: Vec<f64> = lines
+        .map(|l| l.split(',').nth(3).unwrap().parse().unwrap())
+        .collect();
     assert_eq!(losses.len(), 4);
-    assert!(losses.windows(2).all(|w| w[0] <= w[1]), "not sorted: {losses:?}");
+    assert!(
+        losses.windows(2).all(|w| w[0] <= w[1]),
+        "not sorted: {losses:?}"
+    );
     let md = std::fs::read_to_string(dir.join("summary.md")).unwrap();
-    assert!(md.contains("Parameter importance") && md.contains("best.toml"), "{md}");
+    assert!(
+        md.contains("Parameter importance") && md.contains("best.toml"),
+        "{md}"
+    );
     let e = events(&dir);
-    assert_eq!((count(&e, "planned"), count(&e, "started"), count(&e, "finished")), (4, 4, 4));
+    assert_eq!(
+        (
+            count(&e, "planned"),
+            count(&e, "started"),
+            count(&e, "finished")
+        ),
+        (4, 4, 4)
+    );
 
     // A second invocation trains nothing and touches no trial.
-    let stamp = |run: &Path| std::fs::metadata(run.join("summary.json")).unwrap().modified().unwrap();
+    let stamp = |run: &Path| {
+        std::fs::metadata(run.join("summary.json"))
+            .unwrap()
+            .modified()
+            .unwrap()
+    };
     let before: Vec<_> = runs.iter().map(|r| stamp(r)).collect();
     ok(sweep(&quill, &file, "grid", &[]));
     assert_eq!(runs.iter().map(|r| stamp(r)).collect::<Vec<_>>(), before);
@@ -117,22 +169,46 @@ fn a_grid_sweep_trains_reports_and_reruns_nothing_and_best_toml_reproduces_the_b
 
     // --status prints the study's table.
     let status = ok(quill.run(&["sweep", "--status", dir.to_str().unwrap()]));
-    assert!(status.contains("4 trials (4 finished)") && status.contains("best: "), "{status}");
+    assert!(
+        status.contains("4 trials (4 finished)") && status.contains("best: "),
+        "{status}"
+    );
 
     // best.toml trains the best trial again, to the same loss.
     let best = dir.join("best.toml");
     let header = std::fs::read_to_string(&best).unwrap();
-    let best_name = header.split(": ").nth(1).unwrap().split(' ').next().unwrap().to_owned();
+    let best_name = header
+        .split(": ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned();
     let artifacts = quill.artifacts();
     ok(quill.run(&[
-        "train", "--config", best.to_str().unwrap(), "--name", "again", "--artifacts",
+        "train",
+        "--config",
+        best.to_str().unwrap(),
+        "--name",
+        "again",
+        "--artifacts",
         artifacts.to_str().unwrap(),
     ]));
-    assert_eq!(best_val_loss(&artifacts.join("again")), best_val_loss(&dir.join(&best_name)));
-    assert_eq!(best_val_loss(&dir.join(&best_name)), losses[0]);
+    assert_eq!(
+        best_val_loss(&artifacts.join("again")),
+        best_val_loss(&dir.join(&best_name))
+    );
+    // summary.csv keeps 4 decimals.
+    assert!((best_val_loss(&dir.join(&best_name)) - losses[0]).abs() < 1e-4);
 
     // Another --set is another trial (a new id), not the old result.
-    ok(sweep(&quill, &file, "grid", &["--set", "train.batch_size=8"]));
+    ok(sweep(
+        &quill,
+        &file,
+        "grid",
+        &["--set", "train.batch_size=8"],
+    ));
     assert_eq!(trials(&dir).len(), 8);
 }
 
@@ -148,7 +224,10 @@ fn dropped_points_are_listed_with_their_reasons_and_never_trained() {
     assert!(dry.contains("1 trials"), "{dry}");
     assert!(dry.contains("3 points dropped"), "{dry}");
     assert!(dry.contains("model.n_head=4 model.dropout=0.0: constraint `model.n_embd / model.n_head >= 32` fails (model.n_embd=64, model.n_head=4)"), "{dry}");
-    assert!(dry.contains("model.n_head=2 model.dropout=1.5: ") && dry.contains("dropout"), "{dry}");
+    assert!(
+        dry.contains("model.n_head=2 model.dropout=1.5: ") && dry.contains("dropout"),
+        "{dry}"
+    );
     ok(sweep(&quill, &file, "dropped", &[]));
     assert_eq!(trials(&quill.artifacts().join("dropped")).len(), 1);
 }
@@ -157,19 +236,67 @@ fn dropped_points_are_listed_with_their_reasons_and_never_trained() {
 fn bad_sweep_input_is_one_line_and_changes_nothing() {
     let quill = Quill::new();
     for (top, body, extra, expected) in [
-        ("", "[space]\n\"optimizer.lrr\" = [1e-3]\n", &[][..], "unknown key `optimizer.lrr` (did you mean `optimizer.lr`?)"),
-        ("constraints = [\"model.n_embed > 1\"]", "[space]\n\"optimizer.lr\" = [1e-3]\n", &[], "unknown key `model.n_embed`"),
-        ("constraints = [\"model.n_embd >\"]", "[space]\n\"optimizer.lr\" = [1e-3]\n", &[], "constraints:"),
-        ("constraints = [\"model.n_embd < 0\"]", "[space]\n\"optimizer.lr\" = [1e-3]\n", &[], "every one of the grid's 1 points is dropped"),
-        ("pruner = { kind = \"asha\", eta = 1 }", "[space]\n\"optimizer.lr\" = [1e-3]\n", &[], "pruner.eta must be an integer >= 2, got 1"),
-        ("resources = { workers = 0 }", "[space]\n\"optimizer.lr\" = [1e-3]\n", &[], "resources.workers must be an integer >= 1, got 0"),
-        ("", "[space]\n\"optimizer.lr\" = [1e-3]\n", &["--devices", "0,7"], "device 7"),
-        ("", "[space]\n\"optimizer.lr\" = [1e-3]\n", &["--workers", "0"], "--workers: 0"),
-        ("", "[space]\n\"optimizer.lr\" = { uniform = [1e-3, inf] }\n", &[], "finite numbers"),
+        (
+            "",
+            "[space]\n\"optimizer.lrr\" = [1e-3]\n",
+            &[][..],
+            "unknown key `optimizer.lrr` (did you mean `optimizer.lr`?)",
+        ),
+        (
+            "constraints = [\"model.n_embed > 1\"]",
+            "[space]\n\"optimizer.lr\" = [1e-3]\n",
+            &[],
+            "unknown key `model.n_embed`",
+        ),
+        (
+            "constraints = [\"model.n_embd >\"]",
+            "[space]\n\"optimizer.lr\" = [1e-3]\n",
+            &[],
+            "constraints:",
+        ),
+        (
+            "constraints = [\"model.n_embd < 0\"]",
+            "[space]\n\"optimizer.lr\" = [1e-3]\n",
+            &[],
+            "every one of the grid's 1 points is dropped",
+        ),
+        (
+            "pruner = { kind = \"asha\", eta = 1 }",
+            "[space]\n\"optimizer.lr\" = [1e-3]\n",
+            &[],
+            "pruner.eta must be an integer >= 2, got 1",
+        ),
+        (
+            "resources = { workers = 0 }",
+            "[space]\n\"optimizer.lr\" = [1e-3]\n",
+            &[],
+            "resources.workers must be an integer >= 1, got 0",
+        ),
+        (
+            "",
+            "[space]\n\"optimizer.lr\" = [1e-3]\n",
+            &["--devices", "0,7"],
+            "device 7",
+        ),
+        (
+            "",
+            "[space]\n\"optimizer.lr\" = [1e-3]\n",
+            &["--workers", "0"],
+            "--workers: 0",
+        ),
+        (
+            "",
+            "[space]\n\"optimizer.lr\" = { uniform = [1e-3, inf] }\n",
+            &[],
+            "finite numbers",
+        ),
     ] {
         let file = sweep_file(&quill, top, body);
         fails_with(sweep(&quill, &file, "bad", extra), expected);
-        assert!(!quill.artifacts().exists(), "{expected}: artifacts/ was written");
+        assert!(
+            !quill.artifacts().exists(),
+            "{expected}: artifacts/ was written"
+        );
     }
     // A study belongs to its sweep file.
     let file = sweep_file(&quill, "", "[space]\n\"optimizer.lr\" = [1e-3]\n");
@@ -178,7 +305,10 @@ fn bad_sweep_input_is_one_line_and_changes_nothing() {
     std::fs::copy(&file, &other).unwrap();
     let study = quill.artifacts().join("mine/study.jsonl");
     let before = std::fs::read(&study).unwrap();
-    fails_with(sweep(&quill, other.to_str().unwrap(), "mine", &[]), "belongs to sweep file");
+    fails_with(
+        sweep(&quill, other.to_str().unwrap(), "mine", &[]),
+        "belongs to sweep file",
+    );
     assert_eq!(std::fs::read(&study).unwrap(), before);
 }
 
@@ -197,7 +327,9 @@ fn parallel_trials_train_what_each_would_alone() {
     let e = events(&dir);
     // Both ran at once: the second started before the first finished.
     let at = |kind: &str, n: usize| {
-        e.iter().filter(|x| x["event"] == kind).nth(n).unwrap()["time"].as_f64().unwrap()
+        e.iter().filter(|x| x["event"] == kind).nth(n).unwrap()["time"]
+            .as_f64()
+            .unwrap()
     };
     assert!(at("started", 1) < at("finished", 0), "{e:?}");
     // Each trial's losses are those of its config trained alone (one thread, as in the sweep).
@@ -207,7 +339,15 @@ fn parallel_trials_train_what_each_would_alone() {
         let artifacts = quill.artifacts();
         let alone = format!("alone-{name}");
         let out = quill
-            .command(&["train", "--config", config.to_str().unwrap(), "--name", &alone, "--artifacts", artifacts.to_str().unwrap()])
+            .command(&[
+                "train",
+                "--config",
+                config.to_str().unwrap(),
+                "--name",
+                &alone,
+                "--artifacts",
+                artifacts.to_str().unwrap(),
+            ])
             .env("RAYON_NUM_THREADS", "1")
             .output()
             .unwrap();
@@ -234,7 +374,15 @@ fn a_killed_sweep_resumes_and_leaves_finished_trials_untouched() {
     let artifacts = quill.artifacts();
     let dir = artifacts.join("killed");
     let mut child = quill
-        .command(&["sweep", "--config", &file, "--name", "killed", "--artifacts", artifacts.to_str().unwrap()])
+        .command(&[
+            "sweep",
+            "--config",
+            &file,
+            "--name",
+            "killed",
+            "--artifacts",
+            artifacts.to_str().unwrap(),
+        ])
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
@@ -242,8 +390,15 @@ fn a_killed_sweep_resumes_and_leaves_finished_trials_untouched() {
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
         let e = events(&dir);
-        let third = e.iter().filter(|x| x["event"] == "planned").nth(2).map(|x| x["trial"].clone());
-        if third.is_some_and(|t| e.iter().any(|x| x["event"] == "evaluated" && x["trial"] == t)) {
+        let third = e
+            .iter()
+            .filter(|x| x["event"] == "planned")
+            .nth(2)
+            .map(|x| x["trial"].clone());
+        if third.is_some_and(|t| {
+            e.iter()
+                .any(|x| x["event"] == "evaluated" && x["trial"] == t)
+        }) {
             break;
         }
         assert!(Instant::now() < deadline, "the sweep never reached trial 3");
@@ -251,11 +406,17 @@ fn a_killed_sweep_resumes_and_leaves_finished_trials_untouched() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    let done: Vec<PathBuf> = trials(&dir).into_iter().filter(|r| r.join("summary.json").exists()).collect();
+    let done: Vec<PathBuf> = trials(&dir)
+        .into_iter()
+        .filter(|r| r.join("summary.json").exists())
+        .collect();
     assert_eq!(done.len(), 2, "{done:?}");
     let stamps = |runs: &[PathBuf]| -> Vec<_> {
         runs.iter()
-            .flat_map(|r| ["summary.json", "metrics.csv", "best.mpk"].map(|f| std::fs::metadata(r.join(f)).unwrap().modified().unwrap()))
+            .flat_map(|r| {
+                ["summary.json", "metrics.csv", "best.mpk"]
+                    .map(|f| std::fs::metadata(r.join(f)).unwrap().modified().unwrap())
+            })
             .collect()
     };
     let before = stamps(&done);
@@ -280,7 +441,15 @@ fn two_sweep_processes_on_one_folder_train_each_trial_once() {
     let artifacts = quill.artifacts();
     let spawn = || {
         quill
-            .command(&["sweep", "--config", &file, "--name", "shared", "--artifacts", artifacts.to_str().unwrap()])
+            .command(&[
+                "sweep",
+                "--config",
+                &file,
+                "--name",
+                "shared",
+                "--artifacts",
+                artifacts.to_str().unwrap(),
+            ])
             .env("RAYON_NUM_THREADS", "1")
             .spawn()
             .unwrap()
@@ -294,8 +463,11 @@ fn two_sweep_processes_on_one_folder_train_each_trial_once() {
     assert_eq!(count(&e, "planned"), 8);
     assert_eq!(count(&e, "started"), 8, "a trial was trained twice: {e:#?}");
     assert_eq!(count(&e, "finished"), 8);
-    let owners: std::collections::HashSet<String> =
-        e.iter().filter(|x| x["event"] == "started").map(|x| x["owner"].to_string()).collect();
+    let owners: std::collections::HashSet<String> = e
+        .iter()
+        .filter(|x| x["event"] == "started")
+        .map(|x| x["owner"].to_string())
+        .collect();
     assert_eq!(owners.len(), 2, "both processes trained: {owners:?}");
 }
 
@@ -306,16 +478,31 @@ fn an_out_of_memory_fails_that_trial_only() {
     let file = sweep_file(&quill, "", "[sweep]\n\"train.max_steps\" = [20, 30]\n");
     let artifacts = quill.artifacts();
     let output = quill
-        .command(&["sweep", "--config", &file, "--name", "oom", "--artifacts", artifacts.to_str().unwrap()])
+        .command(&[
+            "sweep",
+            "--config",
+            &file,
+            "--name",
+            "oom",
+            "--artifacts",
+            artifacts.to_str().unwrap(),
+        ])
         .env("QUILL_FAIL_ALLOCATION_AT_STEP", "25")
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
     let dir = artifacts.join("oom");
     let e = events(&dir);
-    assert_eq!((count(&e, "finished"), count(&e, "failed")), (1, 1), "{e:#?}");
+    assert_eq!(
+        (count(&e, "finished"), count(&e, "failed")),
+        (1, 1),
+        "{e:#?}"
+    );
     let failed = e.iter().find(|x| x["event"] == "failed").unwrap();
-    assert!(failed["error"].as_str().unwrap().contains("memory"), "{failed}");
+    assert!(
+        failed["error"].as_str().unwrap().contains("memory"),
+        "{failed}"
+    );
 }
 
 #[test]
@@ -324,21 +511,31 @@ fn asha_pauses_and_promotes_and_trains_fewer_steps_than_the_grid() {
     let file = sweep_file(
         &quill,
         "pruner = { kind = \"asha\", eta = 3, min_steps = 10 }",
-        "\"train.max_steps\" = 90\n[sweep]\n\"optimizer.lr\" = [1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 3e-6, 1e-6]\n",
+        "\"train.max_steps\" = 90\n[sweep]\n\"optimizer.lr\" = [1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 3e-6, 1e-6]\n[derive]\n\"schedule.min_lr\" = \"optimizer.lr / 10\"\n",
     );
     let out = ok(sweep(&quill, &file, "asha", &[]));
     let dir = quill.artifacts().join("asha");
     let e = events(&dir);
     let steps: usize = trials(&dir)
         .iter()
-        .map(|r| std::fs::read_to_string(r.join("metrics.csv")).unwrap().lines().count() - 1)
+        .map(|r| {
+            std::fs::read_to_string(r.join("metrics.csv"))
+                .unwrap()
+                .lines()
+                .count()
+                - 1
+        })
         .sum::<usize>()
         * 10;
     assert!(count(&e, "pruned") >= 4, "{out}");
     assert!(count(&e, "promoted") >= 1, "{e:#?}");
     assert!(count(&e, "finished") >= 1);
     // The grid would train 9 × 90 steps.
-    assert!(steps <= 9 * 90 * 6 / 10, "{steps} steps of the grid's {}", 9 * 90);
+    assert!(
+        steps <= 9 * 90 * 6 / 10,
+        "{steps} steps of the grid's {}",
+        9 * 90
+    );
     let csv = std::fs::read_to_string(dir.join("summary.csv")).unwrap();
     assert!(csv.lines().any(|l| l.ends_with(",pruned")), "{csv}");
     let status = ok(quill.run(&["sweep", "--status", dir.to_str().unwrap()]));
@@ -361,12 +558,18 @@ fn tpe_and_sobol_samplers_with_repeats_and_a_budget() {
     assert_eq!(trials(&dir).len(), 3, "{out}");
     for run in trials(&dir) {
         let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
-        let lr: f64 = config.lines().find(|l| l.starts_with("lr = ")).unwrap()[5..].parse().unwrap();
-        let min_lr: f64 = config.lines().find(|l| l.starts_with("min_lr = ")).unwrap()[9..].parse().unwrap();
+        let lr: f64 = config.lines().find(|l| l.starts_with("lr = ")).unwrap()[5..]
+            .parse()
+            .unwrap();
+        let min_lr: f64 = config.lines().find(|l| l.starts_with("min_lr = ")).unwrap()[9..]
+            .parse()
+            .unwrap();
         assert!((min_lr - lr / 10.0).abs() < 1e-12, "{config}");
     }
     // A larger budget continues the same study.
-    let more = std::fs::read_to_string(&file).unwrap().replace("max_trials = 3", "max_trials = 6");
+    let more = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("max_trials = 3", "max_trials = 6");
     std::fs::write(&file, more).unwrap();
     ok(sweep(&quill, &file, "tpe", &[]));
     assert_eq!(trials(&dir).len(), 6);

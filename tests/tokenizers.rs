@@ -190,7 +190,18 @@ fn sweeps_and_bench_take_any_tokenizer() {
     let summary = std::fs::read_to_string(artifacts.join("sizes/summary.csv")).unwrap();
     assert_eq!(summary.matches(",finished").count(), 2, "{summary}");
     for size in [260, 300] {
-        let run = artifacts.join(format!("sizes/vocab_size={size}"));
+        // Trial folders are named by their values and an id.
+        let prefix = format!("vocab_size={size}-");
+        let run = std::fs::read_dir(artifacts.join("sizes"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with(&prefix)
+            })
+            .unwrap();
         let eval = ok(quill.run(&["eval", "--run", run.to_str().unwrap(), "--batches", "1"]));
         assert!(
             eval.contains(&format!("tokenizer bpe ({size} tokens)")),

@@ -111,7 +111,7 @@ fn matches_its_mask<B: AutodiffBackend>(
         }
     }
     // Counted on the host: lavapipe cuts reductions over more than 65535 values short (see
-    // the README's optimizer section).
+    // docs/gpu.md, "wgpu without a GPU").
     let dropped = 1.0 - kept;
     if dims.iter().product::<usize>() > 10_000 {
         assert!((dropped - rate).abs() < 0.01, "{case}: dropped {dropped}");

@@ -26,7 +26,7 @@ pub(crate) struct SweepArgs {
     #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
     overrides: Vec<String>,
     /// Sweep name; trials go to ARTIFACTS/NAME/TRIAL. Default: the sweep file's stem.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::args::folder_name)]
     name: Option<String>,
     /// List the trials and every dropped point, with the reason, without training.
     #[arg(long)]
@@ -76,10 +76,20 @@ pub(crate) fn sweep_command<B: AutodiffBackend>(
         Some(list) => Some(parse_devices(list).map_err(|e| anyhow::anyhow!("--devices: {e}"))?),
         None => None,
     };
-    let name = args.name.clone().unwrap_or_else(|| {
-        path.file_stem()
-            .map_or_else(|| "sweep".into(), |s| s.to_string_lossy().into_owned())
-    });
+    let name = match &args.name {
+        Some(name) => name.clone(),
+        None => {
+            let stem = path
+                .file_stem()
+                .map_or_else(|| "sweep".into(), |s| s.to_string_lossy().into_owned());
+            crate::args::folder_name(&stem).map_err(|e| {
+                anyhow::anyhow!(
+                    "{}: the sweep's name `{stem}`: {e}; give --name",
+                    path.display()
+                )
+            })?
+        }
+    };
     let options = SweepOptions {
         dir: args.artifacts.join(&name),
         overrides: args.overrides.clone(),
@@ -90,8 +100,13 @@ pub(crate) fn sweep_command<B: AutodiffBackend>(
     };
     // Everything is checked before anything is written.
     let planner = Planner::new(&sweep, &options.overrides).map_err(fail)?;
-    let base_overrides: Vec<String> = sweep.set.iter().chain(&options.overrides).cloned().collect();
-    let base = RunConfig::load(&sweep.base, &base_overrides)?;
+    let base_overrides: Vec<String> = sweep
+        .set
+        .iter()
+        .chain(&options.overrides)
+        .cloned()
+        .collect();
+    let base = RunConfig::load_unvalidated(&sweep.base, &base_overrides)?;
     let pruner = Pruner {
         spec: sweep.pruner.clone(),
         max_steps: base.train.max_steps,
@@ -104,7 +119,11 @@ pub(crate) fn sweep_command<B: AutodiffBackend>(
         )));
     }
     let slots = slots(&sweep, &options);
-    for device in slots.iter().filter_map(|s| s.device).collect::<std::collections::BTreeSet<_>>() {
+    for device in slots
+        .iter()
+        .filter_map(|s| s.device)
+        .collect::<std::collections::BTreeSet<_>>()
+    {
         pick(Some(device)).with_context(|| format!("{}: device {device}", path.display()))?;
     }
     check_study(&options.dir, &sweep).map_err(anyhow::Error::msg)?;
@@ -118,7 +137,11 @@ pub(crate) fn sweep_command<B: AutodiffBackend>(
             slots.len()
         );
         for trial in &trials {
-            let values: Vec<String> = trial.values.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let values: Vec<String> = trial
+                .values
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
             println!(
                 "  {}  {}  ({} steps)",
                 trial.name,
@@ -127,7 +150,11 @@ pub(crate) fn sweep_command<B: AutodiffBackend>(
             );
         }
         if sweep.sampler.kind == quill_sweep::file::SamplerKind::Tpe {
-            let more = sweep.budget.max_trials.unwrap_or(0).saturating_sub(trials.len());
+            let more = sweep
+                .budget
+                .max_trials
+                .unwrap_or(0)
+                .saturating_sub(trials.len());
             println!("  then {more} trials proposed by TPE from the results");
         }
         if !planner.dropped.is_empty() {
@@ -157,12 +184,17 @@ pub(crate) fn sweep_command<B: AutodiffBackend>(
         options.dir.display()
     );
     if outcome.interrupted {
-        return Err(anyhow::Error::new(Interrupted(format!(
+        return Err(anyhow::Error::new(Interrupted(
             "sweep interrupted; run the same command again to resume it: every trial is resumable"
-        ))));
+                .to_owned(),
+        )));
     }
     if outcome.failed > 0 {
-        bail!("{} trials failed (see {}/summary.md)", outcome.failed, options.dir.display());
+        bail!(
+            "{} trials failed (see {}/summary.md)",
+            outcome.failed,
+            options.dir.display()
+        );
     }
     Ok(())
 }

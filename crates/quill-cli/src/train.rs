@@ -10,7 +10,7 @@ use quill_train::checkpoint::newest_step;
 use quill_train::disk;
 use quill_train::failure::{self, Fatal, RunInProgress};
 use quill_train::memory::MemoryEstimate;
-use quill_train::nodes::Cluster;
+use quill_train::nodes::{Cluster, NodeSecret};
 use quill_train::run_lock::{self, FolderLock};
 use quill_train::training::TrainOptions;
 use quill_train::{RunConfig, RunDir, TrainError, interrupt, train_on};
@@ -27,7 +27,7 @@ pub(crate) struct TrainArgs {
     #[command(flatten)]
     config: ConfigArgs,
     /// Run name; the run goes to ARTIFACTS/NAME. Default: the config's stem and a timestamp.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::args::folder_name)]
     name: Option<String>,
     /// Continue the run from its newest checkpoint (the run's own config.toml, plus --set).
     /// Without --name, the newest run of this config.
@@ -64,6 +64,11 @@ pub(crate) struct TrainArgs {
     /// otherwise).
     #[arg(long, value_name = "HOST:PORT", requires = "nodes")]
     node_address: Option<String>,
+    /// A file holding the secret every node shares (at least 16 bytes, e.g. from `openssl
+    /// rand -hex 32`); the environment's QUILL_NODE_SECRET otherwise. Required when an
+    /// address is not a loopback one.
+    #[arg(long, value_name = "FILE", requires = "nodes")]
+    node_secret_file: Option<PathBuf>,
     /// Seconds a node waits for the others (to join, or for a step's gradients) before it
     /// stops with an error.
     #[arg(long, default_value_t = 120, value_parser = whole_number::<u64>)]
@@ -101,6 +106,8 @@ pub(crate) fn train_command<B: AutodiffBackend>(
         .unwrap_or_else(|| "run".into());
     // Held until the command ends: one process at a time trains in a run folder.
     let lock;
+    // A new run's folder, removed again if the command fails before writing anything to it.
+    let _bare;
     let (run, config, devices) = if args.resume {
         let run = match &args.name {
             Some(name) => RunDir::new(args.artifacts.join(name)),
@@ -142,8 +149,9 @@ pub(crate) fn train_command<B: AutodiffBackend>(
         };
         let checkpoints = disk::checkpoints_at_once(&config);
         check_disk(&config, None, &run.path, freed, checkpoints)?;
-        let existed = run.path.exists();
+        let existed = run.path.exists() && !run_lock::holds_only_locks(&run.path);
         lock = FolderLock::run(&run.path)?;
+        _bare = run_lock::RemoveIfBare(run.path.clone());
         if existed {
             if !args.force {
                 bail!(
@@ -198,10 +206,18 @@ pub(crate) fn train_command<B: AutodiffBackend>(
             false => (args.config.config.clone(), "--force"),
         };
         let nodes = match &cluster {
-            Some(c) => format!(
-                " --nodes {} --node-rank {} --coordinator {} --node-address {}",
-                c.nodes, c.rank, c.coordinator, c.address
-            ),
+            Some(c) => {
+                let secret = args
+                    .node_secret_file
+                    .as_ref()
+                    .map_or_else(String::new, |f| {
+                        format!(" --node-secret-file {}", f.display())
+                    });
+                format!(
+                    " --nodes {} --node-rank {} --coordinator {} --node-address {}{secret}",
+                    c.nodes, c.rank, c.coordinator, c.address
+                )
+            }
             None => String::new(),
         };
         format!(
@@ -247,7 +263,9 @@ pub(crate) fn train_command<B: AutodiffBackend>(
                     ),
                 }
             }
-            TrainError::StoppedBySweep { .. } => anyhow::Error::new(StoppedBySweep(error.to_string())),
+            TrainError::StoppedBySweep { .. } => {
+                anyhow::Error::new(StoppedBySweep(error.to_string()))
+            }
             TrainError::Failed { .. } => match newest_step(&run, steps_per_epoch) {
                 Some(_) => anyhow::anyhow!("{error}; resume with: {}", next(true)),
                 None => anyhow::anyhow!("{error}; start again with: {}", next(false)),
@@ -339,12 +357,22 @@ fn cluster(args: &TrainArgs) -> anyhow::Result<Option<Cluster>> {
         Some(address) => address.clone(),
         None => Cluster::default_address(&coordinator, rank).map_err(anyhow::Error::msg)?,
     };
+    let secret = match &args.node_secret_file {
+        Some(file) => {
+            let text = std::fs::read(file)
+                .with_context(|| format!("--node-secret-file {}", file.display()))?;
+            Some(NodeSecret::new(&text, &file.display().to_string()))
+        }
+        None => std::env::var_os("QUILL_NODE_SECRET")
+            .map(|text| NodeSecret::new(text.as_encoded_bytes(), "QUILL_NODE_SECRET")),
+    };
     let cluster = Cluster {
         nodes,
         rank,
         coordinator,
         address,
         timeout: std::time::Duration::from_secs(args.node_timeout),
+        secret: secret.transpose().map_err(anyhow::Error::msg)?,
     };
     cluster.validate().map_err(anyhow::Error::msg)?;
     Ok(Some(cluster))

@@ -1,5 +1,5 @@
 //! `quill-cpu`: quill on the CPU. burn-flex by default; `QUILL_CPU_BACKEND=ndarray` picks
-//! burn-ndarray (see the README for how the two compare).
+//! burn-ndarray (see docs/performance.md for how the two compare).
 
 use std::process::ExitCode;
 
@@ -28,7 +28,7 @@ fn main() -> ExitCode {
 /// beyond 128 KiB: each step then page-faults its buffers in again and the kernel zeroes every
 /// page. Serving blocks up to 32 MiB (glibc's maximum threshold) from the heap and never
 /// trimming it keeps the step's working set mapped: 46 ms per cpu-small step instead of 56 on
-/// the README's machine, the same peak memory (the step's working set is its peak anyway).
+/// the dev VM of docs/performance.md, the same peak memory (the step's working set is its peak).
 #[allow(unsafe_code)]
 fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

@@ -2,8 +2,9 @@
 //!
 //! Why: on an H200 burn's products (cubek 0.2) reach ~92 TFLOP/s in TF32 and ~160 in bf16 at
 //! shakespeare-char's shapes, and weight gradients (an inner dimension of 16384) far less; they
-//! were most of the gap to PyTorch (README, "shakespeare-char on a GPU"). cuBLAS is NVIDIA's own
-//! library, shipped with the CUDA toolkit beside NVRTC, which burn-cuda already needs.
+//! were most of the gap to PyTorch (docs/performance.md, "Where the step's time goes"). cuBLAS
+//! is NVIDIA's own library, shipped with the CUDA toolkit beside NVRTC, which burn-cuda already
+//! needs.
 //!
 //! How: [`matmul`] takes a tensor of `quill-cuda`'s backend (with or without autodiff) and
 //! returns the product computed by one `cublasGemmStridedBatchedEx` call, queued in

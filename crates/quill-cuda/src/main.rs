@@ -68,7 +68,7 @@ fn pick_device(index: Option<usize>) -> Result<CudaDevice, PickError> {
     if count == 0 {
         return Err(PickError::Missing(
             "no CUDA device found: quill-cuda needs an NVIDIA GPU, its driver (libcuda) and \
-             CUDA's NVRTC and headers (see the README's Backends section)"
+             CUDA's NVRTC and headers (see docs/gpu.md)"
                 .into(),
         ));
     }

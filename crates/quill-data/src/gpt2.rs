@@ -7,7 +7,7 @@
 //! two characters or more that is followed by text gives its last character to the next piece,
 //! which is what the backtracking engine ends up matching. Words repeat, so most pieces are
 //! found in a table rather than merged again. Measured on 100 MB of shuffled Tiny Shakespeare
-//! (2 cores): tiktoken-rs's `encode_ordinary` 14.6 MB/s, this (see the README's figures). The
+//! (2 cores): tiktoken-rs's `encode_ordinary` 14.6 MB/s, this (see docs/performance.md). The
 //! ids are tiktoken's: tests compare them on Shakespeare, multilingual text and random strings.
 
 use std::sync::OnceLock;

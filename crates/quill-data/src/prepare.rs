@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::corpus::DataConfig;
 use crate::cuts::line_chunks;
-use crate::partial_file::{PartialFile, write_error};
+use crate::partial_file::{PartialFile, WritersLock, write_error};
 use crate::progress::{Quiet, Report};
 use crate::stream::{Part, SplitPieces, TextBlocks, corpus_files};
 use crate::tokenizer::BPE_TRAINING_PIECE;
@@ -255,6 +255,7 @@ fn write(
     report: &mut dyn Report,
 ) -> Result<(), DataError> {
     std::fs::create_dir_all(dir).map_err(|e| write_error(dir, e))?;
+    let _writers = WritersLock::join(dir)?;
     let meta_path = dir.join("meta.json");
     match std::fs::remove_file(&meta_path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {

@@ -103,7 +103,7 @@ impl Autocast {
     /// burn's `Linear` on a rank-3 input runs a batched product, one small GEMM per sequence,
     /// and its weight gradient is `batch` products summed afterwards. One flat product is a
     /// single large GEMM both ways, which the CPU backends split across cores (see the
-    /// README's speed section for the measured difference).
+    /// CPU figures in docs/performance.md for the measured difference).
     pub fn linear<B: Backend>(self, layer: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let bias = layer.bias.as_ref().map(|b| self.down(b.val()));
         self.linear_weight(layer.weight.val(), bias, x)

@@ -14,7 +14,10 @@ const BINS: usize = 4;
 
 /// `(parameter, share)`, most important first; all zero when nothing varies.
 pub fn importances(axes: &[ParamAxis], points: &[TrialPoint]) -> Vec<(String, f64)> {
-    let used: Vec<&TrialPoint> = points.iter().filter(|p| !p.pruned && p.metric.is_finite()).collect();
+    let used: Vec<&TrialPoint> = points
+        .iter()
+        .filter(|p| !p.pruned && p.metric.is_finite())
+        .collect();
     let raw: Vec<f64> = (0..axes.len())
         .map(|i| {
             let pairs: Vec<(f64, f64)> = used
@@ -106,8 +109,16 @@ mod tests {
             }
         }
         // A pruned trial with a wild metric changes nothing.
-        points.push(TrialPoint { label: String::new(), values: vec![1e-4, 0.2], metric: 50.0, pruned: true });
-        let shares = importances(&[axis("optimizer.lr", true), axis("model.dropout", false)], &points);
+        points.push(TrialPoint {
+            label: String::new(),
+            values: vec![1e-4, 0.2],
+            metric: 50.0,
+            pruned: true,
+        });
+        let shares = importances(
+            &[axis("optimizer.lr", true), axis("model.dropout", false)],
+            &points,
+        );
         assert_eq!(shares[0].0, "optimizer.lr");
         assert!((shares[0].1 - 1.0).abs() < 1e-9, "{shares:?}");
         assert!(shares[1].1.abs() < 1e-9);
@@ -117,13 +128,21 @@ mod tests {
     fn many_values_go_into_four_quantile_bins() {
         let pairs: Vec<(f64, f64)> = (0..12).map(|i| (i as f64, i as f64)).collect();
         let groups = groups(pairs);
-        assert_eq!(groups.iter().map(Vec::len).collect::<Vec<_>>(), [3, 3, 3, 3]);
+        assert_eq!(
+            groups.iter().map(Vec::len).collect::<Vec<_>>(),
+            [3, 3, 3, 3]
+        );
     }
 
     #[test]
     fn nothing_to_explain_gives_zeros() {
         let points: Vec<TrialPoint> = (0..4)
-            .map(|i| TrialPoint { label: String::new(), values: vec![i as f64, f64::NAN], metric: 1.0, pruned: false })
+            .map(|i| TrialPoint {
+                label: String::new(),
+                values: vec![i as f64, f64::NAN],
+                metric: 1.0,
+                pruned: false,
+            })
             .collect();
         let shares = importances(&[axis("a", false), axis("b", false)], &points);
         assert!(shares.iter().all(|(_, s)| *s == 0.0));

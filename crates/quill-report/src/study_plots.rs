@@ -37,7 +37,11 @@ const WORST: (f64, f64, f64) = (240.0, 150.0, 60.0);
 /// Best (0) to worst (1).
 fn shade(t: f64, faded: bool) -> RGBAColor {
     let mix = |a: f64, b: f64| (a + (b - a) * t.clamp(0.0, 1.0)) as u8;
-    let color = RGBColor(mix(BEST.0, WORST.0), mix(BEST.1, WORST.1), mix(BEST.2, WORST.2));
+    let color = RGBColor(
+        mix(BEST.0, WORST.0),
+        mix(BEST.1, WORST.1),
+        mix(BEST.2, WORST.2),
+    );
     match faded {
         true => color.mix(0.2),
         false => color.mix(0.9),
@@ -46,7 +50,9 @@ fn shade(t: f64, faded: bool) -> RGBAColor {
 
 /// Each point's place from best (0) to worst (1) by rank among the points with a metric.
 fn ranks(points: &[TrialPoint]) -> Vec<f64> {
-    let mut order: Vec<usize> = (0..points.len()).filter(|i| points[*i].metric.is_finite()).collect();
+    let mut order: Vec<usize> = (0..points.len())
+        .filter(|i| points[*i].metric.is_finite())
+        .collect();
     order.sort_by(|a, b| points[*a].metric.total_cmp(&points[*b].metric));
     let mut rank = vec![1.0; points.len()];
     let last = order.len().saturating_sub(1).max(1) as f64;
@@ -67,15 +73,33 @@ struct Scale {
 impl Scale {
     fn of(values: impl Iterator<Item = f64>, log: bool, categories: Option<Vec<String>>) -> Scale {
         if let Some(labels) = &categories {
-            return Scale { low: 0.0, high: labels.len().saturating_sub(1) as f64, log: false, categories };
+            return Scale {
+                low: 0.0,
+                high: labels.len().saturating_sub(1) as f64,
+                log: false,
+                categories,
+            };
         }
         let t = |x: f64| if log { x.ln() } else { x };
-        let finite: Vec<f64> = values.filter(|x| x.is_finite() && (!log || *x > 0.0)).map(t).collect();
+        let finite: Vec<f64> = values
+            .filter(|x| x.is_finite() && (!log || *x > 0.0))
+            .map(t)
+            .collect();
         let low = finite.iter().copied().fold(f64::INFINITY, f64::min);
         let high = finite.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         match low.is_finite() {
-            true => Scale { low, high, log, categories },
-            false => Scale { low: 0.0, high: 1.0, log: false, categories },
+            true => Scale {
+                low,
+                high,
+                log,
+                categories,
+            },
+            false => Scale {
+                low: 0.0,
+                high: 1.0,
+                log: false,
+                categories,
+            },
         }
     }
 
@@ -94,12 +118,22 @@ impl Scale {
     fn ticks(&self) -> Vec<(f64, String)> {
         if let Some(labels) = &self.categories {
             let n = labels.len().saturating_sub(1).max(1) as f64;
-            return labels.iter().enumerate().map(|(i, l)| (i as f64 / n, l.clone())).collect();
+            return labels
+                .iter()
+                .enumerate()
+                .map(|(i, l)| (i as f64 / n, l.clone()))
+                .collect();
         }
         let value = |y: f64| if self.log { y.exp() } else { y };
         let ends = [(0.0, value(self.low)), (1.0, value(self.high))];
-        let ends = if self.high > self.low { &ends[..] } else { &ends[..1] };
-        ends.iter().map(|(p, v)| (if self.high > self.low { *p } else { 0.5 }, number(*v))).collect()
+        let ends = if self.high > self.low {
+            &ends[..]
+        } else {
+            &ends[..1]
+        };
+        ends.iter()
+            .map(|(p, v)| (if self.high > self.low { *p } else { 0.5 }, number(*v)))
+            .collect()
     }
 }
 
@@ -112,16 +146,34 @@ fn number(x: f64) -> String {
 }
 
 /// `stem.png` and `stem.svg`: a parallel-coordinates plot of the trials with a metric.
-pub fn parallel_coordinates(stem: &Path, axes: &[ParamAxis], points: &[TrialPoint]) -> Result<(), String> {
-    both(stem, (1100, 620), |area| draw_parallel(area, axes, points), |area| draw_parallel(area, axes, points))
+pub fn parallel_coordinates(
+    stem: &Path,
+    axes: &[ParamAxis],
+    points: &[TrialPoint],
+) -> Result<(), String> {
+    both(
+        stem,
+        (1100, 620),
+        |area| draw_parallel(area, axes, points),
+        |area| draw_parallel(area, axes, points),
+    )
 }
 
 /// `stem.png` and `stem.svg`: the metric against each parameter, one panel per parameter.
-pub fn metric_vs_params(stem: &Path, axes: &[ParamAxis], points: &[TrialPoint]) -> Result<(), String> {
+pub fn metric_vs_params(
+    stem: &Path,
+    axes: &[ParamAxis],
+    points: &[TrialPoint],
+) -> Result<(), String> {
     let columns = axes.len().clamp(1, 3);
     let rows = axes.len().div_ceil(columns).max(1);
     let size = (380 * columns as u32, 320 * rows as u32);
-    both(stem, size, |area| draw_params(area, axes, points), |area| draw_params(area, axes, points))
+    both(
+        stem,
+        size,
+        |area| draw_params(area, axes, points),
+        |area| draw_params(area, axes, points),
+    )
 }
 
 fn both(
@@ -132,17 +184,31 @@ fn both(
 ) -> Result<(), String> {
     register_font();
     let (png_path, svg_path) = (stem.with_extension("png"), stem.with_extension("svg"));
-    png(BitMapBackend::new(&png_path, size).into_drawing_area()).map_err(|e| format!("{}: {e}", png_path.display()))?;
-    svg(SVGBackend::new(&svg_path, size).into_drawing_area()).map_err(|e| format!("{}: {e}", svg_path.display()))
+    png(BitMapBackend::new(&png_path, size).into_drawing_area())
+        .map_err(|e| format!("{}: {e}", png_path.display()))?;
+    svg(SVGBackend::new(&svg_path, size).into_drawing_area())
+        .map_err(|e| format!("{}: {e}", svg_path.display()))
 }
 
-fn draw_parallel<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, axes: &[ParamAxis], points: &[TrialPoint]) -> Result<(), String> {
+fn draw_parallel<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    axes: &[ParamAxis],
+    points: &[TrialPoint],
+) -> Result<(), String> {
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     root.fill(&WHITE).map_err(err)?;
     let mut scales: Vec<Scale> = axes
         .iter()
         .enumerate()
-        .map(|(i, a)| Scale::of(points.iter().map(|p| p.values.get(i).copied().unwrap_or(f64::NAN)), a.log, a.categories.clone()))
+        .map(|(i, a)| {
+            Scale::of(
+                points
+                    .iter()
+                    .map(|p| p.values.get(i).copied().unwrap_or(f64::NAN)),
+                a.log,
+                a.categories.clone(),
+            )
+        })
         .collect();
     scales.push(Scale::of(points.iter().map(|p| p.metric), false, None));
     let mut names: Vec<&str> = axes.iter().map(|a| a.name.as_str()).collect();
@@ -158,20 +224,37 @@ fn draw_parallel<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, axes: &[Param
         .map_err(|e| e.to_string())?;
     let rank = ranks(points);
     // Pruned trials first and worst-to-best, so the best lines lie on top.
-    let mut order: Vec<usize> = (0..points.len()).filter(|i| points[*i].metric.is_finite()).collect();
-    order.sort_by(|a, b| (!points[*a].pruned).cmp(&!points[*b].pruned).then(rank[*b].total_cmp(&rank[*a])));
+    let mut order: Vec<usize> = (0..points.len())
+        .filter(|i| points[*i].metric.is_finite())
+        .collect();
+    order.sort_by(|a, b| {
+        (!points[*a].pruned)
+            .cmp(&!points[*b].pruned)
+            .then(rank[*b].total_cmp(&rank[*a]))
+    });
     for i in order {
         let p = &points[i];
         let color = shade(rank[i], p.pruned);
         let places: Vec<Option<f64>> = scales
             .iter()
             .enumerate()
-            .map(|(k, s)| s.place(if k + 1 == n { p.metric } else { p.values.get(k).copied().unwrap_or(f64::NAN) }))
+            .map(|(k, s)| {
+                s.place(if k + 1 == n {
+                    p.metric
+                } else {
+                    p.values.get(k).copied().unwrap_or(f64::NAN)
+                })
+            })
             .collect();
         for k in 0..n.saturating_sub(1) {
             if let (Some(a), Some(b)) = (places[k], places[k + 1]) {
-                let line = PathElement::new(vec![(k as f64, a), ((k + 1) as f64, b)], color.stroke_width(if p.pruned { 1 } else { 2 }));
-                chart.draw_series(std::iter::once(line)).map_err(|e| e.to_string())?;
+                let line = PathElement::new(
+                    vec![(k as f64, a), ((k + 1) as f64, b)],
+                    color.stroke_width(if p.pruned { 1 } else { 2 }),
+                );
+                chart
+                    .draw_series(std::iter::once(line))
+                    .map_err(|e| e.to_string())?;
             }
         }
     }
@@ -179,23 +262,48 @@ fn draw_parallel<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, axes: &[Param
     for (k, (scale, name)) in scales.iter().zip(&names).enumerate() {
         let x = k as f64;
         chart
-            .draw_series(std::iter::once(PathElement::new(vec![(x, 0.0), (x, 1.0)], BLACK.stroke_width(1))))
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(x, 0.0), (x, 1.0)],
+                BLACK.stroke_width(1),
+            )))
             .map_err(|e| e.to_string())?;
-        let title = Text::new(name.to_string(), (x, 1.08), text(15).pos(Pos::new(HPos::Center, VPos::Center)));
-        chart.draw_series(std::iter::once(title)).map_err(|e| e.to_string())?;
+        let title = Text::new(
+            name.to_string(),
+            (x, 1.08),
+            text(15).pos(Pos::new(HPos::Center, VPos::Center)),
+        );
+        chart
+            .draw_series(std::iter::once(title))
+            .map_err(|e| e.to_string())?;
         for (place, label) in scale.ticks() {
-            let tick = Text::new(label, (x, place), text(13).pos(Pos::new(HPos::Right, VPos::Center)));
-            chart.draw_series(std::iter::once(tick)).map_err(|e| e.to_string())?;
+            let tick = Text::new(
+                label,
+                (x, place),
+                text(13).pos(Pos::new(HPos::Right, VPos::Center)),
+            );
+            chart
+                .draw_series(std::iter::once(tick))
+                .map_err(|e| e.to_string())?;
         }
         if scale.log {
-            let note = Text::new("(log)".to_string(), (x, -0.07), text(12).pos(Pos::new(HPos::Center, VPos::Center)));
-            chart.draw_series(std::iter::once(note)).map_err(|e| e.to_string())?;
+            let note = Text::new(
+                "(log)".to_string(),
+                (x, -0.07),
+                text(12).pos(Pos::new(HPos::Center, VPos::Center)),
+            );
+            chart
+                .draw_series(std::iter::once(note))
+                .map_err(|e| e.to_string())?;
         }
     }
     root.present().map_err(err)
 }
 
-fn draw_params<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, axes: &[ParamAxis], points: &[TrialPoint]) -> Result<(), String> {
+fn draw_params<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    axes: &[ParamAxis],
+    points: &[TrialPoint],
+) -> Result<(), String> {
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     root.fill(&WHITE).map_err(err)?;
     let columns = axes.len().clamp(1, 3);
@@ -208,7 +316,13 @@ fn draw_params<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, axes: &[ParamAx
     let (y_low, y_high) = (y_low - pad, y_high + pad);
     let rank = ranks(points);
     for (i, (axis, panel)) in axes.iter().zip(panels).enumerate() {
-        let scale = Scale::of(points.iter().map(|p| p.values.get(i).copied().unwrap_or(f64::NAN)), axis.log, axis.categories.clone());
+        let scale = Scale::of(
+            points
+                .iter()
+                .map(|p| p.values.get(i).copied().unwrap_or(f64::NAN)),
+            axis.log,
+            axis.categories.clone(),
+        );
         // Plotted in the scale's own coordinates (log where log), labelled with the values.
         let (x_low, x_high) = match scale.high > scale.low {
             true => (scale.low, scale.high),
@@ -225,7 +339,9 @@ fn draw_params<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, axes: &[ParamAx
         let categories = axis.categories.clone();
         let log = scale.log;
         let x_label = move |x: &f64| match &categories {
-            Some(labels) if (x - x.round()).abs() < 1e-6 && *x >= 0.0 => labels.get(x.round() as usize).cloned().unwrap_or_default(),
+            Some(labels) if (x - x.round()).abs() < 1e-6 && *x >= 0.0 => {
+                labels.get(x.round() as usize).cloned().unwrap_or_default()
+            }
             Some(_) => String::new(),
             None if log => number(x.exp()),
             None => number(*x),
@@ -262,15 +378,35 @@ mod tests {
 
     fn points() -> (Vec<ParamAxis>, Vec<TrialPoint>) {
         let axes = vec![
-            ParamAxis { name: "optimizer.lr".into(), log: true, categories: None },
-            ParamAxis { name: "model.n_layer".into(), log: false, categories: None },
-            ParamAxis { name: "data.tokenizer".into(), log: false, categories: Some(vec!["char".into(), "bpe".into()]) },
+            ParamAxis {
+                name: "optimizer.lr".into(),
+                log: true,
+                categories: None,
+            },
+            ParamAxis {
+                name: "model.n_layer".into(),
+                log: false,
+                categories: None,
+            },
+            ParamAxis {
+                name: "data.tokenizer".into(),
+                log: false,
+                categories: Some(vec!["char".into(), "bpe".into()]),
+            },
         ];
         let points = (0..8)
             .map(|k| TrialPoint {
                 label: format!("t{k}"),
-                values: vec![1e-4 * 2f64.powi(k), (k % 4 + 1) as f64, if k == 3 { f64::NAN } else { (k % 2) as f64 }],
-                metric: if k == 7 { f64::NAN } else { 2.0 + (k as f64 - 3.0).abs() * 0.1 },
+                values: vec![
+                    1e-4 * 2f64.powi(k),
+                    (k % 4 + 1) as f64,
+                    if k == 3 { f64::NAN } else { (k % 2) as f64 },
+                ],
+                metric: if k == 7 {
+                    f64::NAN
+                } else {
+                    2.0 + (k as f64 - 3.0).abs() * 0.1
+                },
                 pruned: k == 5,
             })
             .collect();

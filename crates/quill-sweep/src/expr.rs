@@ -136,10 +136,15 @@ fn tokenize(source: &str) -> Result<Vec<Token>, String> {
         let c = chars[i];
         if c.is_whitespace() {
             i += 1;
-        } else if c.is_ascii_digit() || (c == '.' && chars.get(i + 1).is_some_and(char::is_ascii_digit)) {
+        } else if c.is_ascii_digit()
+            || (c == '.' && chars.get(i + 1).is_some_and(char::is_ascii_digit))
+        {
             let start = i;
-            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '.' || chars[i] == '_'
-                || ((chars[i] == '-' || chars[i] == '+') && matches!(chars[i - 1], 'e' | 'E')))
+            while i < chars.len()
+                && (chars[i].is_ascii_alphanumeric()
+                    || chars[i] == '.'
+                    || chars[i] == '_'
+                    || ((chars[i] == '-' || chars[i] == '+') && matches!(chars[i - 1], 'e' | 'E')))
             {
                 i += 1;
             }
@@ -147,13 +152,16 @@ fn tokenize(source: &str) -> Result<Vec<Token>, String> {
             let value = match text.parse::<i64>() {
                 Ok(n) => Value::Int(n),
                 Err(_) => Value::Float(
-                    text.parse::<f64>().map_err(|_| format!("`{text}` is not a number"))?,
+                    text.parse::<f64>()
+                        .map_err(|_| format!("`{text}` is not a number"))?,
                 ),
             };
             tokens.push(Token::Num(value));
         } else if c.is_alphabetic() || c == '_' {
             let start = i;
-            while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '.') {
+            while i < chars.len()
+                && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '.')
+            {
                 i += 1;
             }
             tokens.push(Token::Name(chars[start..i].iter().collect()));
@@ -169,7 +177,11 @@ fn tokenize(source: &str) -> Result<Vec<Token>, String> {
             let op = ["||", "&&", "==", "!=", "<=", ">=", "//", "**"]
                 .into_iter()
                 .find(|op| *op == two)
-                .or_else(|| ["<", ">", "+", "-", "*", "/", "%", "!", "(", ")", ","].into_iter().find(|op| op.starts_with(c)))
+                .or_else(|| {
+                    ["<", ">", "+", "-", "*", "/", "%", "!", "(", ")", ","]
+                        .into_iter()
+                        .find(|op| op.starts_with(c))
+                })
                 .ok_or_else(|| format!("unexpected `{c}`"))?;
             tokens.push(Token::Op(op));
             i += op.len();
@@ -219,15 +231,30 @@ impl Parser {
         const LEVELS: [&[(&str, Op)]; 5] = [
             &[("||", Op::Or)],
             &[("&&", Op::And)],
-            &[("==", Op::Eq), ("!=", Op::Ne), ("<=", Op::Le), (">=", Op::Ge), ("<", Op::Lt), (">", Op::Gt)],
+            &[
+                ("==", Op::Eq),
+                ("!=", Op::Ne),
+                ("<=", Op::Le),
+                (">=", Op::Ge),
+                ("<", Op::Lt),
+                (">", Op::Gt),
+            ],
             &[("+", Op::Add), ("-", Op::Sub)],
-            &[("*", Op::Mul), ("/", Op::Div), ("//", Op::FloorDiv), ("%", Op::Rem)],
+            &[
+                ("*", Op::Mul),
+                ("/", Op::Div),
+                ("//", Op::FloorDiv),
+                ("%", Op::Rem),
+            ],
         ];
         if level == LEVELS.len() {
             return self.unary();
         }
         let mut left = self.binary(level + 1)?;
-        while let Some(&(_, op)) = LEVELS[level].iter().find(|(s, _)| Some(*s) == self.peek_op()) {
+        while let Some(&(_, op)) = LEVELS[level]
+            .iter()
+            .find(|(s, _)| Some(*s) == self.peek_op())
+        {
             self.at += 1;
             let right = self.binary(level + 1)?;
             left = Node::Binary(op, Box::new(left), Box::new(right));
@@ -261,10 +288,15 @@ impl Parser {
         match token {
             Some(Token::Num(v)) => Ok(Node::Literal(v)),
             Some(Token::Str(s)) => Ok(Node::Literal(Value::Str(s))),
-            Some(Token::Name(n)) if n == "true" || n == "false" => Ok(Node::Literal(Value::Bool(n == "true"))),
+            Some(Token::Name(n)) if n == "true" || n == "false" => {
+                Ok(Node::Literal(Value::Bool(n == "true")))
+            }
             Some(Token::Name(n)) if self.peek_op() == Some("(") => {
                 if !FUNCTIONS.contains(&n.as_str()) {
-                    return Err(format!("unknown function `{n}` (one of {})", FUNCTIONS.join(", ")));
+                    return Err(format!(
+                        "unknown function `{n}` (one of {})",
+                        FUNCTIONS.join(", ")
+                    ));
                 }
                 self.at += 1;
                 let mut args = Vec::new();
@@ -282,7 +314,14 @@ impl Parser {
                     _ => args.len() == 1,
                 };
                 if !arity_ok {
-                    return Err(format!("`{n}` takes {}", if n.starts_with('m') { "one or more arguments" } else { "one argument" }));
+                    return Err(format!(
+                        "`{n}` takes {}",
+                        if n.starts_with('m') {
+                            "one or more arguments"
+                        } else {
+                            "one argument"
+                        }
+                    ));
                 }
                 Ok(Node::Call(n, args))
             }
@@ -307,7 +346,10 @@ impl Expr {
         let mut parser = Parser { tokens, at: 0 };
         let root = parser.binary(0).map_err(fail)?;
         if parser.at < parser.tokens.len() {
-            return Err(fail(format!("unexpected {}", &parser.where_()["before ".len()..])));
+            return Err(fail(format!(
+                "unexpected {}",
+                &parser.where_()["before ".len()..]
+            )));
         }
         Ok(Expr {
             source: source.to_owned(),
@@ -362,7 +404,10 @@ fn eval(node: &Node, get: &dyn Fn(&str) -> Option<Value>) -> Result<Value, Strin
         Node::Binary(Op::And, a, b) => Value::Bool(boolean(a, "`&&`")? && boolean(b, "`&&`")?),
         Node::Binary(op, a, b) => binary(*op, eval(a, get)?, eval(b, get)?)?,
         Node::Call(name, args) => {
-            let args = args.iter().map(|a| eval(a, get)).collect::<Result<Vec<_>, _>>()?;
+            let args = args
+                .iter()
+                .map(|a| eval(a, get))
+                .collect::<Result<Vec<_>, _>>()?;
             call(name, args)?
         }
     };
@@ -393,7 +438,12 @@ fn binary(op: Op, a: Value, b: Value) -> Result<Value, String> {
             (Int(x), Int(y)) => Ok(comparison(x.cmp(y))),
             _ => match (a.number(), b.number()) {
                 (Some(x), Some(y)) => Ok(comparison(x.total_cmp(&y))),
-                _ => Err(format!("cannot compare {} with {} by `{}`", a.kind(), b.kind(), op.symbol())),
+                _ => Err(format!(
+                    "cannot compare {} with {} by `{}`",
+                    a.kind(),
+                    b.kind(),
+                    op.symbol()
+                )),
             },
         };
     }
@@ -407,16 +457,27 @@ fn binary(op: Op, a: Value, b: Value) -> Result<Value, String> {
             Op::Div if y == 0 => zero(),
             Op::Div => Ok(Float(x as f64 / y as f64)),
             Op::FloorDiv | Op::Rem if y == 0 => zero(),
-            Op::FloorDiv => Ok(Int(x.div_euclid(y) - i64::from(y < 0 && x.rem_euclid(y) != 0))),
+            Op::FloorDiv => Ok(Int(
+                x.div_euclid(y) - i64::from(y < 0 && x.rem_euclid(y) != 0)
+            )),
             // Python's sign: the remainder takes the divisor's.
             Op::Rem => Ok(Int(((x % y) + y) % y)),
-            Op::Pow if y >= 0 => u32::try_from(y).ok().and_then(|y| x.checked_pow(y)).map(Int).ok_or_else(overflow),
+            Op::Pow if y >= 0 => u32::try_from(y)
+                .ok()
+                .and_then(|y| x.checked_pow(y))
+                .map(Int)
+                .ok_or_else(overflow),
             Op::Pow => Ok(Float((x as f64).powf(y as f64))),
             _ => unreachable!("logical and comparison operators return above"),
         };
     }
     let (Some(x), Some(y)) = (a.number(), b.number()) else {
-        return Err(format!("`{}` needs numbers, got {} and {}", op.symbol(), a.kind(), b.kind()));
+        return Err(format!(
+            "`{}` needs numbers, got {} and {}",
+            op.symbol(),
+            a.kind(),
+            b.kind()
+        ));
     };
     if matches!(op, Op::Div | Op::FloorDiv | Op::Rem) && y == 0.0 {
         return Err("division by zero".into());
@@ -435,7 +496,10 @@ fn binary(op: Op, a: Value, b: Value) -> Result<Value, String> {
 fn call(name: &str, args: Vec<Value>) -> Result<Value, String> {
     let numbers: Vec<f64> = args
         .iter()
-        .map(|a| a.number().ok_or_else(|| format!("`{name}` needs numbers, got {}", a.kind())))
+        .map(|a| {
+            a.number()
+                .ok_or_else(|| format!("`{name}` needs numbers, got {}", a.kind()))
+        })
         .collect::<Result<_, _>>()?;
     let all_int = args.iter().all(|a| matches!(a, Value::Int(_)));
     let x = numbers[0];
@@ -454,9 +518,16 @@ fn call(name: &str, args: Vec<Value>) -> Result<Value, String> {
         "min" | "max" => {
             let pick = |a: &Value, b: &Value| {
                 let less = a.number().unwrap() < b.number().unwrap();
-                if less == (name == "min") { a.clone() } else { b.clone() }
+                if less == (name == "min") {
+                    a.clone()
+                } else {
+                    b.clone()
+                }
             };
-            let best = args.iter().skip(1).fold(args[0].clone(), |acc, v| pick(&acc, v));
+            let best = args
+                .iter()
+                .skip(1)
+                .fold(args[0].clone(), |acc, v| pick(&acc, v));
             Ok(match all_int {
                 true => best,
                 false => Value::Float(best.number().unwrap()),
@@ -544,12 +615,20 @@ mod tests {
     fn keys_in_order_once() {
         let e = Expr::parse("model.n_embd % model.n_head == 0 && model.n_embd > 1").unwrap();
         assert_eq!(e.keys(), ["model.n_embd", "model.n_head"]);
-        assert_eq!(e.to_string(), "model.n_embd % model.n_head == 0 && model.n_embd > 1");
+        assert_eq!(
+            e.to_string(),
+            "model.n_embd % model.n_head == 0 && model.n_embd > 1"
+        );
     }
 
     #[test]
     fn literals_read_back_as_toml() {
-        for value in [Value::Float(1e-4), Value::Float(2.0), Value::Int(-3), Value::Str("a\"b".into())] {
+        for value in [
+            Value::Float(1e-4),
+            Value::Float(2.0),
+            Value::Int(-3),
+            Value::Str("a\"b".into()),
+        ] {
             let text = format!("x = {}", value.literal());
             let parsed: toml::Table = text.parse().unwrap();
             let back = match &parsed["x"] {
@@ -575,7 +654,10 @@ mod tests {
             ("1 / 0", "division by zero"),
             ("7 % 0", "division by zero"),
             ("model.n_embed + 1", "`model.n_embed` has no value"),
-            ("data.tokenizer + 1", "`+` needs numbers, got a string and an integer"),
+            (
+                "data.tokenizer + 1",
+                "`+` needs numbers, got a string and an integer",
+            ),
             ("1 && true", "`&&` needs true or false, got an integer"),
             ("log(0)", "`log` needs a positive number"),
             ("9223372036854775807 + 1", "integer overflow"),

@@ -245,9 +245,7 @@ impl SweepFile {
             ));
         }
         if sampler.kind != SamplerKind::Grid && budget.max_trials.is_none() {
-            return Err(
-                "this sampler draws without end: give budget = { max_trials = N }".into(),
-            );
+            return Err("this sampler draws without end: give budget = { max_trials = N }".into());
         }
 
         let constraints = match table.remove("constraints") {
@@ -292,7 +290,8 @@ impl SweepFile {
             .chain(derive.iter().map(|(k, e)| (format!("[derive] `{k}`"), e)));
         for (place, expression) in expressions {
             for key in expression.keys() {
-                RunConfig::check_key(&key).map_err(|e| format!("{place}: {e} in `{expression}`"))?;
+                RunConfig::check_key(&key)
+                    .map_err(|e| format!("{place}: {e} in `{expression}`"))?;
             }
         }
         let pruner = parse_pruner(table.remove("pruner"))?;
@@ -325,11 +324,7 @@ impl SweepFile {
 
 /// The entries of an inline table such as `sampler = { kind = "tpe", seed = 0 }`, each known
 /// key taken by `take`; any key left over is refused with a suggestion.
-fn fields(
-    name: &str,
-    spec: Option<Value>,
-    known: &[&str],
-) -> Result<Option<Table>, String> {
+fn fields(name: &str, spec: Option<Value>, known: &[&str]) -> Result<Option<Table>, String> {
     let table = match spec {
         None => return Ok(None),
         Some(Value::Table(table)) => table,
@@ -348,7 +343,9 @@ fn count(name: &str, key: &str, table: &Table, min: i64) -> Result<Option<usize>
     match table.get(key) {
         None => Ok(None),
         Some(Value::Integer(n)) if *n >= min => Ok(Some(*n as usize)),
-        Some(other) => Err(format!("{name}.{key} must be an integer >= {min}, got {other}")),
+        Some(other) => Err(format!(
+            "{name}.{key} must be an integer >= {min}, got {other}"
+        )),
     }
 }
 
@@ -432,7 +429,8 @@ fn parse_resources(spec: Option<Value>) -> Result<Resources, String> {
     match t.get("devices") {
         None => {}
         Some(Value::String(list)) => {
-            resources.devices = Some(parse_devices(list).map_err(|e| format!("resources.devices: {e}"))?);
+            resources.devices =
+                Some(parse_devices(list).map_err(|e| format!("resources.devices: {e}"))?);
         }
         Some(other) => {
             return Err(format!(
@@ -448,7 +446,9 @@ pub fn parse_devices(list: &str) -> Result<Vec<usize>, String> {
     let devices: Result<Vec<usize>, _> = list.split(',').map(|d| d.trim().parse()).collect();
     match devices {
         Ok(devices) if !devices.is_empty() => Ok(devices),
-        _ => Err(format!("`{list}` is not a list of device numbers such as \"0,1\"")),
+        _ => Err(format!(
+            "`{list}` is not a list of device numbers such as \"0,1\""
+        )),
     }
 }
 
@@ -463,12 +463,16 @@ fn parse_budget(spec: Option<Value>) -> Result<Budget, String> {
     };
     let max_wall = match t.get("max_wall") {
         None => None,
-        Some(Value::String(text)) => Some(
-            parse_duration(text).ok_or_else(|| {
-                format!("budget.max_wall: `{text}` is not a duration such as \"20m\", \"1h30m\", \"90s\"")
-            })?,
-        ),
-        Some(other) => return Err(format!("budget.max_wall must be a string such as \"20m\", got {other}")),
+        Some(Value::String(text)) => Some(parse_duration(text).ok_or_else(|| {
+            format!(
+                "budget.max_wall: `{text}` is not a duration such as \"20m\", \"1h30m\", \"90s\""
+            )
+        })?),
+        Some(other) => {
+            return Err(format!(
+                "budget.max_wall must be a string such as \"20m\", got {other}"
+            ));
+        }
     };
     let target = match t.get("target") {
         None => None,
@@ -564,10 +568,16 @@ mod tests {
         assert_eq!(s.keys(), ["optimizer.lr", "model.n_head"]);
         assert_eq!(s.sampler.kind, SamplerKind::Tpe);
         assert_eq!((s.sampler.seed, s.sampler.n_startup), (3, 5));
-        assert_eq!((s.pruner.kind, s.pruner.eta, s.pruner.min_steps), (PrunerKind::Asha, 3, 30));
+        assert_eq!(
+            (s.pruner.kind, s.pruner.eta, s.pruner.min_steps),
+            (PrunerKind::Asha, 3, 30)
+        );
         assert_eq!((s.resources.workers, s.resources.threads), (2, Some(1)));
         assert_eq!(s.budget.max_wall, Some(Duration::from_secs(5400)));
-        assert_eq!((s.budget.max_trials, s.budget.target, s.repeats), (Some(20), Some(1.5), 2));
+        assert_eq!(
+            (s.budget.max_trials, s.budget.target, s.repeats),
+            (Some(20), Some(1.5), 2)
+        );
         assert_eq!(s.derive[0].0, "schedule.min_lr");
         assert_eq!(s.constraints.len(), 1);
     }
@@ -588,21 +598,66 @@ mod tests {
         for (body, expected) in [
             ("[sweep]\n", "missing the `[space]`"),
             ("", "missing the `[space]`"),
-            ("[sweep]\n\"optimizer.lr\" = { log_uniform = [1e-4, 3e-3] }\n", "ranges need another sampler"),
-            ("mode = \"random\"\n[sweep]\n\"optimizer.lr\" = [1]\n", "needs `samples`"),
-            ("[sweep]\n\"optimizer.lr\" = []\n", "the list of values is empty"),
-            ("colour = 1\n[sweep]\n\"optimizer.lr\" = [1]\n", "unknown key `colour`"),
-            ("sampeler = 1\n[sweep]\n\"optimizer.lr\" = [1]\n", "did you mean `sampler`"),
-            ("[space]\n\"optimizer.lrr\" = [1]\n", "[space]: unknown key `optimizer.lrr` (did you mean `optimizer.lr`?)"),
-            ("[set]\n\"train.max_step\" = 1\n[space]\n\"optimizer.lr\" = [1]\n", "[set]: unknown key `train.max_step`"),
-            ("constraints = [\"model.n_embed % 2 == 0\"]\n[space]\n\"optimizer.lr\" = [1]\n", "constraints: unknown key `model.n_embed`"),
-            ("constraints = [\"model.n_embd %\"]\n[space]\n\"optimizer.lr\" = [1]\n", "constraints:"),
-            ("pruner = { kind = \"asha\", eta = 1 }\n[space]\n\"optimizer.lr\" = [1]\n", "pruner.eta must be an integer >= 2, got 1"),
-            ("resources = { workers = 0 }\n[space]\n\"optimizer.lr\" = [1]\n", "resources.workers must be an integer >= 1, got 0"),
-            ("sampler = { kind = \"tpe\" }\n[space]\n\"optimizer.lr\" = [1]\n", "max_trials"),
-            ("sampler = { kind = \"bayes\" }\n[space]\n\"optimizer.lr\" = [1]\n", "sampler.kind must be"),
-            ("budget = { max_wall = \"soon\" }\n[space]\n\"optimizer.lr\" = [1]\n", "budget.max_wall: `soon`"),
-            ("[space]\n\"optimizer.lr\" = [1]\n[derive]\n\"schedule.min_lr\" = 3\n", "must be an expression in a string"),
+            (
+                "[sweep]\n\"optimizer.lr\" = { log_uniform = [1e-4, 3e-3] }\n",
+                "ranges need another sampler",
+            ),
+            (
+                "mode = \"random\"\n[sweep]\n\"optimizer.lr\" = [1]\n",
+                "needs `samples`",
+            ),
+            (
+                "[sweep]\n\"optimizer.lr\" = []\n",
+                "the list of values is empty",
+            ),
+            (
+                "colour = 1\n[sweep]\n\"optimizer.lr\" = [1]\n",
+                "unknown key `colour`",
+            ),
+            (
+                "sampeler = 1\n[sweep]\n\"optimizer.lr\" = [1]\n",
+                "did you mean `sampler`",
+            ),
+            (
+                "[space]\n\"optimizer.lrr\" = [1]\n",
+                "[space]: unknown key `optimizer.lrr` (did you mean `optimizer.lr`?)",
+            ),
+            (
+                "[set]\n\"train.max_step\" = 1\n[space]\n\"optimizer.lr\" = [1]\n",
+                "[set]: unknown key `train.max_step`",
+            ),
+            (
+                "constraints = [\"model.n_embed % 2 == 0\"]\n[space]\n\"optimizer.lr\" = [1]\n",
+                "constraints: unknown key `model.n_embed`",
+            ),
+            (
+                "constraints = [\"model.n_embd %\"]\n[space]\n\"optimizer.lr\" = [1]\n",
+                "constraints:",
+            ),
+            (
+                "pruner = { kind = \"asha\", eta = 1 }\n[space]\n\"optimizer.lr\" = [1]\n",
+                "pruner.eta must be an integer >= 2, got 1",
+            ),
+            (
+                "resources = { workers = 0 }\n[space]\n\"optimizer.lr\" = [1]\n",
+                "resources.workers must be an integer >= 1, got 0",
+            ),
+            (
+                "sampler = { kind = \"tpe\" }\n[space]\n\"optimizer.lr\" = [1]\n",
+                "max_trials",
+            ),
+            (
+                "sampler = { kind = \"bayes\" }\n[space]\n\"optimizer.lr\" = [1]\n",
+                "sampler.kind must be",
+            ),
+            (
+                "budget = { max_wall = \"soon\" }\n[space]\n\"optimizer.lr\" = [1]\n",
+                "budget.max_wall: `soon`",
+            ),
+            (
+                "[space]\n\"optimizer.lr\" = [1]\n[derive]\n\"schedule.min_lr\" = 3\n",
+                "must be an expression in a string",
+            ),
         ] {
             let err = sweep(&dir, body).unwrap_err();
             assert!(err.contains(expected), "{expected:?} in {err:?}");

@@ -82,7 +82,9 @@ impl<'a> Planner<'a> {
         let sweep = self.sweep();
         let mut combos: Vec<Vec<Option<Value>>> = vec![Vec::new()];
         for (i, param) in sweep.params.iter().enumerate() {
-            let values = param.grid_values().expect("grids take lists and int ranges");
+            let values = param
+                .grid_values()
+                .expect("grids take lists and int ranges");
             let mut next = Vec::new();
             for combo in combos {
                 if self.resolver.is_active(i, &combo)? {
@@ -159,14 +161,22 @@ impl<'a> Planner<'a> {
         let sampler = &self.sweep().sampler;
         let values = match sampler.kind {
             SamplerKind::Random => {
-                let mut rng = StdRng::seed_from_u64(sampler.seed ^ (d as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-                let draws: Vec<f64> = (0..self.sweep().params.len()).map(|_| rng.random()).collect();
+                let mut rng = StdRng::seed_from_u64(
+                    sampler.seed ^ (d as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                );
+                let draws: Vec<f64> = (0..self.sweep().params.len())
+                    .map(|_| rng.random())
+                    .collect();
                 self.values_at(&|i| draws[i])?
             }
             _ => {
                 let seed = sampler.seed as u32;
                 self.values_at(&|i| {
-                    f64::from(sobol_burley::sample(d as u32, i as u32 % 256, seed.wrapping_add(i as u32 / 256)))
+                    f64::from(sobol_burley::sample(
+                        d as u32,
+                        i as u32 % 256,
+                        seed.wrapping_add(i as u32 / 256),
+                    ))
                 })?
             }
         };
@@ -175,7 +185,8 @@ impl<'a> Planner<'a> {
 
     /// The next point's trials, or `None` when the space has no new point.
     pub fn next(&self, state: &State) -> Result<Option<Vec<PlannedTrial>>, String> {
-        let known = |trials: &[PlannedTrial]| trials.iter().any(|p| state.trial(&p.trial.id).is_some());
+        let known =
+            |trials: &[PlannedTrial]| trials.iter().any(|p| state.trial(&p.trial.id).is_some());
         let sweep = self.sweep();
         let points = state
             .trials
@@ -205,7 +216,12 @@ impl<'a> Planner<'a> {
         state: &State,
         known: &dyn Fn(&[PlannedTrial]) -> bool,
     ) -> Result<Option<Vec<PlannedTrial>>, String> {
-        let first = state.trials.iter().filter_map(|t| t.draw).max().map_or(0, |d| d + 1);
+        let first = state
+            .trials
+            .iter()
+            .filter_map(|t| t.draw)
+            .max()
+            .map_or(0, |d| d + 1);
         for d in first..first + MAX_DRAWS {
             if let Ok(trials) = self.quasi_random(d)
                 && !known(&trials)
@@ -236,7 +252,9 @@ impl<'a> Planner<'a> {
             ..TpeSettings::default()
         };
         let mut rng = StdRng::seed_from_u64(
-            sweep.sampler.seed ^ ((state.trials.len() * 1000 + attempt) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            sweep.sampler.seed
+                ^ ((state.trials.len() * 1000 + attempt) as u64)
+                    .wrapping_mul(0x9E37_79B9_7F4A_7C15),
         );
         let active = |i: usize, chosen: &[Option<f64>]| {
             let values: Vec<Option<Value>> = sweep.params[..i]
@@ -262,7 +280,13 @@ impl<'a> Planner<'a> {
         let sweep = self.sweep();
         let limit = sweep.budget.max_trials.unwrap_or(usize::MAX);
         if sweep.sampler.kind == SamplerKind::Grid {
-            return Ok(self.grid.iter().flatten().map(|p| p.trial.clone()).take(limit).collect());
+            return Ok(self
+                .grid
+                .iter()
+                .flatten()
+                .map(|p| p.trial.clone())
+                .take(limit)
+                .collect());
         }
         let fixed = match sweep.sampler.kind {
             SamplerKind::Tpe => sweep.sampler.n_startup * sweep.repeats,
@@ -272,7 +296,11 @@ impl<'a> Planner<'a> {
         let mut d = 0;
         while trials.len() < fixed.min(limit) && d < MAX_DRAWS * 4 {
             match self.quasi_random(d) {
-                Ok(next) if !next.iter().any(|n| trials.iter().any(|t| t.id == n.trial.id)) => {
+                Ok(next)
+                    if !next
+                        .iter()
+                        .any(|n| trials.iter().any(|t| t.id == n.trial.id)) =>
+                {
                     trials.extend(next.into_iter().map(|p| p.trial));
                 }
                 _ => {}

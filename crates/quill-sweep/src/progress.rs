@@ -67,13 +67,23 @@ impl Progress {
         }
     }
 
-    pub fn evaluated(&mut self, slot: usize, name: &str, step: usize, loss: f64, decision: Decision) {
+    pub fn evaluated(
+        &mut self,
+        slot: usize,
+        name: &str,
+        step: usize,
+        loss: f64,
+        decision: Decision,
+    ) {
         let said = match decision {
             Decision::Continue => "",
             Decision::Pause => ", paused at its rung",
             Decision::Prune => ", pruned",
         };
-        let line = format!("{name}  {}  step {step}  val {loss:.4}{said}", self.values[slot]);
+        let line = format!(
+            "{name}  {}  step {step}  val {loss:.4}{said}",
+            self.values[slot]
+        );
         match &self.bars {
             Some((_, bars)) => {
                 if let Some(bar) = &bars[slot] {

@@ -129,7 +129,15 @@ impl Pruner {
             .filter(|t| self.bracket(t) == bracket)
             .filter_map(|t| {
                 let loss = t.at(rung)?;
-                Some((if loss.is_finite() { loss } else { f64::INFINITY }, t.number, t.id.as_str()))
+                Some((
+                    if loss.is_finite() {
+                        loss
+                    } else {
+                        f64::INFINITY
+                    },
+                    t.number,
+                    t.id.as_str(),
+                ))
             })
             .collect();
         at_rung.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
@@ -216,8 +224,18 @@ mod tests {
         state.trials.push(trial(0, &[(30, 2.0)], running()));
         // Alone at the rung: ⌊1/3⌋ = 0 go on.
         assert_eq!(asha.decide(&state, &state.trials[0], 30), Decision::Pause);
-        state.trials[0].status = Status::Pruned { step: 30, fin: false };
-        state.trials.push(trial(1, &[(30, 3.0)], Status::Pruned { step: 30, fin: false }));
+        state.trials[0].status = Status::Pruned {
+            step: 30,
+            fin: false,
+        };
+        state.trials.push(trial(
+            1,
+            &[(30, 3.0)],
+            Status::Pruned {
+                step: 30,
+                fin: false,
+            },
+        ));
         assert!(asha.promotable(&state, &|_| false).is_none());
         state.trials.push(trial(2, &[(30, 2.5)], running()));
         // Three at the rung: the best one (trial 0, paused) is promoted, not trial 2.
@@ -225,27 +243,62 @@ mod tests {
         assert_eq!(asha.promotable(&state, &|_| false).unwrap().id, "t0");
         assert!(asha.promotable(&state, &|t| t.id == "t0").is_none());
         // Not a rung: go on.
-        assert_eq!(asha.decide(&state, &state.trials[2], 60), Decision::Continue);
+        assert_eq!(
+            asha.decide(&state, &state.trials[2], 60),
+            Decision::Continue
+        );
         // The last step is never pruned.
-        assert_eq!(asha.decide(&state, &state.trials[2], 270), Decision::Continue);
+        assert_eq!(
+            asha.decide(&state, &state.trials[2], 270),
+            Decision::Continue
+        );
     }
 
     #[test]
     fn median_prunes_a_trial_worse_than_the_others_median() {
         let median = pruner(PrunerKind::Median);
         let mut state = State::default();
-        state.trials.push(trial(0, &[(30, 2.0), (60, 1.8)], Status::Finished { best_val_loss: 1.7, steps: 270 }));
-        state.trials.push(trial(1, &[(30, 2.2), (60, 2.0)], Status::Finished { best_val_loss: 1.9, steps: 270 }));
-        state.trials.push(trial(2, &[(30, 2.5), (60, 2.4)], running()));
-        state.trials.push(trial(3, &[(30, 2.05), (60, 1.85)], running()));
+        state.trials.push(trial(
+            0,
+            &[(30, 2.0), (60, 1.8)],
+            Status::Finished {
+                best_val_loss: 1.7,
+                steps: 270,
+            },
+        ));
+        state.trials.push(trial(
+            1,
+            &[(30, 2.2), (60, 2.0)],
+            Status::Finished {
+                best_val_loss: 1.9,
+                steps: 270,
+            },
+        ));
+        state
+            .trials
+            .push(trial(2, &[(30, 2.5), (60, 2.4)], running()));
+        state
+            .trials
+            .push(trial(3, &[(30, 2.05), (60, 1.85)], running()));
         assert_eq!(median.decide(&state, &state.trials[2], 60), Decision::Prune);
-        assert_eq!(median.decide(&state, &state.trials[3], 60), Decision::Continue);
+        assert_eq!(
+            median.decide(&state, &state.trials[3], 60),
+            Decision::Continue
+        );
         // Before min_steps, or with too few others, nothing is pruned.
         let mut early = median.clone();
         early.spec.min_steps = 90;
-        assert_eq!(early.decide(&state, &state.trials[2], 60), Decision::Continue);
+        assert_eq!(
+            early.decide(&state, &state.trials[2], 60),
+            Decision::Continue
+        );
         state.trials.truncate(1);
-        state.trials.push(trial(2, &[(30, 2.5), (60, 2.4)], running()));
-        assert_eq!(median.decide(&state, &state.trials[1], 60), Decision::Continue);
+        state
+            .trials
+            .push(trial(2, &[(30, 2.5), (60, 2.4)], running()));
+        assert_eq!(
+            median.decide(&state, &state.trials[1], 60),
+            Decision::Continue
+        );
     }
 }

@@ -80,8 +80,8 @@ pub fn write_report(sweep: &SweepFile, dir: &Path, log_y: bool) -> Result<Vec<Ru
     extra.push_str(&repeat_table(&state, sweep.repeats));
     if let Some(best) = best_trial(&state) {
         let source = dir.join(".trials").join(format!("{}.toml", best.name));
-        let config = std::fs::read_to_string(&source)
-            .map_err(|e| format!("{}: {e}", source.display()))?;
+        let config =
+            std::fs::read_to_string(&source).map_err(|e| format!("{}: {e}", source.display()))?;
         let text = format!(
             "# The best trial of sweep {}: {} (best val loss {:.4}).\n# `train --config best.toml` trains it again, the same config and seed.\n{config}",
             sweep.path.display(),
@@ -90,7 +90,11 @@ pub fn write_report(sweep: &SweepFile, dir: &Path, log_y: bool) -> Result<Vec<Ru
         );
         let best_path = dir.join("best.toml");
         std::fs::write(&best_path, text).map_err(|e| format!("{}: {e}", best_path.display()))?;
-        let _ = writeln!(extra, "Best trial: `{}`; its config is `best.toml`.\n", best.name);
+        let _ = writeln!(
+            extra,
+            "Best trial: `{}`; its config is `best.toml`.\n",
+            best.name
+        );
     }
     let _ = writeln!(
         extra,
@@ -205,7 +209,11 @@ pub fn mean_sd(values: &[f64]) -> (f64, f64) {
 pub fn status_table(dir: &Path) -> Result<String, String> {
     let study = Study::new(dir);
     if !study.file().exists() {
-        return Err(format!("{} has no study ({} is missing)", dir.display(), study.file().display()));
+        return Err(format!(
+            "{} has no study ({} is missing)",
+            dir.display(),
+            study.file().display()
+        ));
     }
     let state = State::replay(&study.read()?);
     let mut out = format!(
@@ -216,7 +224,11 @@ pub fn status_table(dir: &Path) -> Result<String, String> {
         state.total_steps(),
         state.wall_s
     );
-    let _ = writeln!(out, "{:>4}  {:<10} {:>6}  {:>9}  trial", "#", "status", "step", "best val");
+    let _ = writeln!(
+        out,
+        "{:>4}  {:<10} {:>6}  {:>9}  trial",
+        "#", "status", "step", "best val"
+    );
     for t in &state.trials {
         let status = match (&t.status, study.is_running(&t.name)) {
             (Status::Running { .. }, false) => "stopped",
@@ -234,7 +246,12 @@ pub fn status_table(dir: &Path) -> Result<String, String> {
         );
     }
     if let Some(best) = best_trial(&state) {
-        let _ = writeln!(out, "best: {} ({:.4})", best.name, best.best().unwrap_or(f64::NAN));
+        let _ = writeln!(
+            out,
+            "best: {} ({:.4})",
+            best.name,
+            best.best().unwrap_or(f64::NAN)
+        );
     }
     Ok(out)
 }

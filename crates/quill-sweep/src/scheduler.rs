@@ -25,7 +25,7 @@ use crate::file::SweepFile;
 use crate::planner::Planner;
 use crate::progress::Progress;
 use crate::pruner::{Decision, Pruner};
-use crate::study::{Event, Locked, State, Status, Study, SWEEP_LOCK, now};
+use crate::study::{Event, Locked, SWEEP_LOCK, State, Status, Study, now};
 
 /// How a sweep runs, beyond its file.
 #[derive(Debug, Clone)]
@@ -139,7 +139,11 @@ fn identity(sweep: &SweepFile) -> String {
 fn spent(sweep: &SweepFile, state: &State) -> Option<String> {
     let b = &sweep.budget;
     if let Some(target) = b.target
-        && let Some(best) = state.trials.iter().filter_map(|t| t.best()).reduce(f64::min)
+        && let Some(best) = state
+            .trials
+            .iter()
+            .filter_map(|t| t.best())
+            .reduce(f64::min)
         && best <= target
     {
         return Some(format!("target {target} reached (best val loss {best:.4})"));
@@ -213,7 +217,18 @@ pub fn run_sweep(
             }
             match claim(sweep, planner, pruner, &study, &mut locked, &state, &me)? {
                 Some((id, name, resume, lock)) => {
-                    let r = spawn(&options.runner, &configs, &study, &slots[slot], &id, &name, resume, lock, slot, &tx)?;
+                    let r = spawn(
+                        &options.runner,
+                        &configs,
+                        &study,
+                        &slots[slot],
+                        &id,
+                        &name,
+                        resume,
+                        lock,
+                        slot,
+                        &tx,
+                    )?;
                     drop(locked);
                     let values = state
                         .trial(&id)
@@ -231,7 +246,10 @@ pub fn run_sweep(
         if running.iter().all(Option::is_none) {
             let others = (!stopping && budget.is_none() && idle) && {
                 let state = State::replay(&study.read()?);
-                state.trials.iter().any(|t| !t.is_done() && study.is_running(&t.name))
+                state
+                    .trials
+                    .iter()
+                    .any(|t| !t.is_done() && study.is_running(&t.name))
             };
             if !others {
                 break;
@@ -303,7 +321,13 @@ pub fn run_sweep(
         }
     }
     let state = State::replay(&study.read()?);
-    let count = |label: &str| state.trials.iter().filter(|t| t.status.label() == label).count();
+    let count = |label: &str| {
+        state
+            .trials
+            .iter()
+            .filter(|t| t.status.label() == label)
+            .count()
+    };
     Ok(Outcome {
         finished: count("finished"),
         pruned: count("pruned"),
@@ -326,7 +350,10 @@ fn claim(
     let take = |name: &str| FolderLock::try_take(&study.trial_dir(name), SWEEP_LOCK).ok();
     // A trial left unfinished: planned, stopped, or running under a process that is gone.
     for trial in &state.trials {
-        let open = matches!(trial.status, Status::Planned | Status::Stopped | Status::Running { .. });
+        let open = matches!(
+            trial.status,
+            Status::Planned | Status::Stopped | Status::Running { .. }
+        );
         if !open || study.is_running(&trial.name) {
             continue;
         }
@@ -368,7 +395,10 @@ fn claim(
     let Some(trials) = planner.next(state)? else {
         return Ok(None);
     };
-    let room = sweep.budget.max_trials.map_or(usize::MAX, |m| m - state.trials.len());
+    let room = sweep
+        .budget
+        .max_trials
+        .map_or(usize::MAX, |m| m - state.trials.len());
     let configs = study.dir.join(".trials");
     for (i, planned) in trials.iter().take(room).enumerate() {
         let path = configs.join(format!("{}.toml", planned.trial.name));

@@ -76,11 +76,18 @@ fn number(v: &Value) -> Option<f64> {
         .filter(|x| x.is_finite())
 }
 
-fn pair<T>(key: &str, kind: &str, v: &Value, get: impl Fn(&Value) -> Option<T>) -> Result<(T, T), String> {
+fn pair<T>(
+    key: &str,
+    kind: &str,
+    v: &Value,
+    get: impl Fn(&Value) -> Option<T>,
+) -> Result<(T, T), String> {
     match v.as_array().map(Vec::as_slice) {
         Some([a, b]) => match (get(a), get(b)) {
             (Some(a), Some(b)) => Ok((a, b)),
-            _ => Err(format!("`{key}`: {kind} needs [low, high] of finite numbers, got {v}")),
+            _ => Err(format!(
+                "`{key}`: {kind} needs [low, high] of finite numbers, got {v}"
+            )),
         },
         _ => Err(format!("`{key}`: {kind} needs [low, high], got {v}")),
     }
@@ -137,7 +144,7 @@ impl Param {
             "uniform" | "log_uniform" => {
                 let (low, high) = pair(key, kind, bounds, number)?;
                 let log = kind.as_str() == "log_uniform";
-                if !(low < high) || (log && low <= 0.0) {
+                if low.partial_cmp(&high) != Some(std::cmp::Ordering::Less) || (log && low <= 0.0) {
                     return Err(format!(
                         "`{key}`: {kind} needs low < high{}, got [{low}, {high}]",
                         if log { " and low > 0" } else { "" }
@@ -154,11 +161,15 @@ impl Param {
                     None => 1,
                     Some(Value::Integer(s)) if *s > 0 => *s,
                     Some(other) => {
-                        return Err(format!("`{key}`: step must be a positive integer, got {other}"));
+                        return Err(format!(
+                            "`{key}`: step must be a positive integer, got {other}"
+                        ));
                     }
                 };
                 if low > high {
-                    return Err(format!("`{key}`: int needs low <= high, got [{low}, {high}]"));
+                    return Err(format!(
+                        "`{key}`: int needs low <= high, got [{low}, {high}]"
+                    ));
                 }
                 Kind::Int { low, high, step }
             }
@@ -188,7 +199,10 @@ impl Param {
         if values.is_empty() {
             return Err(format!("`{key}`: the list of values is empty"));
         }
-        if let Some(bad) = values.iter().find(|v| v.as_float().is_some_and(|x| !x.is_finite())) {
+        if let Some(bad) = values
+            .iter()
+            .find(|v| v.as_float().is_some_and(|x| !x.is_finite()))
+        {
             return Err(format!("`{key}`: {bad} is not a finite number"));
         }
         let weights = match weights {
@@ -383,12 +397,21 @@ mod tests {
                 assert_eq!(p.to_internal(&v), Some(x));
             }
             assert_eq!(number(&p.from_unit(0.0)), Some(lo), "{text}");
-            assert_eq!(number(&p.from_unit(0.999_999)).map(|x| x.round()), Some(hi.round()), "{text}");
+            assert_eq!(
+                number(&p.from_unit(0.999_999)).map(|x| x.round()),
+                Some(hi.round()),
+                "{text}"
+            );
         }
         let p = param("{ int = [2, 8], step = 2 }").unwrap();
         let grid: Vec<String> = p.grid_values().unwrap().iter().map(literal).collect();
         assert_eq!(grid, ["2", "4", "6", "8"]);
-        assert!(param("{ uniform = [0.0, 1.0] }").unwrap().grid_values().is_none());
+        assert!(
+            param("{ uniform = [0.0, 1.0] }")
+                .unwrap()
+                .grid_values()
+                .is_none()
+        );
     }
 
     #[test]
@@ -409,9 +432,15 @@ mod tests {
             ("[]", "the list of values is empty"),
             ("{ uniform = [1.0, 0.0] }", "needs low < high"),
             ("{ log_uniform = [0.0, 1.0] }", "and low > 0"),
-            ("{ int = [1, 4], step = 0 }", "step must be a positive integer"),
+            (
+                "{ int = [1, 4], step = 0 }",
+                "step must be a positive integer",
+            ),
             ("{ log_int = [0, 4] }", "1 <= low"),
-            ("{ choice = [1, 2], weights = [1] }", "weights must be 2 numbers"),
+            (
+                "{ choice = [1, 2], weights = [1] }",
+                "weights must be 2 numbers",
+            ),
             ("{ uniform = [0.0, 1.0], step = 2 }", "step goes with int"),
             ("{ uniform = [0.0, 1.0], int = [1, 2] }", "exactly one of"),
             ("{ unifrom = [0.0, 1.0] }", "unknown setting `unifrom`"),
@@ -428,7 +457,7 @@ mod tests {
     #[test]
     fn four_significant_digits() {
         assert_eq!(round4(0.000_123_456), 0.000_123_5);
-        assert_eq!(round4(3.141_59), 3.142);
+        assert_eq!(round4(4.567_89), 4.568);
         assert_eq!(round4(1234.5), 1235.0);
         assert_eq!(round4(0.3), 0.3);
     }

@@ -61,7 +61,11 @@ pub enum Event {
         time: f64,
     },
     /// Promoted by ASHA: it resumes from its checkpoint.
-    Promoted { trial: String, step: usize, time: f64 },
+    Promoted {
+        trial: String,
+        step: usize,
+        time: f64,
+    },
     /// Ended by Ctrl-C or the wall-time budget; resumable.
     Stopped { trial: String, time: f64 },
     Finished {
@@ -72,7 +76,11 @@ pub enum Event {
         wall_s: f64,
         time: f64,
     },
-    Failed { trial: String, error: String, time: f64 },
+    Failed {
+        trial: String,
+        error: String,
+        time: f64,
+    },
 }
 
 /// Seconds since the Unix epoch.
@@ -86,11 +94,19 @@ pub fn now() -> f64 {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Status {
     Planned,
-    Running { owner: String },
+    Running {
+        owner: String,
+    },
     /// Stopped by the pruner after `step`; `fin`: never resumed.
-    Pruned { step: usize, fin: bool },
+    Pruned {
+        step: usize,
+        fin: bool,
+    },
     Stopped,
-    Finished { best_val_loss: f64, steps: usize },
+    Finished {
+        best_val_loss: f64,
+        steps: usize,
+    },
     Failed(String),
 }
 
@@ -218,7 +234,9 @@ impl State {
                         starts: 0,
                     });
                 }
-                Event::Started { trial: id, owner, .. } => {
+                Event::Started {
+                    trial: id, owner, ..
+                } => {
                     if let Some(t) = trial_mut(&mut state, &index, id) {
                         t.status = Status::Running {
                             owner: owner.clone(),
@@ -268,7 +286,9 @@ impl State {
                         };
                     }
                 }
-                Event::Failed { trial: id, error, .. } => {
+                Event::Failed {
+                    trial: id, error, ..
+                } => {
                     if let Some(t) = trial_mut(&mut state, &index, id) {
                         t.status = Status::Failed(error.clone());
                     }
@@ -380,7 +400,8 @@ impl Locked<'_> {
         let path = self.study.file();
         let mut line = serde_json::to_string(&event).expect("events serialize");
         line.push('\n');
-        let ends_cleanly = std::fs::read(&path).map_or(true, |b| b.is_empty() || b.ends_with(b"\n"));
+        let ends_cleanly =
+            std::fs::read(&path).map_or(true, |b| b.is_empty() || b.ends_with(b"\n"));
         if !ends_cleanly {
             line.insert(0, '\n');
         }
@@ -420,16 +441,53 @@ mod tests {
         let study = Study::new(dir.path());
         let mut locked = study.lock().unwrap();
         for event in [
-            Event::Study { sweep: "s.toml".into() },
-            Event::Session { owner: "a".into(), time: 10.0 },
+            Event::Study {
+                sweep: "s.toml".into(),
+            },
+            Event::Session {
+                owner: "a".into(),
+                time: 10.0,
+            },
             planned("a1", 0),
             planned("b2", 1),
-            Event::Started { trial: "a1".into(), owner: "a".into(), resume: false, time: 12.0 },
-            Event::Evaluated { trial: "a1".into(), step: 30, val_loss: 2.5, time: 13.0 },
-            Event::Evaluated { trial: "a1".into(), step: 60, val_loss: 2.25, time: 14.0 },
-            Event::Pruned { trial: "a1".into(), step: 60, fin: false, time: 15.0 },
-            Event::Started { trial: "b2".into(), owner: "a".into(), resume: false, time: 15.0 },
-            Event::Finished { trial: "b2".into(), best_val_loss: 2.0, final_val_loss: 2.1, steps: 90, wall_s: 3.0, time: 20.0 },
+            Event::Started {
+                trial: "a1".into(),
+                owner: "a".into(),
+                resume: false,
+                time: 12.0,
+            },
+            Event::Evaluated {
+                trial: "a1".into(),
+                step: 30,
+                val_loss: 2.5,
+                time: 13.0,
+            },
+            Event::Evaluated {
+                trial: "a1".into(),
+                step: 60,
+                val_loss: 2.25,
+                time: 14.0,
+            },
+            Event::Pruned {
+                trial: "a1".into(),
+                step: 60,
+                fin: false,
+                time: 15.0,
+            },
+            Event::Started {
+                trial: "b2".into(),
+                owner: "a".into(),
+                resume: false,
+                time: 15.0,
+            },
+            Event::Finished {
+                trial: "b2".into(),
+                best_val_loss: 2.0,
+                final_val_loss: 2.1,
+                steps: 90,
+                wall_s: 3.0,
+                time: 20.0,
+            },
         ] {
             locked.append(event).unwrap();
         }
@@ -438,7 +496,13 @@ mod tests {
         assert_eq!(events.len(), 10);
         let state = State::replay(&events);
         assert_eq!(state.sweep.as_deref(), Some("s.toml"));
-        assert_eq!(state.trials[0].status, Status::Pruned { step: 60, fin: false });
+        assert_eq!(
+            state.trials[0].status,
+            Status::Pruned {
+                step: 60,
+                fin: false
+            }
+        );
         assert_eq!(state.trials[0].best(), Some(2.25));
         assert_eq!(state.trials[0].at(30), Some(2.5));
         assert_eq!(state.trials[1].best(), Some(2.0));
@@ -451,7 +515,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let study = Study::new(dir.path());
         study.lock().unwrap().append(planned("a1", 0)).unwrap();
-        let mut file = std::fs::OpenOptions::new().append(true).open(study.file()).unwrap();
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(study.file())
+            .unwrap();
         file.write_all(b"{\"event\":\"planned\",\"tri").unwrap();
         assert_eq!(study.read().unwrap().len(), 1);
         study.lock().unwrap().append(planned("b2", 1)).unwrap();

@@ -16,9 +16,20 @@ use rand::rngs::StdRng;
 /// One dimension, in the coordinates the sweep gives it: a number, or a choice's index.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Dist {
-    Float { low: f64, high: f64, log: bool },
-    Int { low: i64, high: i64, step: i64, log: bool },
-    Choice { weights: Vec<f64> },
+    Float {
+        low: f64,
+        high: f64,
+        log: bool,
+    },
+    Int {
+        low: i64,
+        high: i64,
+        step: i64,
+        log: bool,
+    },
+    Choice {
+        weights: Vec<f64>,
+    },
 }
 
 /// A trial so far: its point (`None` where a parameter was inactive) and its value, lower
@@ -76,7 +87,8 @@ pub fn suggest(
     rng: &mut StdRng,
     active: Active,
 ) -> Vec<Option<f64>> {
-    let mut finished: Vec<&Observation> = observations.iter().filter(|o| o.value.is_some()).collect();
+    let mut finished: Vec<&Observation> =
+        observations.iter().filter(|o| o.value.is_some()).collect();
     let seen = |point: &[Option<f64>]| observations.iter().any(|o| o.params == point);
     if finished.len() < settings.n_startup.max(1) {
         let mut point = random_point(space, rng, active);
@@ -106,9 +118,18 @@ pub fn suggest(
                 continue;
             }
             let values = |group: &[&Observation]| -> Vec<f64> {
-                group.iter().filter_map(|o| o.params.get(i).copied().flatten()).collect()
+                group
+                    .iter()
+                    .filter_map(|o| o.params.get(i).copied().flatten())
+                    .collect()
             };
-            point.push(Some(best_candidate(dist, &values(below), &values(&above), settings, rng)));
+            point.push(Some(best_candidate(
+                dist,
+                &values(below),
+                &values(&above),
+                settings,
+                rng,
+            )));
         }
         if !seen(&point) {
             return point;
@@ -125,14 +146,22 @@ pub fn suggest(
     point
 }
 
-fn best_candidate(dist: &Dist, below: &[f64], above: &[f64], settings: &TpeSettings, rng: &mut StdRng) -> f64 {
+fn best_candidate(
+    dist: &Dist,
+    below: &[f64],
+    above: &[f64],
+    settings: &TpeSettings,
+    rng: &mut StdRng,
+) -> f64 {
     match dist {
         Dist::Choice { weights } => {
             let l = categorical(weights, below, settings.prior_weight);
             let g = categorical(weights, above, settings.prior_weight);
             let draws = (0..settings.n_candidates).map(|_| sample_categorical(&l, rng));
             let score = |k: usize| l[k].ln() - g[k].ln();
-            draws.max_by(|a, b| score(*a).total_cmp(&score(*b))).unwrap_or(0) as f64
+            draws
+                .max_by(|a, b| score(*a).total_cmp(&score(*b)))
+                .unwrap_or(0) as f64
         }
         numeric => {
             let (low, high) = bounds(numeric);
@@ -141,7 +170,9 @@ fn best_candidate(dist: &Dist, below: &[f64], above: &[f64], settings: &TpeSetti
             let g = Parzen::new(&unit(above), low, high, settings.prior_weight);
             let draws: Vec<f64> = (0..settings.n_candidates).map(|_| l.sample(rng)).collect();
             let score = |x: f64| l.log_pdf(x) - g.log_pdf(x);
-            let best = draws.into_iter().max_by(|a, b| score(*a).total_cmp(&score(*b)));
+            let best = draws
+                .into_iter()
+                .max_by(|a, b| score(*a).total_cmp(&score(*b)));
             from_unit(numeric, best.unwrap_or((low + high) / 2.0))
         }
     }
@@ -151,17 +182,37 @@ fn best_candidate(dist: &Dist, below: &[f64], above: &[f64], settings: &TpeSetti
 /// by half a step each side so its end values are as likely as the others.
 fn bounds(dist: &Dist) -> (f64, f64) {
     match *dist {
-        Dist::Float { low, high, log: false } => (low, high),
-        Dist::Float { low, high, log: true } => (low.ln(), high.ln()),
-        Dist::Int { low, high, log: true, .. } => ((low as f64 - 0.5).max(0.5).ln(), (high as f64 + 0.5).ln()),
-        Dist::Int { low, high, step, .. } => (low as f64 - step as f64 / 2.0, high as f64 + step as f64 / 2.0),
+        Dist::Float {
+            low,
+            high,
+            log: false,
+        } => (low, high),
+        Dist::Float {
+            low,
+            high,
+            log: true,
+        } => (low.ln(), high.ln()),
+        Dist::Int {
+            low,
+            high,
+            log: true,
+            ..
+        } => ((low as f64 - 0.5).max(0.5).ln(), (high as f64 + 0.5).ln()),
+        Dist::Int {
+            low, high, step, ..
+        } => (
+            low as f64 - step as f64 / 2.0,
+            high as f64 + step as f64 / 2.0,
+        ),
         Dist::Choice { .. } => unreachable!("a choice has no interval"),
     }
 }
 
 fn to_unit(dist: &Dist, x: f64) -> f64 {
     match dist {
-        Dist::Float { log: true, .. } | Dist::Int { log: true, .. } => x.max(f64::MIN_POSITIVE).ln(),
+        Dist::Float { log: true, .. } | Dist::Int { log: true, .. } => {
+            x.max(f64::MIN_POSITIVE).ln()
+        }
         _ => x,
     }
 }
@@ -173,7 +224,12 @@ fn from_unit(dist: &Dist, y: f64) -> f64 {
             true => y.exp().clamp(low, high),
             false => y.clamp(low, high),
         },
-        Dist::Int { low, high, step, log } => {
+        Dist::Int {
+            low,
+            high,
+            step,
+            log,
+        } => {
             let x = if log { y.exp() } else { y };
             let k = ((x - low as f64) / step as f64).round();
             (low as f64 + k * step as f64).clamp(low as f64, high as f64)
@@ -269,9 +325,11 @@ impl Parzen {
         let density: f64 = (0..self.mus.len())
             .map(|k| {
                 let (mu, sigma) = (self.mus[k], self.sigmas[k]);
-                let mass = normal_cdf((self.high - mu) / sigma) - normal_cdf((self.low - mu) / sigma);
+                let mass =
+                    normal_cdf((self.high - mu) / sigma) - normal_cdf((self.low - mu) / sigma);
                 let z = (x - mu) / sigma;
-                self.weights[k] * (-0.5 * z * z).exp() / (sigma * (2.0 * std::f64::consts::PI).sqrt() * mass.max(1e-12))
+                self.weights[k] * (-0.5 * z * z).exp()
+                    / (sigma * (2.0 * std::f64::consts::PI).sqrt() * mass.max(1e-12))
             })
             .sum();
         density.max(1e-300).ln()
@@ -288,18 +346,51 @@ fn normal_cdf(z: f64) -> f64 {
                 + t * (0.096_784_18
                     + t * (-0.186_288_06
                         + t * (0.278_868_07
-                            + t * (-1.135_203_98 + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+                            + t * (-1.135_203_98
+                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
     let erfc = t * poly.exp();
-    if z >= 0.0 { 1.0 - erfc / 2.0 } else { erfc / 2.0 }
+    if z >= 0.0 {
+        1.0 - erfc / 2.0
+    } else {
+        erfc / 2.0
+    }
 }
 
 /// Φ⁻¹ by Acklam's rational approximation, refined by one Newton step.
 fn normal_quantile(p: f64) -> f64 {
-    const A: [f64; 6] = [-39.696_830_286_653_76, 220.946_098_424_520_5, -275.928_510_446_968_7, 138.357_751_867_269, -30.664_798_066_147_16, 2.506_628_277_459_239];
-    const B: [f64; 5] = [-54.476_098_798_224_06, 161.585_836_858_040_9, -155.698_979_859_886_6, 66.801_311_887_719_72, -13.280_681_552_885_72];
-    const C: [f64; 6] = [-0.007_784_894_002_430_293, -0.322_396_458_041_136_5, -2.400_758_277_161_838, -2.549_732_539_343_734, 4.374_664_141_464_968, 2.938_163_982_698_783];
-    const D: [f64; 4] = [0.007_784_695_709_041_462, 0.322_467_129_070_039_8, 2.445_134_137_142_996, 3.754_408_661_907_416];
-    let tail = |q: f64| (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5]) / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0);
+    const A: [f64; 6] = [
+        -39.696_830_286_653_76,
+        220.946_098_424_520_5,
+        -275.928_510_446_968_7,
+        138.357_751_867_269,
+        -30.664_798_066_147_16,
+        2.506_628_277_459_239,
+    ];
+    const B: [f64; 5] = [
+        -54.476_098_798_224_06,
+        161.585_836_858_040_9,
+        -155.698_979_859_886_6,
+        66.801_311_887_719_72,
+        -13.280_681_552_885_72,
+    ];
+    const C: [f64; 6] = [
+        -0.007_784_894_002_430_293,
+        -0.322_396_458_041_136_5,
+        -2.400_758_277_161_838,
+        -2.549_732_539_343_734,
+        4.374_664_141_464_968,
+        2.938_163_982_698_783,
+    ];
+    const D: [f64; 4] = [
+        0.007_784_695_709_041_462,
+        0.322_467_129_070_039_8,
+        2.445_134_137_142_996,
+        3.754_408_661_907_416,
+    ];
+    let tail = |q: f64| {
+        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
+            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    };
     let x = if p < 0.024_25 {
         tail((-2.0 * p.ln()).sqrt())
     } else if p > 1.0 - 0.024_25 {
@@ -307,7 +398,8 @@ fn normal_quantile(p: f64) -> f64 {
     } else {
         let q = p - 0.5;
         let r = q * q;
-        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
+            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
     };
     let density = (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt();
     x - (normal_cdf(x) - p) / density.max(1e-300)
@@ -321,7 +413,13 @@ mod tests {
     const ALWAYS: Active = &|_, _| true;
 
     /// The best value after `n` trials, each suggested from the ones before.
-    fn minimise(space: &[Dist], n: usize, seed: u64, tpe: bool, f: &dyn Fn(&[Option<f64>], &mut StdRng) -> f64) -> f64 {
+    fn minimise(
+        space: &[Dist],
+        n: usize,
+        seed: u64,
+        tpe: bool,
+        f: &dyn Fn(&[Option<f64>], &mut StdRng) -> f64,
+    ) -> f64 {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut noise = StdRng::seed_from_u64(seed ^ 0xABCD);
         let settings = TpeSettings::default();
@@ -332,9 +430,15 @@ mod tests {
                 false => random_point(space, &mut rng, ALWAYS),
             };
             let value = f(&point, &mut noise);
-            observations.push(Observation { params: point, value: Some(value) });
+            observations.push(Observation {
+                params: point,
+                value: Some(value),
+            });
         }
-        observations.iter().map(|o| o.value.unwrap()).fold(f64::INFINITY, f64::min)
+        observations
+            .iter()
+            .map(|o| o.value.unwrap())
+            .fold(f64::INFINITY, f64::min)
     }
 
     fn median(mut xs: Vec<f64>) -> f64 {
@@ -344,7 +448,10 @@ mod tests {
 
     /// TPE with 60 trials (10 of them random) against random search with 100, median over
     /// 20 seeds. (At 30 trials TPE is ahead of random@30 but level with random@60 on Branin.)
-    fn tpe_beats_random_with_fewer_trials(space: &[Dist], f: &dyn Fn(&[Option<f64>], &mut StdRng) -> f64) {
+    fn tpe_beats_random_with_fewer_trials(
+        space: &[Dist],
+        f: &dyn Fn(&[Option<f64>], &mut StdRng) -> f64,
+    ) {
         let tpe = median((0..20).map(|s| minimise(space, 60, s, true, f)).collect());
         let random = median((0..20).map(|s| minimise(space, 100, s, false, f)).collect());
         assert!(tpe < random, "TPE@60 {tpe} against random@100 {random}");
@@ -353,13 +460,23 @@ mod tests {
     #[test]
     fn branin() {
         let space = [
-            Dist::Float { low: -5.0, high: 10.0, log: false },
-            Dist::Float { low: 0.0, high: 15.0, log: false },
+            Dist::Float {
+                low: -5.0,
+                high: 10.0,
+                log: false,
+            },
+            Dist::Float {
+                low: 0.0,
+                high: 15.0,
+                log: false,
+            },
         ];
         let branin = |p: &[Option<f64>], _: &mut StdRng| {
             let (x, y) = (p[0].unwrap(), p[1].unwrap());
             let pi = std::f64::consts::PI;
-            (y - 5.1 / (4.0 * pi * pi) * x * x + 5.0 / pi * x - 6.0).powi(2) + 10.0 * (1.0 - 1.0 / (8.0 * pi)) * x.cos() + 10.0
+            (y - 5.1 / (4.0 * pi * pi) * x * x + 5.0 / pi * x - 6.0).powi(2)
+                + 10.0 * (1.0 - 1.0 / (8.0 * pi)) * x.cos()
+                + 10.0
         };
         tpe_beats_random_with_fewer_trials(&space, &branin);
     }
@@ -369,9 +486,20 @@ mod tests {
         // A learning rate on a log scale, a layer count with step 2 and a choice of three,
         // with noise as a training run has.
         let space = [
-            Dist::Float { low: 1e-5, high: 1e-1, log: true },
-            Dist::Int { low: 2, high: 12, step: 2, log: false },
-            Dist::Choice { weights: vec![1.0, 1.0, 1.0] },
+            Dist::Float {
+                low: 1e-5,
+                high: 1e-1,
+                log: true,
+            },
+            Dist::Int {
+                low: 2,
+                high: 12,
+                step: 2,
+                log: false,
+            },
+            Dist::Choice {
+                weights: vec![1.0, 1.0, 1.0],
+            },
         ];
         let loss = |p: &[Option<f64>], noise: &mut StdRng| {
             let lr = p[0].unwrap().log10() + 2.5;
@@ -385,19 +513,42 @@ mod tests {
     #[test]
     fn values_stay_in_bounds_and_on_the_grid() {
         let space = [
-            Dist::Int { low: 64, high: 512, step: 64, log: false },
-            Dist::Int { low: 1, high: 100, step: 1, log: true },
-            Dist::Float { low: 1e-4, high: 1e-2, log: true },
+            Dist::Int {
+                low: 64,
+                high: 512,
+                step: 64,
+                log: false,
+            },
+            Dist::Int {
+                low: 1,
+                high: 100,
+                step: 1,
+                log: true,
+            },
+            Dist::Float {
+                low: 1e-4,
+                high: 1e-2,
+                log: true,
+            },
         ];
         let mut rng = StdRng::seed_from_u64(1);
         let mut observations = Vec::new();
         for k in 0..40 {
-            let p = suggest(&space, &observations, &TpeSettings::default(), &mut rng, ALWAYS);
+            let p = suggest(
+                &space,
+                &observations,
+                &TpeSettings::default(),
+                &mut rng,
+                ALWAYS,
+            );
             let (a, b, c) = (p[0].unwrap(), p[1].unwrap(), p[2].unwrap());
             assert!((64.0..=512.0).contains(&a) && a % 64.0 == 0.0, "{a}");
             assert!((1.0..=100.0).contains(&b) && b.fract() == 0.0, "{b}");
             assert!((1e-4..=1e-2).contains(&c), "{c}");
-            observations.push(Observation { params: p, value: Some((a - 256.0).abs() + k as f64 * 0.0) });
+            observations.push(Observation {
+                params: p,
+                value: Some((a - 256.0).abs() + k as f64 * 0.0),
+            });
         }
     }
 
@@ -406,8 +557,15 @@ mod tests {
         // Ten finished points; then eight suggestions in a row, each seeing the ones before
         // as running, over a space of 6 × 3 = 18 points: all eight differ.
         let space = [
-            Dist::Int { low: 1, high: 6, step: 1, log: false },
-            Dist::Choice { weights: vec![1.0; 3] },
+            Dist::Int {
+                low: 1,
+                high: 6,
+                step: 1,
+                log: false,
+            },
+            Dist::Choice {
+                weights: vec![1.0; 3],
+            },
         ];
         let mut rng = StdRng::seed_from_u64(7);
         let mut observations: Vec<Observation> = (0..10)
@@ -418,12 +576,27 @@ mod tests {
             .collect();
         let finished = observations.len();
         for _ in 0..8 {
-            let p = suggest(&space, &observations, &TpeSettings::default(), &mut rng, ALWAYS);
-            observations.push(Observation { params: p, value: None });
+            let p = suggest(
+                &space,
+                &observations,
+                &TpeSettings::default(),
+                &mut rng,
+                ALWAYS,
+            );
+            observations.push(Observation {
+                params: p,
+                value: None,
+            });
         }
-        let pending: Vec<_> = observations[finished..].iter().map(|o| o.params.clone()).collect();
+        let pending: Vec<_> = observations[finished..]
+            .iter()
+            .map(|o| o.params.clone())
+            .collect();
         for (i, p) in pending.iter().enumerate() {
-            assert!(!pending[..i].contains(p), "{p:?} suggested twice in {pending:?}");
+            assert!(
+                !pending[..i].contains(p),
+                "{p:?} suggested twice in {pending:?}"
+            );
         }
     }
 
@@ -432,8 +605,16 @@ mod tests {
         // Parameter 1 applies only when parameter 0 is above 0.5; the good trials all had
         // it active near 0.9, so TPE proposes it there.
         let space = [
-            Dist::Float { low: 0.0, high: 1.0, log: false },
-            Dist::Float { low: 0.0, high: 1.0, log: false },
+            Dist::Float {
+                low: 0.0,
+                high: 1.0,
+                log: false,
+            },
+            Dist::Float {
+                low: 0.0,
+                high: 1.0,
+                log: false,
+            },
         ];
         let active: Active = &|i, chosen| i == 0 || chosen[0].is_some_and(|x| x > 0.5);
         let mut observations = Vec::new();
@@ -441,16 +622,31 @@ mod tests {
             let x = k as f64 / 40.0;
             let y = (x > 0.5).then_some(0.9 - 0.001 * k as f64);
             let value = if x > 0.5 { (x - 0.8).abs() } else { 5.0 };
-            observations.push(Observation { params: vec![Some(x), y], value: Some(value) });
+            observations.push(Observation {
+                params: vec![Some(x), y],
+                value: Some(value),
+            });
         }
         let mut rng = StdRng::seed_from_u64(3);
         for _ in 0..20 {
-            let p = suggest(&space, &observations, &TpeSettings::default(), &mut rng, active);
+            let p = suggest(
+                &space,
+                &observations,
+                &TpeSettings::default(),
+                &mut rng,
+                active,
+            );
             assert_eq!(p[1].is_some(), p[0].unwrap() > 0.5, "{p:?}");
         }
         let random = random_point(&space, &mut rng, &|i, _| i == 0);
         assert_eq!(random[1], None);
-        let p = suggest(&space, &observations, &TpeSettings::default(), &mut rng, ALWAYS);
+        let p = suggest(
+            &space,
+            &observations,
+            &TpeSettings::default(),
+            &mut rng,
+            ALWAYS,
+        );
         assert!(p[1].unwrap() > 0.6, "{p:?}");
     }
 

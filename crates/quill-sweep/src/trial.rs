@@ -55,14 +55,22 @@ fn as_table(config: &RunConfig) -> Table {
 }
 
 impl<'a> Resolver<'a> {
-    /// Fails when the base config with `[set]` and `overrides` is not valid itself.
+    /// The base config need not be valid alone (a sweep may give a key it lacks, as
+    /// `data.vocab_size` for a BPE tokenizer): `when` then reads the base file's own values.
+    /// Fails when the base file cannot be read at all.
     pub fn new(sweep: &'a SweepFile, overrides: &[String]) -> Result<Self, String> {
         let overrides: Vec<String> = sweep.set.iter().chain(overrides).cloned().collect();
-        let base = RunConfig::load(&sweep.base, &overrides).map_err(|e| e.to_string())?;
+        let base = match RunConfig::load_unvalidated(&sweep.base, &overrides) {
+            Ok(config) => as_table(&config),
+            Err(error) => std::fs::read_to_string(&sweep.base)
+                .ok()
+                .and_then(|text| text.parse::<Table>().ok())
+                .ok_or_else(|| error.to_string())?,
+        };
         Ok(Self {
             sweep,
             overrides,
-            base: as_table(&base),
+            base,
         })
     }
 
@@ -111,23 +119,24 @@ impl<'a> Resolver<'a> {
             .cloned()
             .chain(active.iter().map(|(k, v)| format!("{k}={v}")))
             .collect();
-        let load = |overrides: &[String]| {
-            RunConfig::load(&self.sweep.base, overrides).map_err(|e| e.message)
+        let unvalidated = |overrides: &[String]| {
+            RunConfig::load_unvalidated(&self.sweep.base, overrides).map_err(|e| e.message)
         };
         if !self.sweep.derive.is_empty() {
-            let table = as_table(&load(&overrides)?);
+            let table = as_table(&unvalidated(&overrides)?);
             for (key, expression) in &self.sweep.derive {
-                let value = evaluate(expression, &table).map_err(|e| format!("[derive] `{key}`: {e}"))?;
+                let value =
+                    evaluate(expression, &table).map_err(|e| format!("[derive] `{key}`: {e}"))?;
                 overrides.push(format!("{key}={}", value.literal()));
             }
         }
         let mut seed = None;
         if repeat > 0 {
-            let base_seed = load(&overrides)?.train.seed;
+            let base_seed = unvalidated(&overrides)?.train.seed;
             seed = Some(base_seed + repeat as u64);
             overrides.push(format!("train.seed={}", base_seed + repeat as u64));
         }
-        let config = load(&overrides)?;
+        let config = RunConfig::load(&self.sweep.base, &overrides).map_err(|e| e.message)?;
         let table = as_table(&config);
         for constraint in &self.sweep.constraints {
             match evaluate(constraint, &table)? {
@@ -141,7 +150,10 @@ impl<'a> Resolver<'a> {
                             format!("{k}={v}")
                         })
                         .collect();
-                    return Err(format!("constraint `{constraint}` fails ({})", at.join(", ")));
+                    return Err(format!(
+                        "constraint `{constraint}` fails ({})",
+                        at.join(", ")
+                    ));
                 }
                 other => {
                     return Err(format!(
@@ -218,9 +230,17 @@ mod tests {
     use super::*;
 
     fn sweep(dir: &tempfile::TempDir, body: &str) -> SweepFile {
-        std::fs::write(dir.path().join("base.toml"), "[model]\nn_embd = 64\nn_head = 4\n").unwrap();
+        std::fs::write(
+            dir.path().join("base.toml"),
+            "[model]\nn_embd = 64\nn_head = 4\n",
+        )
+        .unwrap();
         let path = dir.path().join("s.toml");
-        std::fs::write(&path, format!("base = {:?}\n{body}", dir.path().join("base.toml"))).unwrap();
+        std::fs::write(
+            &path,
+            format!("base = {:?}\n{body}", dir.path().join("base.toml")),
+        )
+        .unwrap();
         SweepFile::load(&path).unwrap()
     }
 
@@ -253,7 +273,10 @@ mod tests {
         assert_eq!(repeat.config.train.seed, t.config.train.seed + 1);
         // A different --set is a different trial.
         let other = Resolver::new(&s, &["train.seed=40".into()]).unwrap();
-        assert_ne!(other.resolve(&[value("1e-3"), value("4")], 0).unwrap().id, t.id);
+        assert_ne!(
+            other.resolve(&[value("1e-3"), value("4")], 0).unwrap().id,
+            t.id
+        );
     }
 
     #[test]

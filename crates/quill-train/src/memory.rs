@@ -7,7 +7,7 @@
 //! materialized: scores, softmax, dropout mask, dropped weights); then the logits with their
 //! softmax and gradient. burn's allocators keep freed buffers for reuse and the process has its
 //! own baseline, which [`BASELINE`] covers; the estimate is checked against measured peaks in
-//! the README (`bench`'s `peak_rss_mb`).
+//! docs/performance.md (`bench`'s `peak_rss_mb`).
 
 use crate::config::{Precision, RunConfig};
 
@@ -69,8 +69,8 @@ impl MemoryEstimate {
     }
 
     /// A one-line error when the run needs more than [`MARGIN`] times the `available` bytes,
-    /// saying what to change. The estimate runs high (up to 1.7× the measured peak, see the
-    /// README), so a run within the margin is let through rather than refused while it fits.
+    /// saying what to change. The estimate runs high (up to 1.7× the measured peak, see
+    /// docs/performance.md), so a run within the margin is let through rather than refused.
     /// `place` names where `available` was measured (`this machine`, `CUDA device 0`).
     pub fn check(&self, config: &RunConfig, available: u64, place: &str) -> Result<(), String> {
         if self.total() <= available.saturating_mul(MARGIN) {

@@ -11,6 +11,11 @@
 //! burn-collective 0.21 as published completes one all-reduce between processes and then
 //! waits forever; quill builds it with the fix in `vendor/` (see `vendor/README.md`).
 //!
+//! Every listener binds the host of the address it was given (`--coordinator` on node 0,
+//! `--node-address` on each node), and with a [`NodeSecret`] every connection proves that both
+//! ends know it before any message is read (burn-communication's `websocket::auth`, in
+//! `vendor/`); a secret is required as soon as an address is not a loopback one.
+//!
 //! A node that dies leaves the others waiting in the all-reduce, or makes burn-collective's
 //! tasks fail while they wait; either way they end with one line (`failure::Fatal::LostNode`),
 //! after at most [`Cluster::timeout`], their checkpoints intact.
@@ -42,6 +47,51 @@ pub struct Cluster {
     pub address: String,
     /// How long a node waits for the others (to join, or in an all-reduce) before it gives up.
     pub timeout: Duration,
+    /// The secret every node of the run shares; `None` only where every address is a
+    /// loopback one.
+    pub secret: Option<NodeSecret>,
+}
+
+/// A shared secret, never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NodeSecret(Vec<u8>);
+
+impl std::fmt::Debug for NodeSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NodeSecret(..)")
+    }
+}
+
+impl NodeSecret {
+    /// The shortest secret taken: 16 bytes, 128 bits if they are random.
+    pub const MIN_BYTES: usize = 16;
+
+    /// `text` without its surrounding whitespace (a file's final newline); `origin` names it
+    /// in the error.
+    pub fn new(text: &[u8], origin: &str) -> Result<Self, String> {
+        let secret = text.trim_ascii();
+        if secret.len() < Self::MIN_BYTES {
+            return Err(format!(
+                "{origin}: the node secret has {} bytes, fewer than {}; make one with `openssl rand -hex 32`",
+                secret.len(),
+                Self::MIN_BYTES
+            ));
+        }
+        Ok(Self(secret.to_vec()))
+    }
+}
+
+/// Whether `host` (of `HOST:PORT`) is this machine's loopback: `localhost`, `127.x.x.x`, `::1`.
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+fn host(address: &str) -> &str {
+    address.rsplit_once(':').map_or(address, |(host, _)| host)
 }
 
 impl Cluster {
@@ -82,22 +132,40 @@ impl Cluster {
         }
         Self::port(&self.coordinator).map_err(|e| format!("--coordinator: {e}"))?;
         Self::port(&self.address).map_err(|e| format!("--node-address: {e}"))?;
+        for (flag, address) in [
+            ("--coordinator", &self.coordinator),
+            ("--node-address", &self.address),
+        ] {
+            if self.secret.is_none() && !is_loopback(host(address)) {
+                return Err(format!(
+                    "{flag} {address} is not a loopback address: give every node the same secret with --node-secret-file FILE or QUILL_NODE_SECRET (docs/scaling.md)"
+                ));
+            }
+        }
         Ok(())
     }
 
     /// Starts the orchestrator (on node 0) and registers this node's `device` with it; waits
-    /// for every node to join, up to the timeout.
-    pub fn join<B: Backend>(&self, device: &B::Device) -> Result<NodeLink, String> {
+    /// for every node to join, up to the timeout. `params` (the model's parameter count)
+    /// bounds the size of a peer's message: one step's gradients, laid end to end.
+    pub fn join<B: Backend>(&self, device: &B::Device, params: usize) -> Result<NodeLink, String> {
         self.validate()?;
+        // rmp-serde writes a byte as one or two bytes, and a gradient has at most 8.
+        let max_message_bytes = params.saturating_add(64).saturating_mul(16) + (1 << 20);
+        burn_communication::websocket::auth::configure(
+            self.secret.as_ref().map(|s| s.0.clone()),
+            max_message_bytes,
+        )?;
         if self.rank == 0 {
             let port = Self::port(&self.coordinator)?;
+            let host = host(&self.coordinator).to_owned();
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
                 .enable_all()
                 .build()
                 .map_err(|e| format!("cannot start the orchestrator: {e}"))?;
             std::thread::spawn(move || {
-                runtime.block_on(burn_collective::start_global_orchestrator(port))
+                runtime.block_on(burn_collective::start_global_orchestrator_on(&host, port))
             });
         }
         let config = CollectiveConfig::default()
@@ -305,6 +373,7 @@ mod tests {
             coordinator: coordinator.into(),
             address: "127.0.0.1:7001".into(),
             timeout: Duration::from_secs(5),
+            secret: Some(NodeSecret::new(b"0123456789abcdef\n", "test").unwrap()),
         }
     }
 
@@ -331,6 +400,59 @@ mod tests {
             Cluster::default_address("h:65535", 0)
                 .unwrap_err()
                 .contains("default port 65536 is above 65535")
+        );
+    }
+
+    #[test]
+    fn a_secret_is_needed_beyond_loopback_and_must_be_long_enough() {
+        let open = |coordinator: &str, address: &str| Cluster {
+            address: address.into(),
+            secret: None,
+            ..cluster(2, 0, coordinator)
+        };
+        for loopback in [
+            "127.0.0.1:7000",
+            "localhost:7000",
+            "[::1]:7000",
+            "127.0.0.2:7000",
+        ] {
+            assert_eq!(
+                open(loopback, "127.0.0.1:7001").validate(),
+                Ok(()),
+                "{loopback}"
+            );
+        }
+        for (coordinator, address, flag) in [
+            (
+                "0.0.0.0:7000",
+                "127.0.0.1:7001",
+                "--coordinator 0.0.0.0:7000",
+            ),
+            (
+                "10.0.0.1:7000",
+                "127.0.0.1:7001",
+                "--coordinator 10.0.0.1:7000",
+            ),
+            (
+                "127.0.0.1:7000",
+                "gpu2.lan:7001",
+                "--node-address gpu2.lan:7001",
+            ),
+        ] {
+            let error = open(coordinator, address).validate().unwrap_err();
+            assert!(
+                error.starts_with(flag) && error.contains("QUILL_NODE_SECRET"),
+                "{error}"
+            );
+        }
+        assert!(
+            NodeSecret::new(b"  hunter2\n", "QUILL_NODE_SECRET")
+                .unwrap_err()
+                .contains("7 bytes")
+        );
+        assert_eq!(
+            format!("{:?}", cluster(2, 0, "h:1").secret),
+            "Some(NodeSecret(..))"
         );
     }
 }

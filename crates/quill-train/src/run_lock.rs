@@ -26,7 +26,10 @@ pub struct FolderLock {
 pub enum LockError {
     /// Another process holds it; its process id as it wrote it, if readable.
     #[error("{} is in use by process {}", .folder.display(), .holder.map_or("(unknown)".into(), |p| p.to_string()))]
-    Held { folder: PathBuf, holder: Option<u32> },
+    Held {
+        folder: PathBuf,
+        holder: Option<u32>,
+    },
     #[error("{}: {message}", .path.display())]
     File { path: PathBuf, message: String },
 }
@@ -118,6 +121,29 @@ impl FolderLock {
 impl Drop for FolderLock {
     fn drop(&mut self) {
         let _ = self.file.unlock();
+    }
+}
+
+/// Whether `folder` holds nothing but lock files: a run that was refused before it started
+/// (a bad corpus, say) leaves only its lock, and that folder is no run.
+pub fn holds_only_locks(folder: &Path) -> bool {
+    std::fs::read_dir(folder).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .all(|e| e.file_name() == RUN_LOCK || e.file_name() == SWEEP_LOCK)
+    })
+}
+
+/// Removes `folder` on drop when it still holds nothing but lock files: a command that made
+/// the folder to lock it and then failed before writing anything leaves nothing behind.
+#[derive(Debug)]
+pub struct RemoveIfBare(pub PathBuf);
+
+impl Drop for RemoveIfBare {
+    fn drop(&mut self) {
+        if holds_only_locks(&self.0) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
 }
 

@@ -11,8 +11,8 @@
 use std::io::{BufRead, Write};
 use std::sync::{Arc, Mutex};
 
-use burn::train::metric::store::{Aggregate, EventStoreClient, Split};
 use burn::train::EarlyStoppingStrategy;
+use burn::train::metric::store::{Aggregate, EventStoreClient, Split};
 
 /// The start of the line a trial writes after each evaluation: `quill-trial-eval STEP LOSS`.
 pub const EVAL_PREFIX: &str = "quill-trial-eval ";
@@ -24,7 +24,9 @@ pub const CONTINUE: &str = "continue";
 /// (Linux), so a trial of a killed sweep stops at once, checkpoint saved, like on Ctrl-C.
 pub fn follow_parent() {
     #[cfg(target_os = "linux")]
-    if let Err(e) = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM)) {
+    if let Err(e) =
+        rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM))
+    {
         eprintln!("warning: cannot follow the sweep process: {e}");
     }
 }

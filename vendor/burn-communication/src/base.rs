@@ -20,6 +20,17 @@ impl FromStr for Address {
     }
 }
 
+impl Address {
+    /// quill: the host of `[scheme://]host:port[/path]` (`[::1]` keeps its brackets), which a
+    /// server listening for this address binds.
+    pub fn host(&self) -> Option<&str> {
+        let rest = self.inner.split_once("://").map_or(&self.inner[..], |(_, r)| r);
+        let authority = rest.split('/').next().unwrap_or(rest);
+        let (host, port) = authority.rsplit_once(':')?;
+        (!host.is_empty() && port.parse::<u16>().is_ok()).then_some(host)
+    }
+}
+
 impl Display for Address {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", self.inner)
@@ -88,6 +99,11 @@ pub trait ProtocolServer: Sized + Send + Sync + 'static {
 /// Handles communications.
 pub trait CommunicationChannel: Send + 'static {
     type Error: CommunicationError;
+
+    /// quill: who is at the other end, for messages that name it.
+    fn peer(&self) -> String {
+        "a peer".to_owned()
+    }
 
     /// Send a [message](Message) on the channel.
     fn send(

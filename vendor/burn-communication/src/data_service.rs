@@ -163,10 +163,19 @@ impl<B: Backend, P: Protocol> TensorDataService<B, P> {
                 return None;
             };
 
-            let DataServiceMessage::Tensor(data) = rmp_serde::from_slice(&msg.data)
-                .expect("Can deserialize messages from the websocket.")
-            else {
-                panic!("Message should have been TensorData")
+            // quill: a malformed answer is the peer's error, named, not a panic here.
+            let Ok(DataServiceMessage::Tensor(data)) = rmp_serde::from_slice(&msg.data) else {
+                log::error!(
+                    "quill: malformed tensor message from {} ({} bytes)",
+                    stream.peer(),
+                    msg.data.len()
+                );
+                eprintln!(
+                    "quill: malformed tensor message from {} ({} bytes)",
+                    stream.peer(),
+                    msg.data.len()
+                );
+                return None;
             };
             return Some(data);
         }
@@ -239,10 +248,15 @@ impl<B: Backend, P: Protocol> TensorDataService<B, P> {
                 Ok(message) => {
                     if let Some(msg) = message {
                         let bytes = msg.data;
-                        let msg: DataServiceMessage = rmp_serde::from_slice(&bytes)
-                            .expect("Can deserialize messages from the websocket.");
-                        let DataServiceMessage::TensorRequest(transfer_id) = msg else {
-                            panic!("Received a message that wasn't a tensor request! {msg:?}");
+                        // quill: a malformed request ends that peer's connection, named in
+                        // the log, not this node.
+                        let Ok(DataServiceMessage::TensorRequest(transfer_id)) =
+                            rmp_serde::from_slice(&bytes)
+                        else {
+                            let peer = channel.peer();
+                            log::error!("quill: malformed request from {peer} on /data; closing");
+                            eprintln!("quill: malformed request from {peer} on /data; closing");
+                            return;
                         };
 
                         let bytes = self.get_exposed_tensor_bytes(transfer_id).await.unwrap();

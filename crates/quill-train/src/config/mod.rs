@@ -18,8 +18,8 @@ use quill_model::ModelConfig;
 use serde::{Deserialize, Serialize};
 use toml::Table;
 
-use overrides::{all_keys, apply_override, check_against_schema, describe_toml_error};
 pub use overrides::unknown_key;
+use overrides::{all_keys, apply_override, check_against_schema, describe_toml_error};
 pub use sections::{
     CheckpointConfig, Devices, InitConfig, OptimizerConfig, Precision, ScheduleConfig, TrainConfig,
     check_devices,
@@ -67,6 +67,26 @@ impl RunConfig {
 
     /// Like [`RunConfig::load`] from text; `origin` names the text in errors.
     pub fn parse(text: &str, origin: &str, overrides: &[String]) -> Result<Self, ConfigError> {
+        let config = Self::parse_unvalidated(text, origin, overrides)?;
+        config.validate().map_err(|m| ConfigError::new(origin, m))?;
+        Ok(config)
+    }
+
+    /// Like [`RunConfig::load`] but checks keys and types only, not [`RunConfig::validate`]'s
+    /// relations: a sweep reads a config that is incomplete alone (a `[derive]` key still to
+    /// come, a `when` key the base lacks) and validates each finished trial.
+    pub fn load_unvalidated(path: &Path, overrides: &[String]) -> Result<Self, ConfigError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::new(&origin, format!("cannot read config: {e}")))?;
+        Self::parse_unvalidated(&text, &origin, overrides)
+    }
+
+    fn parse_unvalidated(
+        text: &str,
+        origin: &str,
+        overrides: &[String],
+    ) -> Result<Self, ConfigError> {
         let schema = Table::try_from(Self::default()).expect("the default config serializes");
         let mut table: Table = toml::from_str(text)
             .map_err(|e| ConfigError::new(origin, describe_toml_error(&e, text)))?;
@@ -74,9 +94,7 @@ impl RunConfig {
         for assignment in overrides {
             apply_override(&mut table, &schema, assignment)?;
         }
-        let config = Self::from_table(table, origin)?;
-        config.validate().map_err(|m| ConfigError::new(origin, m))?;
-        Ok(config)
+        Self::from_table(table, origin)
     }
 
     fn from_table(table: Table, origin: &str) -> Result<Self, ConfigError> {
@@ -138,6 +156,20 @@ impl RunConfig {
     /// Checks the ranges and relations that types cannot express, section by section (each
     /// section's rules live beside its type); the error names the first key that fails.
     pub fn validate(&self) -> Result<(), String> {
+        // One rule for every number: TOML writes `inf` and `nan` as floats, and no key of the
+        // config has a use for them (`optimizer.lr = inf` would pass "greater than 0").
+        let table = Table::try_from(self).expect("the config serializes");
+        for (section, keys) in &table {
+            for (key, value) in keys.as_table().into_iter().flatten() {
+                if let toml::Value::Float(x) = value
+                    && !x.is_finite()
+                {
+                    return Err(format!(
+                        "invalid value for `{section}.{key}`: {x} is not a finite number"
+                    ));
+                }
+            }
+        }
         self.model.validate()?;
         self.data.validate()?;
         self.train.validate()?;
@@ -154,6 +186,22 @@ mod tests {
     fn parse(text: &str, overrides: &[&str]) -> Result<RunConfig, String> {
         let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
         RunConfig::parse(text, "test.toml", &overrides).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn infinite_numbers_are_refused_by_key() {
+        for (text, set, key) in [
+            ("[optimizer]\nlr = inf\n", &[][..], "optimizer.lr"),
+            ("", &["schedule.min_lr=-inf"][..], "schedule.min_lr"),
+            ("[model]\ndropout = nan\n", &[][..], "model.dropout"),
+            ("", &["optimizer.grad_clip=inf"][..], "optimizer.grad_clip"),
+        ] {
+            let error = parse(text, set).unwrap_err();
+            assert!(
+                error.contains(&format!("`{key}`")) && error.contains("not a finite number"),
+                "{error}"
+            );
+        }
     }
 
     #[test]

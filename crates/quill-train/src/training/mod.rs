@@ -93,7 +93,7 @@ pub fn train_on<B: AutodiffBackend>(
                 eprintln!("warning: {e}");
             }
             let link = cluster
-                .join::<B::InnerBackend>(&device)
+                .join::<B::InnerBackend>(&device, params)
                 .map_err(TrainError::Invalid)?;
             link.agree_on_start::<B::InnerBackend>(setup.start.steps_done, &device)
                 .map_err(TrainError::Invalid)?;
@@ -239,13 +239,13 @@ fn learn<B: AutodiffBackend>(
     if let Some(stop) = control.stop() {
         return Err(wrap_up::stopped_early(stop, run, t.eval_interval));
     }
-    if let Some(step) = sweep_link.and_then(|link| link.stopped_at()) {
-        if step < epochs * t.eval_interval {
-            return Err(TrainError::StoppedBySweep {
-                dir: run.path.clone(),
-                step,
-            });
-        }
+    if let Some(step) = sweep_link.and_then(|link| link.stopped_at())
+        && step < epochs * t.eval_interval
+    {
+        return Err(TrainError::StoppedBySweep {
+            dir: run.path.clone(),
+            step,
+        });
     }
     if let Some(reason) = control.failure() {
         return Err(TrainError::Failed {

@@ -291,7 +291,9 @@ impl<B: Backend> LocalCollectiveServer<B> {
         if let Some(global_params) = &global_params
             && self.global_client.is_none()
         {
-            let server = WsServer::new(global_params.data_service_port);
+            // quill: on the host of this node's address, not on every interface.
+            let host = global_params.node_address.host().unwrap_or("0.0.0.0");
+            let server = WsServer::bind(host, global_params.data_service_port);
             let client = Node::new(&global_params.global_address, server);
             self.global_client = Some(client)
         }

@@ -1,5 +1,6 @@
 use crate::{
     base::{Address, CommunicationChannel, CommunicationError, Message, ProtocolClient},
+    websocket::auth::{self, ClientHandshake, HANDSHAKE_TIMEOUT},
     websocket::base::parse_ws_address,
 };
 use burn_std::future::DynFut;
@@ -27,13 +28,18 @@ async fn connect_ws(address: Address, route: String) -> Option<WsClientChannel> 
     let address = parse_ws_address(address).ok()?;
     let address = format!("{address}/{route}");
     const MB: usize = 1024 * 1024;
-    let (stream, _) = connect_async_with_config(
+    // quill: the bound quill sets from the model's size (none as published).
+    let (max_message, max_frame) = match auth::max_message_bytes() {
+        Some(max) => (Some(max), Some(max)),
+        None => (None, Some(MB * 512)),
+    };
+    let (mut stream, _) = connect_async_with_config(
         address.clone(),
         Some(
             WebSocketConfig::default()
                 .write_buffer_size(0)
-                .max_message_size(None)
-                .max_frame_size(Some(MB * 512))
+                .max_message_size(max_message)
+                .max_frame_size(max_frame)
                 .accept_unmasked_frames(true)
                 .read_buffer_size(64 * 1024), // 64 KiB (previous default)
         ),
@@ -41,15 +47,56 @@ async fn connect_ws(address: Address, route: String) -> Option<WsClientChannel> 
     )
     .await
     .ok()?;
+    if let Some(secret) = auth::secret()
+        && let Err(reason) = authenticate(&mut stream, secret).await
+    {
+        log::warn!("quill: refused the connection to {address}: {reason}");
+        eprintln!("quill: refused the connection to {address}: {reason}");
+        let _ = stream.close(None).await;
+        return None;
+    }
 
-    Some(WsClientChannel { inner: stream })
+    Some(WsClientChannel {
+        inner: stream,
+        peer: address,
+    })
 }
+
+/// quill: the client's side of [`auth`]'s handshake; `Err` is why the server is refused.
+async fn authenticate(stream: &mut WsStream, secret: &[u8]) -> Result<(), String> {
+    let challenge = next_binary(stream).await?;
+    let (handshake, answer) = ClientHandshake::answer(secret, &challenge)?;
+    stream
+        .send(tungstenite::Message::Binary(answer.into()))
+        .await
+        .map_err(|e| format!("cannot answer the challenge: {e}"))?;
+    let proof = next_binary(stream).await?;
+    Ok(handshake.check(secret, &proof)?)
+}
+
+async fn next_binary(stream: &mut WsStream) -> Result<bytes::Bytes, String> {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.next()).await {
+        Err(_) => Err("the server did not go on with the handshake in time".to_owned()),
+        Ok(Some(Ok(tungstenite::Message::Binary(data)))) => Ok(data),
+        Ok(Some(Ok(_))) => Err("the server sent a message that is not binary".to_owned()),
+        Ok(Some(Err(e))) => Err(format!("the connection failed: {e}")),
+        Ok(None) => Err("the server closed the connection".to_owned()),
+    }
+}
+
+type WsStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
 pub struct WsClientChannel {
     inner: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    peer: String,
 }
 
 impl CommunicationChannel for WsClientChannel {
     type Error = WsClientError;
+
+    fn peer(&self) -> String {
+        self.peer.clone()
+    }
 
     async fn send(&mut self, msg: Message) -> Result<(), WsClientError> {
         self.inner
@@ -67,7 +114,8 @@ impl CommunicationChannel for WsClientChannel {
                 Err(err) => Err(WsClientError::Tungstenite(err)),
                 msg => Err(WsClientError::UnknownMessage(format!("{msg:?}"))),
             },
-            None => todo!(),
+            // quill: the stream ended without a close frame (the peer died).
+            None => Ok(None),
         }
     }
 

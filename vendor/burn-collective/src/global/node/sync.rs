@@ -95,12 +95,21 @@ impl<P: Protocol> SyncService<P> {
     }
 
     pub async fn handle_sync_connection<C: CommunicationChannel>(&self, mut channel: C) {
-        let msg = channel.recv().await.unwrap();
-        let Some(msg) = msg else {
+        // quill: a failed or malformed message names its peer instead of a panic.
+        let msg = match channel.recv().await {
+            Ok(Some(msg)) => msg,
+            Ok(None) => return,
+            Err(err) => {
+                log::error!("quill: /sync from {}: {err:?}", channel.peer());
+                return;
+            }
+        };
+        let Ok(msg) = rmp_serde::from_slice::<SyncRequest>(&msg.data) else {
+            let peer = channel.peer();
+            log::error!("quill: malformed message from {peer} on /sync; closing");
+            eprintln!("quill: malformed message from {peer} on /sync; closing");
             return;
         };
-
-        let msg = rmp_serde::from_slice::<SyncRequest>(&msg.data).unwrap();
 
         self.add_syncing_peer(msg.0);
 

@@ -222,8 +222,13 @@ impl<C: ProtocolClient> GlobalClientWorker<C> {
                                 break;
                             };
 
-                            let response: CollectiveMessageResponse = rmp_serde::from_slice(&response.data)
-                                .expect("Can deserialize messages from the websocket.");
+                            // quill: a malformed response names the orchestrator, not a panic.
+                            let Ok(response) = rmp_serde::from_slice::<CollectiveMessageResponse>(&response.data) else {
+                                let peer = stream_response.peer();
+                                log::error!("quill: malformed response from the orchestrator at {peer}");
+                                eprintln!("quill: malformed response from the orchestrator at {peer}");
+                                break;
+                            };
                             let state_resp = state.lock().await;
                             let response_callback = state_resp
                                 .requests

@@ -70,7 +70,7 @@ impl GlobalOrchestrator {
         };
 
         let msg = rmp_serde::from_slice::<CollectiveMessage>(&msg.data)
-            .map_err(|_| GlobalCollectiveError::InvalidMessage)?;
+            .map_err(|_| invalid_message(&stream))?;
 
         let CollectiveMessage::Init(id) = msg else {
             return Err(GlobalCollectiveError::FirstMsgNotInit);
@@ -109,7 +109,7 @@ impl GlobalOrchestrator {
             let mut state = self.state.lock().await;
 
             let msg = rmp_serde::from_slice::<CollectiveMessage>(&msg.data)
-                .map_err(|_| GlobalCollectiveError::InvalidMessage)?;
+                .map_err(|_| invalid_message(&stream))?;
             match msg {
                 CollectiveMessage::Init(id) => {
                     state.init_session(id);
@@ -128,9 +128,22 @@ impl GlobalOrchestrator {
     }
 }
 
+/// quill: a malformed message ends its peer's connection, named in the log.
+fn invalid_message<C: CommunicationChannel>(stream: &C) -> GlobalCollectiveError {
+    let peer = stream.peer();
+    log::error!("quill: malformed message from {peer} at the orchestrator; closing");
+    eprintln!("quill: malformed message from {peer} at the orchestrator; closing");
+    GlobalCollectiveError::InvalidMessage
+}
+
 /// Start a global orchestrator with WebSocket on the given port
 pub async fn start_global_orchestrator(port: u16) {
-    let server = WsServer::new(port);
+    start_global_orchestrator_on("0.0.0.0", port).await
+}
+
+/// quill: [`start_global_orchestrator`] listening on `host` only.
+pub async fn start_global_orchestrator_on(host: &str, port: u16) {
+    let server = WsServer::bind(host, port);
     let res = GlobalOrchestrator::start(os_shutdown_signal(), server).await;
     if let Err(err) = res {
         log::error!("Global Collective Orchestrator error: {err:?}");
