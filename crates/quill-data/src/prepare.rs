@@ -17,7 +17,7 @@ use std::time::{Instant, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::corpus::DataConfig;
+use crate::config::DataConfig;
 use crate::cuts::line_chunks;
 use crate::partial_file::{PartialFile, WritersLock, write_error};
 use crate::progress::{Quiet, Report};

@@ -2,13 +2,14 @@
 //! [`TextBlocks`] yields its text as the files give it, [`SplitPieces`] re-cuts that into the
 //! training and validation parts, in pieces that end where GPT-2's pre-tokenizer always
 //! ends a piece, so encoding them one by one gives the ids of the whole text.
+//! [`corpus_files`] lists the files a corpus is read from; it lives here, below
+//! [`crate::corpus`] and [`crate::prepare`], which both read the text through this module.
 
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::DataError;
-use crate::corpus::collect_files;
 use crate::cuts::last_safe_cut;
 
 /// Bytes read from a file at a time.
@@ -158,6 +159,31 @@ pub fn corpus_files(path: &Path) -> Result<Vec<PathBuf>, DataError> {
     collect_files(path, &mut files)?;
     files.sort();
     Ok(files)
+}
+
+/// The files under `dir`, hidden ones (and hidden directories) skipped, in the order the
+/// folder lists them ([`corpus_files`] sorts them).
+fn collect_files(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), DataError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| DataError::CorpusRead {
+        path: dir.to_owned(),
+        source,
+    })?;
+    for entry in entries {
+        let entry = entry.map_err(|source| DataError::CorpusRead {
+            path: dir.to_owned(),
+            source,
+        })?;
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let path = entry.path();
+        if path.is_dir() {
+            collect_files(&path, files)?;
+        } else {
+            files.push(path);
+        }
+    }
+    Ok(())
 }
 
 fn not_utf8(path: &Path, offset: usize) -> DataError {

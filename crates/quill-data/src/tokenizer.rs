@@ -20,7 +20,7 @@ use tiktoken_rs::CoreBPE;
 
 use crate::bpe::TrainedBpe;
 use crate::cuts::line_chunks;
-use crate::utf8_stream::Utf8Stream;
+use crate::utf8_stream::{TokenBytes, Utf8Stream};
 use crate::{DataError, Vocab};
 
 /// `data.tokenizer`.
@@ -310,17 +310,24 @@ impl Tokenizer {
     }
 }
 
+/// Streamed decoding ([`Utf8Stream`]) reads a token's bytes through this.
+impl TokenBytes for Tokenizer {
+    fn token_bytes(&self, id: u32) -> Option<Cow<'_, [u8]>> {
+        Tokenizer::token_bytes(self, id)
+    }
+}
+
 /// The size of the pieces a BPE is trained on (each one a sequence for its trainer).
 pub(crate) const BPE_TRAINING_PIECE: usize = 1 << 16;
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
     use crate::cuts::is_safe_cut;
 
     /// Text with what tokenizers trip on: accents, CJK, emoji (joined and flags), CRLF, tabs,
     /// odd spaces.
-    pub(crate) const WORLD: &str = "Hello world! Ça va? Grüße aus Köln.\n\n日本語のテキスト、中文文本。\n\
+    const WORLD: &str = "Hello world! Ça va? Grüße aus Köln.\n\n日本語のテキスト、中文文本。\n\
         Emoji: 😀🎉👩‍👩‍👧 and a flag 🇫🇷.\n  indented\n\n\nend\r\nCRLF lines\r\n\r\nit's\t\ttabs \
         don't \u{3000}wide space\u{a0}nbsp 42 \n";
 
@@ -344,7 +351,15 @@ pub(crate) mod tests {
         // Two newlines before a word are two tokens, at the end of a text one.
         assert_eq!(gpt2.encode("a\n\nb").unwrap()[1..3], [198, 198]);
         assert_eq!(gpt2.encode("a\n\n").unwrap()[1..], [628]);
-        assert_eq!(gpt2.decode(&gpt2.encode(WORLD).unwrap()), WORLD);
+        let ids = gpt2.encode(WORLD).unwrap();
+        assert_eq!(gpt2.decode(&ids), WORLD);
+        // Some tokens end inside a character (emoji and CJK are split into bytes), which
+        // decoding holds back; a cut character at the end and an unknown id are U+FFFD.
+        let cut = |&id: &u32| std::str::from_utf8(&gpt2.token_bytes(id).unwrap()).is_err();
+        assert!(ids.iter().any(cut));
+        let emoji = gpt2.encode("😀").unwrap();
+        assert_eq!(gpt2.decode(&emoji[..emoji.len() - 1]), "\u{FFFD}");
+        assert_eq!(gpt2.decode(&[31373, 60000]), "hello\u{FFFD}");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use toml::Value;
 
-use crate::file::{SamplerKind, SweepFile};
+use crate::file::{PrunerKind, SamplerKind, SweepFile};
 use crate::study::{State, Status};
 use crate::tpe::{self, Observation, TpeSettings};
 use crate::trial::{Resolver, Trial};
@@ -109,6 +109,14 @@ impl<'a> Planner<'a> {
                     reason,
                 }),
             }
+        }
+        // With a pruner, a grid runs in a shuffled order (seeded): a rung compares each
+        // trial with those that reached it before, and the file's order (often from the worst
+        // learning rate to the best) would let every later, better trial through.
+        if sweep.pruner.kind != PrunerKind::None {
+            use rand::seq::SliceRandom;
+            let mut rng = StdRng::seed_from_u64(sweep.sampler.seed);
+            self.grid.shuffle(&mut rng);
         }
         if self.grid.is_empty() {
             let first = self.dropped.first().map_or(String::new(), |d| {

@@ -18,6 +18,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::checkpoint::newest_step;
+use crate::collective_wait::{CollectivePanic, collective_panic};
 use crate::memory::bytes;
 use crate::run_dir::RunDir;
 
@@ -169,7 +170,6 @@ pub fn install_panic_hook() {
             exit_with(fatal, "");
         }
         // burn-collective's tasks panic when a peer's connection closes.
-        use crate::nodes::{CollectivePanic, collective_panic};
         match info.location().and_then(|l| collective_panic(l.file())) {
             Some(CollectivePanic::LostNode) => {
                 exit_with(Fatal::LostNode, &message.replace('\n', " "))

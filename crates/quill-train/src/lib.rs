@@ -41,6 +41,7 @@
 
 pub mod bench;
 pub mod checkpoint;
+pub mod collective_wait;
 pub mod config;
 pub mod disk;
 pub mod evaluate;

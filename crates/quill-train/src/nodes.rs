@@ -21,8 +21,7 @@
 //! after at most [`Cluster::timeout`], their checkpoints intact.
 
 use std::str::FromStr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use burn::module::{AutodiffModule, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
@@ -32,7 +31,12 @@ use burn::tensor::backend::AutodiffBackend;
 use burn_collective::{AllReduceStrategy, CollectiveConfig, PeerId, ReduceOperation};
 use burn_communication::Address;
 
+use crate::collective_wait::{waited, waiting};
 use crate::failure::{Fatal, exit_with};
+
+// These live in `collective_wait` now, so that `failure`'s panic hook need not depend on this
+// module (which reports through `failure`); their old paths still work.
+pub use crate::collective_wait::{CollectivePanic, collective_panic};
 
 /// Where this process stands among the nodes of a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,39 +196,12 @@ fn ws(address: &str) -> Address {
     Address::from_str(&format!("ws://{address}")).expect("any text is an address")
 }
 
-/// What a panic of burn-collective's or burn-communication's tasks means; they panic when a
-/// peer's connection closes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CollectivePanic {
-    /// While this node waits for the others (joining, or a step's exchange): one is gone.
-    LostNode,
-    /// Between exchanges: another node may simply have finished first (its last checkpoint
-    /// written while this one still writes), so nothing to report here; a node that is really
-    /// gone fails the next exchange.
-    Between,
-}
-
-/// What a panic at `file` means, when it is burn-collective's or burn-communication's.
-pub fn collective_panic(file: &str) -> Option<CollectivePanic> {
-    if !(file.contains("burn-collective") || file.contains("burn-communication")) {
-        return None;
-    }
-    match WAITING.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
-        true => Some(CollectivePanic::LostNode),
-        false => Some(CollectivePanic::Between),
-    }
-}
-
-/// What the watchdog watches: since when this node waits for the others, and for what.
-static WAITING: Mutex<Option<(Instant, &'static str)>> = Mutex::new(None);
-
 /// Ends the process with one line when a wait for the other nodes outlasts `timeout`.
 fn watchdog(timeout: Duration) {
     std::thread::spawn(move || {
         loop {
             std::thread::sleep(Duration::from_millis(100));
-            let waited = *WAITING.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((since, what)) = waited
+            if let Some((since, what)) = waited()
                 && since.elapsed() > timeout
             {
                 let detail = format!("{what} within {} s", timeout.as_secs());
@@ -232,14 +209,6 @@ fn watchdog(timeout: Duration) {
             }
         }
     });
-}
-
-/// Runs `work` (a collective call) under the watchdog.
-fn waiting<T>(what: &'static str, work: impl FnOnce() -> T) -> T {
-    *WAITING.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), what));
-    let result = work();
-    *WAITING.lock().unwrap_or_else(|e| e.into_inner()) = None;
-    result
 }
 
 /// This node's membership, for the all-reduces of a run.
