@@ -19,29 +19,33 @@ fn pages() -> Vec<PathBuf> {
     pages
 }
 
-/// The lines of `text` outside fenced code blocks, with inline code spans removed.
-fn prose(text: &str) -> Vec<(usize, String)> {
+/// The lines of `text` outside fenced code blocks, numbered from 1.
+fn unfenced(text: &str) -> impl Iterator<Item = (usize, &str)> {
     let mut fenced = false;
-    let mut lines = Vec::new();
-    for (i, line) in text.lines().enumerate() {
+    text.lines().enumerate().filter_map(move |(i, line)| {
         let trimmed = line.trim_start();
         if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
             fenced = !fenced;
-            continue;
+            return None;
         }
-        if fenced {
-            continue;
-        }
-        // Text between backticks is code; a pair of spans alternates in and out.
-        let outside: String = line
-            .split('`')
-            .enumerate()
-            .filter(|(k, _)| k % 2 == 0)
-            .map(|(_, part)| part)
-            .collect();
-        lines.push((i + 1, outside));
-    }
-    lines
+        (!fenced).then_some((i + 1, line))
+    })
+}
+
+/// The lines of `text` outside fenced code blocks, with inline code spans removed.
+fn prose(text: &str) -> Vec<(usize, String)> {
+    unfenced(text)
+        .map(|(number, line)| {
+            // Text between backticks is code; a pair of spans alternates in and out.
+            let outside: String = line
+                .split('`')
+                .enumerate()
+                .filter(|(k, _)| k % 2 == 0)
+                .map(|(_, part)| part)
+                .collect();
+            (number, outside)
+        })
+        .collect()
 }
 
 /// GitHub's anchor of a heading: lower case, punctuation dropped, spaces to hyphens.
@@ -75,14 +79,9 @@ fn anchors(page: &Path) -> HashSet<String> {
     let text = std::fs::read_to_string(page).unwrap();
     let mut seen = std::collections::HashMap::<String, usize>::new();
     let mut anchors = HashSet::new();
-    let mut fenced = false;
-    for line in text.lines() {
-        if line.trim_start().starts_with("```") || line.trim_start().starts_with("~~~") {
-            fenced = !fenced;
-            continue;
-        }
+    for (_, line) in unfenced(&text) {
         let hashes = line.chars().take_while(|&c| c == '#').count();
-        if fenced || !(1..=6).contains(&hashes) || !line[hashes..].starts_with(' ') {
+        if !(1..=6).contains(&hashes) || !line[hashes..].starts_with(' ') {
             continue;
         }
         let slug = slug(line[hashes..].trim().trim_end_matches('#'));

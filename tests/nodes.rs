@@ -340,30 +340,23 @@ fn node_settings_that_cannot_work_are_one_line() {
         ]),
         "1 micro-batches per step cannot be shared out among 2 devices",
     );
+    let remote = [
+        "--nodes",
+        "2",
+        "--node-rank",
+        "1",
+        "--coordinator",
+        "10.1.2.3:29500",
+    ];
     fails_with(
-        with(&[
-            "--nodes",
-            "2",
-            "--node-rank",
-            "1",
-            "--coordinator",
-            "10.1.2.3:29500",
-        ]),
+        with(&remote),
         "--coordinator 10.1.2.3:29500 is not a loopback address: give every node the same secret with --node-secret-file FILE or QUILL_NODE_SECRET",
     );
     let short = quill.dir.path().join("short-secret");
     std::fs::write(&short, "hunter2\n").unwrap();
+    let short = ["--node-secret-file", short.to_str().unwrap()];
     fails_with(
-        with(&[
-            "--nodes",
-            "2",
-            "--node-rank",
-            "1",
-            "--coordinator",
-            "10.1.2.3:29500",
-            "--node-secret-file",
-            short.to_str().unwrap(),
-        ]),
+        with(&[&remote[..], &short].concat()),
         "the node secret has 7 bytes, fewer than 16",
     );
     assert!(!quill.artifacts().join("bad").exists());

@@ -31,6 +31,9 @@ pub struct Trial {
 pub struct Resolver<'a> {
     pub sweep: &'a SweepFile,
     overrides: Vec<String>,
+    /// The base file's text, read once; `origin` names it in errors.
+    text: String,
+    origin: String,
     base: Table,
 }
 
@@ -60,16 +63,18 @@ impl<'a> Resolver<'a> {
     /// Fails when the base file cannot be read at all.
     pub fn new(sweep: &'a SweepFile, overrides: &[String]) -> Result<Self, String> {
         let overrides: Vec<String> = sweep.set.iter().chain(overrides).cloned().collect();
-        let base = match RunConfig::load_unvalidated(&sweep.base, &overrides) {
+        let origin = sweep.base.display().to_string();
+        let text = std::fs::read_to_string(&sweep.base)
+            .map_err(|e| format!("{origin}: cannot read config: {e}"))?;
+        let base = match RunConfig::parse_unvalidated(&text, &origin, &overrides) {
             Ok(config) => as_table(&config),
-            Err(error) => std::fs::read_to_string(&sweep.base)
-                .ok()
-                .and_then(|text| text.parse::<Table>().ok())
-                .ok_or_else(|| error.to_string())?,
+            Err(error) => text.parse::<Table>().map_err(|_| error.to_string())?,
         };
         Ok(Self {
             sweep,
             overrides,
+            text,
+            origin,
             base,
         })
     }
@@ -120,7 +125,7 @@ impl<'a> Resolver<'a> {
             .chain(active.iter().map(|(k, v)| format!("{k}={v}")))
             .collect();
         let unvalidated = |overrides: &[String]| {
-            RunConfig::load_unvalidated(&self.sweep.base, overrides).map_err(|e| e.message)
+            RunConfig::parse_unvalidated(&self.text, &self.origin, overrides).map_err(|e| e.message)
         };
         if !self.sweep.derive.is_empty() {
             let table = as_table(&unvalidated(&overrides)?);
@@ -136,7 +141,8 @@ impl<'a> Resolver<'a> {
             seed = Some(base_seed + repeat as u64);
             overrides.push(format!("train.seed={}", base_seed + repeat as u64));
         }
-        let config = RunConfig::load(&self.sweep.base, &overrides).map_err(|e| e.message)?;
+        let config =
+            RunConfig::parse(&self.text, &self.origin, &overrides).map_err(|e| e.message)?;
         let table = as_table(&config);
         for constraint in &self.sweep.constraints {
             match evaluate(constraint, &table)? {

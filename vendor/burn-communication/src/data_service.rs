@@ -165,16 +165,12 @@ impl<B: Backend, P: Protocol> TensorDataService<B, P> {
 
             // quill: a malformed answer is the peer's error, named, not a panic here.
             let Ok(DataServiceMessage::Tensor(data)) = rmp_serde::from_slice(&msg.data) else {
-                log::error!(
+                let message = format!(
                     "quill: malformed tensor message from {} ({} bytes)",
                     stream.peer(),
                     msg.data.len()
                 );
-                eprintln!(
-                    "quill: malformed tensor message from {} ({} bytes)",
-                    stream.peer(),
-                    msg.data.len()
-                );
+                crate::util::report(log::Level::Error, &message);
                 return None;
             };
             return Some(data);
@@ -254,8 +250,8 @@ impl<B: Backend, P: Protocol> TensorDataService<B, P> {
                             rmp_serde::from_slice(&bytes)
                         else {
                             let peer = channel.peer();
-                            log::error!("quill: malformed request from {peer} on /data; closing");
-                            eprintln!("quill: malformed request from {peer} on /data; closing");
+                            let message = format!("quill: malformed request from {peer} on /data; closing");
+                            crate::util::report(log::Level::Error, &message);
                             return;
                         };
 

@@ -3,6 +3,13 @@ use tracing_subscriber::{
     Layer, filter::filter_fn, layer::SubscriberExt, registry, util::SubscriberInitExt,
 };
 
+/// quill: a refused or malformed connection, in the log and on stderr (where a user running
+/// the nodes sees it; the run goes on).
+pub fn report(level: log::Level, message: &str) {
+    log::log!(level, "{message}");
+    eprintln!("{message}");
+}
+
 /// Utilities to help handle communication termination.
 pub async fn os_shutdown_signal() {
     let ctrl_c = async {

@@ -59,10 +59,11 @@ impl ConfigError {
 impl RunConfig {
     /// Reads `path`, applies `overrides` (`section.key=value`, in order) and validates.
     pub fn load(path: &Path, overrides: &[String]) -> Result<Self, ConfigError> {
-        let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::new(&origin, format!("cannot read config: {e}")))?;
-        Self::parse(&text, &origin, overrides)
+        let config = Self::load_unvalidated(path, overrides)?;
+        config
+            .validate()
+            .map_err(|m| ConfigError::new(path.display().to_string(), m))?;
+        Ok(config)
     }
 
     /// Like [`RunConfig::load`] from text; `origin` names the text in errors.
@@ -82,7 +83,8 @@ impl RunConfig {
         Self::parse_unvalidated(&text, &origin, overrides)
     }
 
-    fn parse_unvalidated(
+    /// [`RunConfig::load_unvalidated`] from text; `origin` names the text in errors.
+    pub fn parse_unvalidated(
         text: &str,
         origin: &str,
         overrides: &[String],

@@ -50,8 +50,8 @@ async fn connect_ws(address: Address, route: String) -> Option<WsClientChannel> 
     if let Some(secret) = auth::secret()
         && let Err(reason) = authenticate(&mut stream, secret).await
     {
-        log::warn!("quill: refused the connection to {address}: {reason}");
-        eprintln!("quill: refused the connection to {address}: {reason}");
+        let message = format!("quill: refused the connection to {address}: {reason}");
+        crate::util::report(log::Level::Warn, &message);
         let _ = stream.close(None).await;
         return None;
     }

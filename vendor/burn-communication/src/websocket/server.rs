@@ -115,8 +115,9 @@ impl ProtocolServer for WsServer {
                     if let Some(secret) = auth::secret()
                         && let Err(reason) = authenticate(&mut socket, secret).await
                     {
-                        log::warn!("quill: refused a connection from {peer} to {route}: {reason}");
-                        eprintln!("quill: refused a connection from {peer} to {route}: {reason}");
+                        let message =
+                            format!("quill: refused a connection from {peer} to {route}: {reason}");
+                        crate::util::report(log::Level::Warn, &message);
                         let _ = socket.send(ws::Message::Close(None)).await;
                         return;
                     }

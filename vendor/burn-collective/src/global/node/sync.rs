@@ -106,8 +106,8 @@ impl<P: Protocol> SyncService<P> {
         };
         let Ok(msg) = rmp_serde::from_slice::<SyncRequest>(&msg.data) else {
             let peer = channel.peer();
-            log::error!("quill: malformed message from {peer} on /sync; closing");
-            eprintln!("quill: malformed message from {peer} on /sync; closing");
+            let message = format!("quill: malformed message from {peer} on /sync; closing");
+            burn_communication::util::report(log::Level::Error, &message);
             return;
         };
 

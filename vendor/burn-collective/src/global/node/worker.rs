@@ -225,8 +225,8 @@ impl<C: ProtocolClient> GlobalClientWorker<C> {
                             // quill: a malformed response names the orchestrator, not a panic.
                             let Ok(response) = rmp_serde::from_slice::<CollectiveMessageResponse>(&response.data) else {
                                 let peer = stream_response.peer();
-                                log::error!("quill: malformed response from the orchestrator at {peer}");
-                                eprintln!("quill: malformed response from the orchestrator at {peer}");
+                                let message = format!("quill: malformed response from the orchestrator at {peer}");
+                                burn_communication::util::report(log::Level::Error, &message);
                                 break;
                             };
                             let state_resp = state.lock().await;

@@ -131,8 +131,8 @@ impl GlobalOrchestrator {
 /// quill: a malformed message ends its peer's connection, named in the log.
 fn invalid_message<C: CommunicationChannel>(stream: &C) -> GlobalCollectiveError {
     let peer = stream.peer();
-    log::error!("quill: malformed message from {peer} at the orchestrator; closing");
-    eprintln!("quill: malformed message from {peer} at the orchestrator; closing");
+    let message = format!("quill: malformed message from {peer} at the orchestrator; closing");
+    burn_communication::util::report(log::Level::Error, &message);
     GlobalCollectiveError::InvalidMessage
 }
 
