@@ -10,7 +10,11 @@ mod end_to_end;
 mod generation;
 mod interop;
 mod interruption;
+mod kernels;
 mod nodes;
 mod scaling;
 mod sweeps;
 mod tokenizers;
+
+#[path = "parity/mod.rs"]
+mod parity;

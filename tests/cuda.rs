@@ -98,12 +98,12 @@ mod gpu {
     use burn::backend::{Autodiff, Cuda, NdArray};
     use burn::prelude::*;
     use burn::tensor::{Distribution, FloatDType};
+    use quill_model::{Kernels, Matmul};
 
     type Trained = Autodiff<Cuda>;
 
-    /// cuBLAS's products and the fused softmax are switches of the whole process, and the
-    /// softmax's dropout check seeds burn's generator, which the process shares: each test
-    /// holds this lock and sets the switches it needs. `just gpu-bench` runs each test in a
+    /// The softmax's dropout check seeds burn's generator, which the process shares: each test
+    /// holds this lock. `just gpu-bench` runs each test in a
     /// process of its own (cuBLAS's first), so that one's failure does not hide the other's.
     static PROCESS: Mutex<()> = Mutex::new(());
 
@@ -122,9 +122,16 @@ mod gpu {
     #[test]
     fn quills_kernels_and_the_model_match_burn_and_ndarray() {
         let (_lock, device) = start();
-        quill_cublas::disable();
-        quill_gpu_kernels::SOFTMAX.set(false);
-        let parity = parity::compare::<Autodiff<NdArray>, Trained>(&Default::default(), &device);
+        let burn_softmax = Kernels {
+            softmax: false,
+            ..Kernels::QUILL
+        };
+        let parity = parity::compare_kernels::<Autodiff<NdArray>, Trained>(
+            &Default::default(),
+            Kernels::QUILL,
+            &device,
+            burn_softmax,
+        );
         parity::assert_f32_parity(&parity);
 
         fused_softmax::check_all::<Trained>(&device, &[FloatDType::BF16, FloatDType::F16]);
@@ -132,7 +139,6 @@ mod gpu {
         fused_adamw::check_all::<Cuda>(&device);
         fused_layer_norm::check_all::<Trained>(&device);
         fused_heads::check_all::<Trained>(&device, &[FloatDType::BF16]);
-        quill_gpu_kernels::SOFTMAX.set(true);
         let parity = parity::compare::<Autodiff<NdArray>, Trained>(&Default::default(), &device);
         parity::assert_f32_parity(&parity);
     }
@@ -142,17 +148,24 @@ mod gpu {
     #[test]
     fn cublas_products_and_the_model_match_burn_and_ndarray() {
         let (_lock, device) = start();
-        quill_gpu_kernels::SOFTMAX.set(true);
         assert!(
-            quill_cublas::enable(),
+            quill_cublas::available(),
             "libcublas not found: add /usr/local/cuda/lib64 to LD_LIBRARY_PATH"
         );
         if let Err(error) = quill_cublas::check(&device) {
             panic!("quill-cuda's start-up check: {error}");
         }
         cublas_products_equal_burns(&device);
-        let parity = parity::compare::<Autodiff<NdArray>, Trained>(&Default::default(), &device);
-        quill_cublas::disable();
+        let cublas = Kernels {
+            matmul: Matmul::Cublas,
+            ..Kernels::QUILL
+        };
+        let parity = parity::compare_kernels::<Autodiff<NdArray>, Trained>(
+            &Default::default(),
+            Kernels::QUILL,
+            &device,
+            cublas,
+        );
         // cuBLAS's f32 products run on TF32 tensor cores (10-bit mantissas), as burn's large
         // ones do; attention's products go through them too (no attention op with cuBLAS).
         parity::assert_parity(&parity, 3e-3, 2e-3, 1e-2);

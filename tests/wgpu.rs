@@ -24,6 +24,7 @@ use std::process::Command;
 use burn::backend::wgpu::WgpuDevice;
 use burn::backend::{Autodiff, NdArray, Wgpu};
 use burn::prelude::*;
+use quill_model::Kernels;
 
 fn wgpu_available() -> bool {
     let works = std::panic::catch_unwind(|| {
@@ -42,8 +43,6 @@ fn wgpu_available() -> bool {
     works
 }
 
-/// One test, in order: the fused softmax is switched on for the whole process, and its
-/// dropout check seeds burn's generator, which every test of this process shares.
 /// `quill-wgpu`, run in `dir`.
 fn quill_wgpu(dir: &std::path::Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_quill-wgpu"));
@@ -59,8 +58,16 @@ fn wgpu_computes_what_ndarray_computes_with_burns_softmax_then_the_fused_one() {
     }
     let device = WgpuDevice::DefaultDevice;
     // What QUILL_SOFTMAX=burn does: the model's attention on burn's composition.
-    quill_gpu_kernels::SOFTMAX.set(false);
-    let parity = parity::compare::<Autodiff<NdArray>, Autodiff<Wgpu>>(&Default::default(), &device);
+    let burn_softmax = Kernels {
+        softmax: false,
+        ..Kernels::QUILL
+    };
+    let parity = parity::compare_kernels::<Autodiff<NdArray>, Autodiff<Wgpu>>(
+        &Default::default(),
+        Kernels::QUILL,
+        &device,
+        burn_softmax,
+    );
     parity::assert_f32_parity(&parity);
 
     fused_softmax::check_all::<Autodiff<Wgpu>>(&device, &[]);
@@ -69,7 +76,6 @@ fn wgpu_computes_what_ndarray_computes_with_burns_softmax_then_the_fused_one() {
     fused_layer_norm::check_all::<Autodiff<Wgpu>>(&device);
     fused_heads::check_all::<Autodiff<Wgpu>>(&device, &[]);
     // The default: the model's attention on the fused kernels.
-    quill_gpu_kernels::SOFTMAX.set(true);
     let parity = parity::compare::<Autodiff<NdArray>, Autodiff<Wgpu>>(&Default::default(), &device);
     parity::assert_f32_parity(&parity);
 }

@@ -8,10 +8,10 @@ use burn::record::DefaultRecorder;
 use burn::tensor::backend::AutodiffBackend;
 use burn::train::TrainStep;
 use quill_data::TokenBatch;
-use quill_model::{Gpt, ModelConfig};
+use quill_model::{Gpt, Kernels, ModelConfig};
 use quill_train::config::OptimizerConfig;
 use quill_train::optimizer::MatrixDecayAdamW;
-use quill_train::step::Trainee;
+use quill_train::step::{Trained, Trainee};
 
 /// What the comparison measured.
 #[derive(Debug)]
@@ -61,7 +61,7 @@ fn loss<B: Backend>(gpt: &Gpt<B>, device: &B::Device) -> f64 {
 
 fn train_10_steps<B: AutodiffBackend>(gpt: Gpt<B>, device: &B::Device) -> f64 {
     let optimizer_config = OptimizerConfig::default();
-    let mut optimizer = MatrixDecayAdamW::init::<B, Trainee<B>>(&optimizer_config);
+    let mut optimizer = MatrixDecayAdamW::init::<B, Trained<B>>(&optimizer_config, gpt.kernels());
     let mut trainee = Trainee::detached(gpt, 1.0, 1);
     for _ in 0..10 {
         let output = TrainStep::step(&trainee, batch::<B>(device));
@@ -71,10 +71,22 @@ fn train_10_steps<B: AutodiffBackend>(gpt: Gpt<B>, device: &B::Device) -> f64 {
     loss(&trainee.gpt, device)
 }
 
-/// Runs the comparison of backend `D` against the reference backend `R`.
+/// Runs the comparison of backend `D` against the reference backend `R`, each model (and its
+/// optimizer) on quill's kernels where its backend has them.
 pub fn compare<R: AutodiffBackend, D: AutodiffBackend>(
     reference_device: &R::Device,
     device: &D::Device,
+) -> Parity {
+    compare_kernels::<R, D>(reference_device, Kernels::QUILL, device, Kernels::QUILL)
+}
+
+/// [`compare`] with the reference model on `reference_kernels` and the other on `kernels`
+/// (two models of one backend with different kernels, side by side in one process).
+pub fn compare_kernels<R: AutodiffBackend, D: AutodiffBackend>(
+    reference_device: &R::Device,
+    reference_kernels: Kernels,
+    device: &D::Device,
+    kernels: Kernels,
 ) -> Parity {
     R::seed(reference_device, 7);
     let dir = tempfile::tempdir().unwrap();
@@ -86,10 +98,12 @@ pub fn compare<R: AutodiffBackend, D: AutodiffBackend>(
     // whose parameters were never read would draw its own.
     let reference = Gpt::<R>::new(&config(), VOCAB, reference_device)
         .load_file(&file, &DefaultRecorder::new(), reference_device)
-        .unwrap();
+        .unwrap()
+        .with_kernels(reference_kernels);
     let other = Gpt::<D>::new(&config(), VOCAB, device)
         .load_file(&file, &DefaultRecorder::new(), device)
-        .unwrap();
+        .unwrap()
+        .with_kernels(kernels);
 
     let logits =
         |values: Tensor<_, 3>| values.into_data().convert::<f32>().to_vec::<f32>().unwrap();

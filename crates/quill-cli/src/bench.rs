@@ -89,7 +89,12 @@ pub(crate) fn bench_command<B: AutodiffBackend>(
     }
     let mut report = bench::<B>(&config, &name, &options, runner, device)?;
     if !devices.is_empty() {
-        report["scaling"] = scaling::<B>(&config, &devices, options.warmup + options.steps)?;
+        report["scaling"] = scaling::<B>(
+            &config,
+            &devices,
+            options.warmup + options.steps,
+            runner.kernels,
+        )?;
     }
     println!("{report}");
     Ok(())
@@ -103,6 +108,7 @@ fn scaling<B: AutodiffBackend>(
     config: &RunConfig,
     devices: &[B::Device],
     steps: usize,
+    kernels: quill_model::Kernels,
 ) -> anyhow::Result<Value> {
     let scratch = tempfile::tempdir().context("cannot make a scratch directory")?;
     let mut rows: Vec<Value> = Vec::new();
@@ -125,6 +131,7 @@ fn scaling<B: AutodiffBackend>(
             progress_to_stderr: true,
             cluster: None,
             sweep_trial: false,
+            kernels,
         };
         let summary = train_on::<B>(options, devices[..count].to_vec())?;
         let base = *one.get_or_insert(summary.tokens_per_s);
@@ -187,6 +194,7 @@ pub fn bench<B: AutodiffBackend>(
             vocab_size,
             options.warmup,
             options.steps,
+            runner.kernels,
             &device,
         );
         let ms_per_step = median(&mut times.ms_per_step.clone());
@@ -224,7 +232,8 @@ pub fn bench<B: AutodiffBackend>(
     );
     B::seed(&device, config.train.seed);
     let run = LoadedRun {
-        model: Gpt::<B::InnerBackend>::new(&config.model, vocab_size, &device),
+        model: Gpt::<B::InnerBackend>::new(&config.model, vocab_size, &device)
+            .with_kernels(runner.kernels),
         tokenizer: corpus.tokenizer.clone(),
         config: config.clone(),
     };

@@ -76,9 +76,9 @@ pub fn run<B: AutodiffBackend>(
     let device = || pick(cli.device);
     match cli.command {
         Command::Train(args) => train_command::<B>(args, runner, cli.device, pick),
-        Command::Generate(args) => generate_command::<B>(args, device()?),
+        Command::Generate(args) => generate_command::<B>(args, device()?, runner.kernels),
         Command::Sweep(args) => sweep_command::<B>(args, pick),
-        Command::Eval(args) => eval_command::<B::InnerBackend>(args, &device()?),
+        Command::Eval(args) => eval_command::<B::InnerBackend>(args, &device()?, runner.kernels),
         Command::Export(args) => export_command::<B::InnerBackend>(args, &device()?),
         Command::Import(args) => import_command::<B::InnerBackend>(args, &device()?),
         Command::Report(args) => report_command(args),

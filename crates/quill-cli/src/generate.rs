@@ -130,6 +130,7 @@ pub(crate) struct GenerateArgs {
 pub(crate) fn generate_command<B: AutodiffBackend>(
     args: GenerateArgs,
     device: B::Device,
+    kernels: quill_model::Kernels,
 ) -> anyhow::Result<()> {
     let options = SampleOptions {
         max_new_tokens: args.max_new_tokens,
@@ -142,7 +143,8 @@ pub(crate) fn generate_command<B: AutodiffBackend>(
     // The flags are checked before the run is loaded.
     options.validate().map_err(anyhow::Error::msg)?;
     let run =
-        LoadedRun::<B::InnerBackend>::load(&RunDir::new(&args.run), args.weights.into(), &device)?;
+        LoadedRun::<B::InnerBackend>::load(&RunDir::new(&args.run), args.weights.into(), &device)?
+            .with_kernels(kernels);
     if args.interactive {
         interactive(&run, &options)
     } else {

@@ -77,8 +77,13 @@ pub(crate) struct ImportArgs {
     out: PathBuf,
 }
 
-pub(crate) fn eval_command<B: Backend>(args: EvalArgs, device: &B::Device) -> anyhow::Result<()> {
-    let run = LoadedRun::<B>::load(&RunDir::new(&args.run), args.weights.into(), device)?;
+pub(crate) fn eval_command<B: Backend>(
+    args: EvalArgs,
+    device: &B::Device,
+    kernels: quill_model::Kernels,
+) -> anyhow::Result<()> {
+    let run = LoadedRun::<B>::load(&RunDir::new(&args.run), args.weights.into(), device)?
+        .with_kernels(kernels);
     let corpus = Corpus::load_with_tokenizer(&run.config.data, run.tokenizer.clone())?;
     corpus.check_block_size(run.config.model.block_size)?;
     let (name, tokens, bytes) = match args.split {

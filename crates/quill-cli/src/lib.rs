@@ -38,11 +38,11 @@ pub struct Runner {
     /// (`this machine`, `CUDA device 0`); `train` checks its estimate against it before it
     /// starts. `None` where it cannot be known.
     pub free_memory: fn(Option<usize>) -> Option<(u64, String)>,
-    /// How many partial products each linear layer's weight gradient is computed as in
-    /// training (`quill_model::autocast::set_weight_grad_split`): 1 on the CPU, more on GPUs,
-    /// whose matrix-product kernels need many output tiles. `QUILL_WEIGHT_GRAD_SPLIT` overrides
-    /// it (benchmarks).
-    pub weight_grad_split: usize,
+    /// Which kernels the model and the optimizer run on, read once from the environment by
+    /// the runner (`Kernels::from_env`): quill's or burn's per operation, cuBLAS's products,
+    /// the weight-gradient split (1 on the CPU, more on GPUs, whose matrix-product kernels need
+    /// many output tiles).
+    pub kernels: quill_model::Kernels,
 }
 
 /// Every runner's allocator: an allocation the system cannot serve ends the process with one
@@ -90,13 +90,6 @@ pub fn main<B: AutodiffBackend>(
             return ExitCode::from(error.exit_code() as u8);
         }
     };
-    match weight_grad_split(runner.weight_grad_split) {
-        Ok(parts) => quill_model::autocast::set_weight_grad_split(parts),
-        Err(message) => {
-            eprintln!("error: {message}");
-            return ExitCode::from(2);
-        }
-    }
     // Only the commands that compute open a device (so `config show` works on any machine).
     let pick = devices::picker(pick_device);
     // The command runs on a worker of its own thread pool: see `worker_pool`.
@@ -133,16 +126,4 @@ fn worker_pool(threads: Option<usize>) -> Result<rayon::ThreadPool, rayon::Threa
         // The main thread's stack size (deep module trees and autodiff graphs recurse).
         .stack_size(8 << 20)
         .build()
-}
-
-/// The runner's weight-gradient split, or `QUILL_WEIGHT_GRAD_SPLIT` when set.
-fn weight_grad_split(runner: usize) -> Result<usize, String> {
-    let name = quill_model::autocast::WEIGHT_GRAD_SPLIT_ENV;
-    match std::env::var(name) {
-        Err(_) => Ok(runner),
-        Ok(value) => match value.trim().parse::<usize>() {
-            Ok(parts) if parts > 0 => Ok(parts),
-            _ => Err(format!("{name}={value} is not a positive whole number")),
-        },
-    }
 }

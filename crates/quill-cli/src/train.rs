@@ -189,6 +189,7 @@ pub(crate) fn train_command<B: AutodiffBackend>(
         progress_to_stderr: false,
         cluster: cluster.clone(),
         sweep_trial: args.sweep_trial,
+        kernels: runner.kernels,
     };
     interrupt::install_handlers().context("cannot install the Ctrl-C handler")?;
     for device in &devices {

@@ -4,10 +4,21 @@
 use std::process::ExitCode;
 
 use burn::backend::{Autodiff, Flex, NdArray};
+use quill_backend::{Kernels, Runtime};
 use quill_cli::{PickError, Runner};
 
 fn main() -> ExitCode {
     keep_freed_memory();
+    // quill-kernels on burn-flex unless QUILL_CPU_KERNELS=burn; burn-flex's products already
+    // spread one large product over the cores (no weight-gradient split).
+    let kernels = match Kernels::QUILL.from_env(Runtime::Cpu) {
+        Ok(kernels) => kernels,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let runner = |backend| runner(backend, kernels);
     match std::env::var("QUILL_CPU_BACKEND").as_deref() {
         Ok("ndarray") => quill_cli::main::<Autodiff<NdArray>>(runner("ndarray"), one_device),
         Ok("flex") | Err(_) => quill_cli::main::<Autodiff<Flex>>(runner("flex"), one_device),
@@ -39,14 +50,13 @@ fn keep_freed_memory() {
     }
 }
 
-fn runner(backend: &str) -> Runner {
+fn runner(backend: &str, kernels: Kernels) -> Runner {
     Runner {
         name: "quill-cpu",
-        backend: backend.into(),
+        backend: format!("{backend}{}", kernels.suffix(Runtime::Cpu)),
         kernels_compiled: None,
         free_memory: quill_cli::host_free_memory,
-        // burn-flex's products already spread one large product over the cores.
-        weight_grad_split: 1,
+        kernels,
     }
 }
 

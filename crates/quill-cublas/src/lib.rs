@@ -14,7 +14,8 @@
 //! more such products. Other backends, dtypes or shapes get their inputs back (`Err`), so the
 //! model stays backend-generic (as with quill-kernels on the CPU).
 //!
-//! It is off until [`enable`] is called (`quill-cuda` does with `QUILL_MATMUL=cublas`).
+//! Whether products go here is the caller's choice: quill-backend's `Kernels` (`quill-cuda` chooses
+//! cuBLAS with `QUILL_MATMUL=cublas`).
 
 #![allow(unsafe_code)] // cuBLAS and the CUDA driver are C libraries: gemm.rs calls them.
 
@@ -22,36 +23,20 @@ pub mod gemm;
 pub mod graph;
 pub mod plan;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use burn::backend::cuda::CudaDevice;
 use burn::prelude::*;
 use burn::tensor::TensorPrimitive;
 use burn::tensor::ops::FloatTensor;
 use burn_cubecl::CubeBackend;
 use cubecl_cuda::CudaRuntime;
-use quill_gpu::route::{convert, is};
+use quill_route::{convert, is};
 
 use graph::{AutodiffTensor, FusedTensor};
 
-static ENABLED: AtomicBool = AtomicBool::new(false);
-
-/// Routes the products of `quill-cuda`'s tensors to cuBLAS from now on; `false` (and nothing
-/// changes) when the cuBLAS library cannot be loaded.
-pub fn enable() -> bool {
-    let present = gemm::library_present();
-    ENABLED.store(present, Ordering::Relaxed);
-    present
-}
-
-/// Whether products go to cuBLAS.
-pub fn enabled() -> bool {
-    ENABLED.load(Ordering::Relaxed)
-}
-
-/// Routes products back to burn's own from now on (tests that compare both in one process).
-pub fn disable() {
-    ENABLED.store(false, Ordering::Relaxed);
+/// Whether cuBLAS can be loaded here (`quill-cuda` asks with `QUILL_MATMUL=cublas`, before it
+/// chooses cuBLAS's products in its `Kernels`).
+pub fn available() -> bool {
+    gemm::library_present()
 }
 
 /// Two small products through cuBLAS on `device` (the second reading an operand transposed)
@@ -83,7 +68,7 @@ pub fn check(device: &CudaDevice) -> Result<(), String> {
 }
 
 /// `a·b` over the last two dimensions (`[..batch, m, k]·[..batch, k, n]`, the same batch) by
-/// cuBLAS, when enabled and both are f32, bf16 or f16 tensors of `quill-cuda`'s backend;
+/// cuBLAS, when both are f32, bf16 or f16 tensors of `quill-cuda`'s backend;
 /// otherwise `Err` with the inputs, for burn's own product.
 pub fn matmul<B: Backend, const D: usize>(
     a: Tensor<B, D>,
@@ -91,8 +76,7 @@ pub fn matmul<B: Backend, const D: usize>(
 ) -> Result<Tensor<B, D>, [Tensor<B, D>; 2]> {
     let (a_dims, b_dims) = (a.dims(), b.dims());
     let autodiff = is::<FloatTensor<B>, AutodiffTensor>();
-    let fits = enabled()
-        && (autodiff || is::<FloatTensor<B>, FusedTensor>())
+    let fits = (autodiff || is::<FloatTensor<B>, FusedTensor>())
         && D >= 2
         && a_dims[..D - 2] == b_dims[..D - 2]
         && a_dims[D - 1] == b_dims[D - 2]

@@ -5,32 +5,44 @@ use std::process::ExitCode;
 use burn::backend::cuda::CudaDevice;
 use burn::backend::{Autodiff, Cuda};
 use burn::tensor::backend::Backend;
+use quill_backend::{Kernels, Matmul, Runtime};
 use quill_cli::{PickError, Runner};
 
 fn main() -> ExitCode {
     // Before any device exists: kernels compiled and tuned by earlier runs are reused.
     quill_gpu_kernels::init_caches(quill_gpu::Runtime::Cuda);
-    let choices =
-        use_cublas().and_then(|cublas| Ok((cublas, quill_gpu_kernels::choose_all_from_env()?)));
-    let (cublas, kernels) = match choices {
-        Ok(choices) => choices,
+    let kernels = use_cublas().and_then(|cublas| {
+        Kernels {
+            matmul: if cublas { Matmul::Cublas } else { Matmul::Burn },
+            // burn's products (cubek) tile only the output: a weight gradient needs the sum
+            // split. cuBLAS splits it itself.
+            weight_grad_split: if cublas { 1 } else { 8 },
+            ..Kernels::QUILL
+        }
+        .from_env(Runtime::Gpu)
+    });
+    let kernels = match kernels {
+        Ok(kernels) => kernels,
         Err(message) => {
             eprintln!("error: {message}");
             return ExitCode::from(2);
         }
     };
-    let backend = format!("cuda{}{kernels}", if cublas { "+cublas" } else { "" });
+    let cublas = kernels.matmul == Matmul::Cublas;
+    let backend = format!(
+        "cuda{}{}",
+        if cublas { "+cublas" } else { "" },
+        kernels.suffix(Runtime::Gpu)
+    );
     let runner = Runner {
         name: "quill-cuda",
         // Named in the first line of training and in `bench`'s JSON.
         backend,
         kernels_compiled: Some(quill_gpu::kernels_compiled),
         free_memory,
-        // burn's products (cubek) tile only the output: a weight gradient needs the sum split.
-        // cuBLAS splits it itself.
-        weight_grad_split: if cublas { 1 } else { 8 },
+        kernels,
     };
-    quill_cli::main::<Autodiff<Cuda>>(runner, pick_device)
+    quill_cli::main::<Autodiff<Cuda>>(runner, move |index| pick_device(index, cublas))
 }
 
 /// Chooses the model's matrix products from `QUILL_MATMUL`: `burn` (the default: burn's own
@@ -39,7 +51,7 @@ fn use_cublas() -> Result<bool, String> {
     let value = std::env::var(MATMUL_ENV).unwrap_or_default();
     match value.trim() {
         "" | "burn" => Ok(false),
-        "cublas" if quill_cublas::enable() => Ok(true),
+        "cublas" if quill_cublas::available() => Ok(true),
         "cublas" => Err(format!(
             "{MATMUL_ENV}=cublas: the cuBLAS library (libcublas, part of the CUDA toolkit) was \
              not found; add its folder (e.g. /usr/local/cuda/lib64) to LD_LIBRARY_PATH"
@@ -61,7 +73,8 @@ fn free_memory(index: Option<usize>) -> Option<(u64, String)> {
     Some((free as u64, format!("CUDA device {ordinal}")))
 }
 
-fn pick_device(index: Option<usize>) -> Result<CudaDevice, PickError> {
+/// CUDA device `index` (0 without it); with `cublas`, checked to run cuBLAS's products.
+fn pick_device(index: Option<usize>, cublas: bool) -> Result<CudaDevice, PickError> {
     let index = index.unwrap_or(0);
     // cudarc loads libcuda at run time; without a driver or a GPU the count is unknown.
     let count = quill_cli::quietly(|| <Cuda as Backend>::device_count(0)).unwrap_or(0);
@@ -78,9 +91,7 @@ fn pick_device(index: Option<usize>) -> Result<CudaDevice, PickError> {
         )));
     }
     let device = CudaDevice::new(index);
-    if quill_cublas::enabled()
-        && let Err(error) = quill_cublas::check(&device)
-    {
+    if cublas && let Err(error) = quill_cublas::check(&device) {
         // Unusable, not missing: `train.devices = "all"` fails here rather than training on
         // the devices before this one.
         return Err(PickError::Unusable(format!(

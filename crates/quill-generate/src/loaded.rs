@@ -66,4 +66,12 @@ impl<B: Backend> LoadedRun<B> {
             model,
         })
     }
+
+    /// The run with its model's operations on `kernels` (the runner's choice).
+    pub fn with_kernels(self, kernels: quill_model::Kernels) -> Self {
+        Self {
+            model: self.model.with_kernels(kernels),
+            ..self
+        }
+    }
 }

@@ -11,17 +11,17 @@ use burn_autodiff::checkpoint::strategy::NoCheckpointing;
 use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{Backward, Ops, OpsKind};
 use burn_cubecl::{BoolElement, CubeRuntime};
-use quill_gpu::route::{convert, is};
+use quill_route::{convert, is};
 
 use crate::dropout::{self, Dropout};
 use crate::graph::{Fused, FusedTensor, Tracked, exactly, float_dtype, queue};
-use crate::{DROPOUT, DropoutMask, untracked};
+use crate::{DropoutMask, untracked};
 
 /// `x + dropout(h)` (a residual branch `h` added to the stream `x`, both of one shape) in
 /// `x`'s dtype, or `dropout(h)` in `h`'s without `x`, in one kernel each way; the mask is
 /// `dropout`'s hash, never stored. Training only: `Err` with the inputs without autodiff,
 /// on a backend the kernels do not take, for dtypes other than f32, bf16 and f16, shapes that
-/// differ or exceed a 32-bit index, a rate outside `(0, 1)`, or with `QUILL_DROPOUT=burn`.
+/// differ or exceed a 32-bit index, or a rate outside `(0, 1)`.
 pub fn residual_dropout<B: Backend, const D: usize>(
     x: Option<Tensor<B, D>>,
     h: Tensor<B, D>,
@@ -32,7 +32,7 @@ pub fn residual_dropout<B: Backend, const D: usize>(
         && x.as_ref()
             .is_none_or(|x| x.dims() == h.dims() && supported(x.dtype()));
     let rate_ok = dropout.rate > 0.0 && dropout.rate < 1.0;
-    if !(fits && rate_ok && supported(h.dtype()) && DROPOUT.fused()) {
+    if !(fits && rate_ok && supported(h.dtype())) {
         return Err((x, h, dropout));
     }
     #[cfg(feature = "cuda")]
@@ -51,9 +51,9 @@ pub fn residual_dropout<B: Backend, const D: usize>(
 /// What [`residual_dropout`] takes, and hands back when no kernel here does.
 pub type ResidualInputs<B, const D: usize> = (Option<Tensor<B, D>>, Tensor<B, D>, DropoutMask<B>);
 
-/// Whether [`residual_dropout`] is on ([`DROPOUT`]) and has kernels for `B`'s tensors.
+/// Whether [`residual_dropout`] has kernels for `B`'s tensors.
 pub fn dropout_runs_on<B: Backend>() -> bool {
-    crate::runs_on::<B>() && DROPOUT.fused()
+    crate::runs_on::<B>()
 }
 
 /// The kernels on `Autodiff<Fusion<CubeBackend<R, f32, i32, BT>>>`, when that is `B`.

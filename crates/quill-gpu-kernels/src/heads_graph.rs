@@ -18,11 +18,11 @@ use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{Backward, Ops, OpsKind};
 use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::{BoolElement, CubeRuntime};
-use quill_gpu::route::{convert, is};
+use quill_route::{convert, is};
 
 use crate::graph::{Fused, FusedTensor, Tracked, exactly, float_dtype, queue};
 use crate::heads::{self, Heads};
-use crate::{SPLIT_HEADS, routed};
+use crate::routed;
 
 /// `[q, k, v]` of `qkv`, queued in burn-fusion's stream after the operation that produces it.
 pub fn split<R: CubeRuntime, BT: BoolElement>(
@@ -209,14 +209,14 @@ pub fn contiguous<R: CubeRuntime, BT: BoolElement>(
 /// Attention's `[q, k, v]` of `qkv: [batch, seq, 3·n_embd]`, each `[batch, head, seq,
 /// head_dim]` and contiguous, in one kernel forward and one backward (with autodiff). `Err`
 /// with `qkv` when no kernel here takes it (another backend, a dtype other than f32, bf16 and
-/// f16, a width that is no multiple of `3·n_head`, or `QUILL_SPLIT_HEADS=burn`).
+/// f16, or a width that is no multiple of `3·n_head`).
 pub fn split_heads<B: Backend>(
     qkv: Tensor<B, 3>,
     n_head: usize,
 ) -> Result<[Tensor<B, 4>; 3], Tensor<B, 3>> {
     let supported = matches!(qkv.dtype(), DType::F32 | DType::BF16 | DType::F16);
     let heads = heads::Heads::of(&qkv.dims(), n_head);
-    let (Some(heads), true, true) = (heads, supported, SPLIT_HEADS.fused()) else {
+    let (Some(heads), true) = (heads, supported) else {
         return Err(qkv);
     };
     #[cfg(feature = "cuda")]
@@ -256,11 +256,8 @@ fn route_split_heads<B: Backend, R: CubeRuntime, BT: BoolElement>(
 /// n_embd]`, as burn's `swap_dims(1, 2)` and `reshape` do, but with a backward pass that writes
 /// the heads' gradient contiguous once (burn's hands on a view that each of attention's two
 /// products copies). Training only (autodiff on quill-cuda's or quill-wgpu's backend); `Err`
-/// with `y` otherwise, or with `QUILL_SPLIT_HEADS=burn`.
+/// with `y` otherwise.
 pub fn merge_heads<B: Backend>(y: Tensor<B, 4>) -> Result<Tensor<B, 3>, Tensor<B, 4>> {
-    if !SPLIT_HEADS.fused() {
-        return Err(y);
-    }
     #[cfg(feature = "cuda")]
     let y = match route_merge_heads::<B, cubecl::cuda::CudaRuntime, u8>(y) {
         Ok(merged) => return Ok(merged),

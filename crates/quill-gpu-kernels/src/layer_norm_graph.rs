@@ -13,9 +13,8 @@ use burn_autodiff::checkpoint::strategy::NoCheckpointing;
 use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{Backward, Ops, OpsKind};
 use burn_cubecl::{BoolElement, CubeRuntime};
-use quill_gpu::route::{convert, is};
+use quill_route::{convert, is};
 
-use crate::LAYER_NORM;
 use crate::graph::{Fused, FusedTensor, Tracked, exactly, float_dtype, queue};
 use crate::layer_norm::{self, Saved, chunking, rows_and_width};
 use crate::routed;
@@ -180,7 +179,7 @@ pub type LayerNormInputs<B, const D: usize> = (Tensor<B, D>, Tensor<B, 1>, Optio
 /// `(x − mean)/√(var + ε)·γ + β` over the last dimension of `x` (burn's `LayerNorm`), in one
 /// kernel forward and two backward (with autodiff). `Err` with the inputs when no kernel here
 /// takes them (another backend, a dtype other than f32, more values than a 32-bit index
-/// reaches, or `QUILL_LAYER_NORM=burn`).
+/// reaches).
 pub fn layer_norm<B: Backend, const D: usize>(
     inputs: LayerNormInputs<B, D>,
     epsilon: f64,
@@ -195,7 +194,7 @@ pub fn layer_norm<B: Backend, const D: usize>(
         .into_iter()
         .chain(beta.iter().map(|b| b.dtype()))
         .all(|dtype| dtype == DType::F32);
-    if !fits || !f32s || !LAYER_NORM.fused() {
+    if !fits || !f32s {
         return Err(inputs);
     }
     #[cfg(feature = "cuda")]

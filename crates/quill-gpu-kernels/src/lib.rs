@@ -25,10 +25,8 @@
 //! Each takes the model's backend-generic tensors and hands them back as `Err` where no kernel
 //! here takes them (another backend, another dtype), so the model stays backend-generic.
 //! Routes exist for the backends of the runners that turn them on: the `cuda` feature
-//! (quill-cuda) and the `wgpu` feature (quill-wgpu). Each kernel has a [`Switch`]
-//! ([`choose_all_from_env`] reads them): the model uses each kernel unless its variable
-//! (`QUILL_SOFTMAX`, `QUILL_DROPOUT`, `QUILL_ADAMW`, `QUILL_LAYER_NORM` or
-//! `QUILL_SPLIT_HEADS`) is `burn`.
+//! (quill-cuda) and the `wgpu` feature (quill-wgpu). Whether each runs is not this crate's
+//! choice: quill-backend's `Kernels` value, carried by the model and the optimizer, decides.
 
 pub mod adamw;
 pub mod dropout;
@@ -44,12 +42,11 @@ pub mod softmax;
 pub mod softmax_graph;
 pub mod source_hash;
 pub mod squares;
-mod switches;
 
 use burn::prelude::*;
 use burn::tensor::ops::FloatTensor;
 use burn_cubecl::{BoolElement, CubeRuntime};
-use quill_gpu::route::{convert, is};
+use quill_route::{convert, is};
 
 pub use adamw::{AdamWConstants, StepRequest};
 pub use dropout_graph::{ResidualInputs, dropout_runs_on, residual_dropout};
@@ -59,7 +56,6 @@ pub use layer_norm_graph::{LayerNormInputs, layer_norm};
 pub use optimizer::{AdamWInputs, adamw_step, sum_of_squares, sums_squares_of};
 pub use softmax::Rows;
 pub use softmax_graph::{causal_softmax, softmax_runs_on};
-pub use switches::*;
 
 /// A hash of this crate's sources (its kernels among them), from `build.rs`: the GPU runners
 /// keep compiled kernels per value ([`source_hash`] says why).

@@ -7,9 +7,8 @@ use burn::prelude::*;
 use burn::tensor::ops::FloatTensor;
 use burn::tensor::{DType, TensorPrimitive};
 use burn_cubecl::{BoolElement, CubeRuntime};
-use quill_gpu::route::{convert, is};
+use quill_route::{convert, is};
 
-use crate::ADAMW;
 use crate::adamw::{self, StepRequest, step};
 use crate::graph::{Fused, FusedTensor, exactly, queue};
 use crate::squares::total;
@@ -52,7 +51,7 @@ pub type AdamWInputs<B, const D: usize> = (
 /// `[parameter, first moment, second moment]` after one AdamW step of `param` with gradient
 /// `grad · scale` (`scale: [1]`; 1 without it), as burn's `AdamW::step` computes them, in one
 /// kernel. `Err` with the inputs when no kernel here takes them (another backend, a dtype other
-/// than f32, or `QUILL_ADAMW=burn`).
+/// than f32).
 pub fn adamw_step<B: Backend, const D: usize>(
     request: StepRequest,
     inputs: AdamWInputs<B, D>,
@@ -63,7 +62,7 @@ pub fn adamw_step<B: Backend, const D: usize>(
         .chain(moments.iter().flat_map(|(m, v)| [m.dtype(), v.dtype()]))
         .chain(scale.iter().map(|s| s.dtype()))
         .all(|dtype| dtype == DType::F32);
-    if !f32s || !ADAMW.fused() {
+    if !f32s {
         return Err(inputs);
     }
     #[cfg(feature = "cuda")]
@@ -130,7 +129,7 @@ pub fn sum_of_squares_fused<R: CubeRuntime, BT: BoolElement>(
 }
 
 /// Whether [`sum_of_squares`] takes tensors of `B`: f32 tensors of a runner's backend
-/// (without autodiff), unless `QUILL_ADAMW=burn`.
+/// (without autodiff).
 pub fn sums_squares_of<B: Backend>() -> bool {
     #[allow(unused_mut)]
     let mut routed = false;
@@ -142,7 +141,7 @@ pub fn sums_squares_of<B: Backend>() -> bool {
     {
         routed |= is::<FloatTensor<B>, FloatTensor<Fused<cubecl::wgpu::WgpuRuntime, u32>>>();
     }
-    routed && ADAMW.fused()
+    routed
 }
 
 /// `Σ x²` over every value of `tensors`, `[1]`, in one launch for all of them (more where the

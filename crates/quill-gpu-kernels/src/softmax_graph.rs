@@ -10,21 +10,21 @@ use burn_autodiff::checkpoint::strategy::NoCheckpointing;
 use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{Backward, Ops, OpsKind};
 use burn_cubecl::{BoolElement, CubeRuntime};
-use quill_gpu::route::{convert, is};
+use quill_route::{convert, is};
 
 use crate::dropout::Dropout;
 use crate::dropout_graph::Masking;
 use crate::graph::{Fused, FusedTensor, Tracked, exactly, float_dtype, queue};
 use crate::softmax::{self, Rows};
-use crate::{DropoutMask, SOFTMAX, routed};
+use crate::{DropoutMask, routed};
 
 /// `dropout(softmax(scale · scores))` over the last dimension of `scores: [.., seq_q, seq_k]`,
 /// where query `i` sees keys `0 ..= i + past` (the others get weight 0), with `dropout` on
 /// the weights (none for `None`: the kept ones scaled by `1/(1 − rate)`); the weights come
 /// back in `weights_dtype`. Computed in f32 whatever the dtypes. `Err` with `scores` when no
 /// kernel here takes it (another backend, an unsupported dtype or shape, a scale that is not
-/// positive, a rate outside `[0, 1)`). `QUILL_SOFTMAX` is the caller's to ask
-/// ([`softmax_runs_on`]): the model does, before it leaves the scale to the kernels.
+/// positive, a rate outside `[0, 1)`). Whether to use it is the
+/// caller's choice (quill-backend's `Kernels`).
 pub fn causal_softmax<B: Backend, const D: usize>(
     scores: Tensor<B, D>,
     scale: f64,
@@ -63,12 +63,12 @@ pub fn causal_softmax<B: Backend, const D: usize>(
     Err(scores)
 }
 
-/// Whether [`causal_softmax`] is on ([`SOFTMAX`]) and has kernels for `B`'s tensors (the
-/// backend of quill-cuda or quill-wgpu, with or without autodiff). The model asks before it
-/// leaves the scores' scale to the kernels; a workspace build turns this crate on for the CPU
-/// runner's backends too, where the answer is no.
+/// Whether [`causal_softmax`] has kernels for `B`'s tensors (the backend of quill-cuda or
+/// quill-wgpu, with or without autodiff). The model asks before it leaves the scores' scale to
+/// the kernels; a workspace build turns this crate on for the CPU runner's backends too, where
+/// the answer is no.
 pub fn softmax_runs_on<B: Backend>() -> bool {
-    crate::runs_on::<B>() && SOFTMAX.fused()
+    crate::runs_on::<B>()
 }
 
 type Unrouted<B, const D: usize> = (Tensor<B, D>, Option<DropoutMask<B>>);

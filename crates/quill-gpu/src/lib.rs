@@ -1,6 +1,5 @@
 //! What quill's GPU runners (`quill-cuda`, `quill-wgpu`) share: kernels compiled once per
-//! machine rather than once per process, and a notice while they compile; and, for their own
-//! operations, telling a backend-generic tensor's type ([`route`]).
+//! machine rather than once per process, and a notice while they compile.
 //!
 //! burn's GPU backends generate their kernels at run time (cubecl), compile them (NVRTC to PTX
 //! on CUDA; SPIR-V on Vulkan) and pick the fastest variant of each matrix product and fused
@@ -9,8 +8,6 @@
 //! of whatever Cargo project the working directory is in. [`init`] points both at one per-user
 //! folder ([`cache_dir`]) before any device exists, so a second run on the same machine, from
 //! any working directory, starts with every kernel it compiled or tuned before.
-
-pub mod route;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

@@ -1,10 +1,5 @@
-//! Recognising burn-flex tensors inside backend-generic code.
-//!
-//! burn's backend-extension pattern would add a trait bound to every generic function of the
-//! workspace; a type test on the tensor primitive keeps the model generic over plain `Backend`
-//! instead. The test is a `TypeId` comparison, resolved per monomorphization.
-
-use std::any::Any;
+//! Recognising burn-flex tensors inside backend-generic code, with quill-route's type test
+//! (quill-route says why a type test rather than a trait bound).
 
 use burn::backend::flex::Flex;
 use burn::prelude::*;
@@ -12,6 +7,7 @@ use burn::tensor::ops::FloatTensor;
 use burn::tensor::{DType, TensorMetadata, TensorPrimitive};
 use burn_autodiff::Autodiff;
 use burn_flex::FlexTensor;
+use quill_route::cast;
 
 /// burn-flex under autodiff, as `quill-cpu` trains.
 pub type FlexAutodiff = Autodiff<Flex>;
@@ -60,15 +56,6 @@ pub fn back<B: Backend, P: 'static, const D: usize>(primitive: P) -> Tensor<B, D
     match cast::<P, FloatTensor<B>>(primitive) {
         Ok(primitive) => Tensor::from_primitive(TensorPrimitive::Float(primitive)),
         Err(_) => unreachable!("a kernel's output has its input's backend"),
-    }
-}
-
-/// `value` as a `T` when it is one.
-fn cast<A: 'static, T: 'static>(value: A) -> Result<T, A> {
-    let mut slot = Some(value);
-    match (&mut slot as &mut dyn Any).downcast_mut::<Option<T>>() {
-        Some(target) => Ok(target.take().expect("filled above")),
-        None => Err(slot.expect("untouched")),
     }
 }
 

@@ -4,14 +4,11 @@ use burn::tensor::activation::softmax;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 
-use crate::autocast::Autocast;
+use crate::compute::Compute;
 use crate::config::ModelConfig;
 use crate::init::{normal_init, residual_init};
 use crate::kv_cache::LayerCache;
-#[cfg(feature = "gpu-kernels")]
-use crate::noise::ATTENTION_WEIGHTS;
-use crate::noise::Noise;
-use crate::products::matmul;
+use crate::noise::{ATTENTION_WEIGHTS, Noise};
 
 /// Multi-head self-attention where position `t` only sees positions `<= t`.
 ///
@@ -47,21 +44,9 @@ impl<B: Backend> CausalSelfAttention<B> {
     }
 
     /// Queries, keys and values of `x: [batch, seq, n_embd]`, each `[batch, head, seq, head_dim]`.
-    fn project_qkv(&self, x: Tensor<B, 3>, autocast: Autocast) -> [Tensor<B, 4>; 3] {
-        split_heads(autocast.linear(&self.qkv, x), self.n_head)
-    }
-
-    /// Merges the heads of `y: [batch, head, seq, head_dim]` into `[batch, seq, n_embd]`
-    /// (in training on the GPU runners, with quill-gpu-kernels' backward pass).
-    fn merge_heads(&self, y: Tensor<B, 4>) -> Tensor<B, 3> {
-        #[cfg(feature = "gpu-kernels")]
-        let y = match quill_gpu_kernels::merge_heads(y) {
-            Ok(merged) => return merged,
-            Err(y) => y,
-        };
-        let [batch, _, seq, _] = y.dims();
-        let n_embd = self.project.weight.dims()[1];
-        y.swap_dims(1, 2).reshape([batch, seq, n_embd])
+    fn project_qkv(&self, x: Tensor<B, 3>, compute: Compute) -> [Tensor<B, 4>; 3] {
+        let qkv = compute.linear(&self.qkv, x);
+        compute.kernels.split_heads(qkv, self.n_head)
     }
 
     /// The dropout on the output, which the block applies with the residual addition.
@@ -69,41 +54,42 @@ impl<B: Backend> CausalSelfAttention<B> {
         &self.resid_dropout
     }
 
-    /// `x: [batch, seq, n_embd]` to `[batch, seq, n_embd]`, in `autocast`'s precision and
+    /// `x: [batch, seq, n_embd]` to `[batch, seq, n_embd]`, in `compute`'s precision and
     /// before the output's dropout ([`out_dropout`](Self::out_dropout)); `noise` holds the
     /// attention weights' dropout seed.
-    pub fn forward(&self, x: Tensor<B, 3>, autocast: Autocast, noise: &Noise<B>) -> Tensor<B, 3> {
+    pub fn forward(&self, x: Tensor<B, 3>, compute: Compute, noise: &Noise<B>) -> Tensor<B, 3> {
         // Dropout only while training (autodiff on).
         let dropout = if B::ad_enabled(&x.device()) {
             self.attn_dropout.prob
         } else {
             0.0
         };
-        let qkv = autocast.linear(&self.qkv, x);
-        let y = match self.attend_fused(qkv, dropout, autocast) {
+        let qkv = compute.linear(&self.qkv, x);
+        let k = &compute.kernels;
+        let y = match self.attend_fused(qkv, dropout, compute) {
             Ok(merged) => merged,
             // Dropout on the attention weights, and mixed precision (products in half
             // precision, softmax in f32), need the weights materialized elsewhere.
             Err(qkv) => {
-                let [q, k, v] = split_heads(qkv, self.n_head);
-                self.merge_heads(self.attend(q, k, v, 0, autocast, noise))
+                let [q, key, v] = k.split_heads(qkv, self.n_head);
+                k.merge_heads(self.attend(q, key, v, 0, compute, noise))
             }
         };
-        autocast.linear(&self.project, y)
+        compute.linear(&self.project, y)
     }
 
     /// Causal attention of `qkv: [batch, seq, 3·n_embd]` in one operation, where there is
-    /// one: the fused kernel on burn-flex in f32 (with the `cpu-kernels` feature; with
-    /// `dropout` on the weights), burn's attention op on other backends without dropout,
-    /// mixed precision or cuBLAS's products. Returns the merged heads, `[batch, seq, n_embd]`, or `qkv` back.
+    /// one: the fused kernel on burn-flex in f32 (with `dropout` on the weights), burn's
+    /// attention op on other backends without dropout, mixed precision, cuBLAS's products or
+    /// the fused softmax. Returns the merged heads, `[batch, seq, n_embd]`, or `qkv` back.
     fn attend_fused(
         &self,
         qkv: Tensor<B, 3>,
         dropout: f64,
-        autocast: Autocast,
+        compute: Compute,
     ) -> Result<Tensor<B, 3>, Tensor<B, 3>> {
-        #[cfg(feature = "cpu-kernels")]
-        let qkv = match quill_kernels::fused_causal_attention(qkv, self.n_head, dropout) {
+        let k = &compute.kernels;
+        let qkv = match k.causal_attention(qkv, self.n_head, dropout) {
             Ok(merged) => return Ok(merged),
             Err(qkv) => qkv,
         };
@@ -111,17 +97,16 @@ impl<B: Backend> CausalSelfAttention<B> {
         // burn's attention op: one kind of product for the whole model, which the GPU tests
         // check (burn's op was no faster than the products on an H200 in training). So it
         // does with the fused softmax kernels (unless QUILL_SOFTMAX=burn).
-        if dropout > 0.0 || autocast.is_on() || crate::products::cublas() || fused_softmax_on::<B>()
-        {
+        if dropout > 0.0 || compute.is_on() || k.cublas() || k.softmax_on::<B>() {
             return Err(qkv);
         }
-        let [q, k, v] = split_heads(qkv, self.n_head);
+        let [q, key, v] = k.split_heads(qkv, self.n_head);
         let options = AttentionModuleOptions {
             scale: None,
             softcap: None,
             is_causal: true,
         };
-        Ok(self.merge_heads(attention(q, k, v, None, None, options)))
+        Ok(k.merge_heads(attention(q, key, v, None, None, options)))
     }
 
     /// Like [`forward`](Self::forward) (in f32) for `x` holding the positions that follow those in
@@ -134,15 +119,15 @@ impl<B: Backend> CausalSelfAttention<B> {
         x: Tensor<B, 3>,
         cache: &mut LayerCache<B>,
         capacity: usize,
+        compute: Compute,
     ) -> Tensor<B, 3> {
-        let autocast = Autocast::OFF;
-        let [q, k, v] = self.project_qkv(x, autocast);
+        let [q, k, v] = self.project_qkv(x, compute);
         let past = cache.len();
         let (k, v) = cache.append(k, v, capacity);
         // Query i sits at position past + i and may see keys j <= past + i; the positions
         // after those written are masked as well.
-        let y = self.attend(q, k, v, past, autocast, &Noise::none());
-        autocast.linear(&self.project, self.merge_heads(y))
+        let y = self.attend(q, k, v, past, compute, &Noise::none());
+        compute.linear(&self.project, compute.kernels.merge_heads(y))
     }
 
     /// `softmax(q·kᵀ/√head_dim)·v` of `[batch, head, seq, head_dim]` queries, keys and values
@@ -155,7 +140,7 @@ impl<B: Backend> CausalSelfAttention<B> {
         k: Tensor<B, 4>,
         v: Tensor<B, 4>,
         past: usize,
-        autocast: Autocast,
+        compute: Compute,
         noise: &Noise<B>,
     ) -> Tensor<B, 4> {
         let [_, _, seq_q, head_dim] = q.dims();
@@ -165,19 +150,20 @@ impl<B: Backend> CausalSelfAttention<B> {
         // scaled rather than the scores: a tensor `seq / head_dim` times the size, so a pass
         // over `[batch, head, seq, seq]` less forward and backward. For a head_dim of 4^k (64
         // here) the scale is a power of two and the scores are the same either way.
-        let fused = fused_softmax_on::<B>();
+        let kernels = &compute.kernels;
+        let fused = kernels.softmax_on::<B>();
         let q = match fused {
             true => q,
             false => q * scale,
         };
         let device = q.device();
-        let scores = matmul(q, k.swap_dims(2, 3));
+        let scores = kernels.matmul(q, k.swap_dims(2, 3));
         // Dropout only while training (autodiff on), as burn's Dropout decides.
         let rate = match B::ad_enabled(&device) {
             true => self.attn_dropout.prob,
             false => 0.0,
         };
-        let weights = match fused_softmax(fused, scores, scale, past, rate, noise) {
+        let weights = match fused_softmax(kernels, fused, scores, scale, past, rate, noise) {
             Ok(weights) => weights,
             Err(scores) => {
                 // Unscaled when the fused kernels were on but did not take them.
@@ -192,32 +178,19 @@ impl<B: Backend> CausalSelfAttention<B> {
                 let bias = Tensor::<B, 2>::zeros(future.dims(), &device)
                     .mask_fill(future, f32::NEG_INFINITY)
                     .unsqueeze::<4>();
-                let scores = autocast.up(scores) + bias;
-                autocast.down(self.attn_dropout.forward(softmax(scores, 3)))
+                let scores = compute.up(scores) + bias;
+                compute.down(self.attn_dropout.forward(softmax(scores, 3)))
             }
         };
-        matmul(weights, v)
+        kernels.matmul(weights, v)
     }
 }
 
-/// Whether attention's softmax runs on quill-gpu-kernels' fused kernels (on a GPU runner's
-/// backend, unless `QUILL_SOFTMAX=burn`).
-#[cfg_attr(
-    not(feature = "gpu-kernels"),
-    allow(clippy::extra_unused_type_parameters)
-)]
-fn fused_softmax_on<B: Backend>() -> bool {
-    #[cfg(feature = "gpu-kernels")]
-    return quill_gpu_kernels::softmax_runs_on::<B>();
-    #[cfg(not(feature = "gpu-kernels"))]
-    false
-}
-
 /// `dropout(softmax(scale · scores))` with keys after `i + past` masked for query `i`, in one
-/// kernel each way (quill-gpu-kernels) when it is on ([`fused_softmax_on`]) and takes `scores`
-/// (the weights in the scores' dtype, computed in f32), its dropout mask hashed from `noise`'s
+/// kernel each way when `on` (`kernels.softmax_on`), its dropout mask hashed from `noise`'s
 /// seed; `Err(scores)` otherwise (also with dropout and no seed).
 fn fused_softmax<B: Backend>(
+    kernels: &quill_backend::Kernels,
     on: bool,
     scores: Tensor<B, 4>,
     scale: f64,
@@ -225,30 +198,13 @@ fn fused_softmax<B: Backend>(
     rate: f64,
     noise: &Noise<B>,
 ) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
-    #[cfg(feature = "gpu-kernels")]
-    if on {
-        let mask = noise.mask(rate, ATTENTION_WEIGHTS);
-        if rate > 0.0 && mask.is_none() {
-            return Err(scores);
-        }
-        let dtype = scores.dtype();
-        return quill_gpu_kernels::causal_softmax(scores, scale, past, mask, dtype);
+    if !on {
+        return Err(scores);
     }
-    let _ = (on, scale, past, rate, noise);
-    Err(scores)
-}
-
-/// Queries, keys and values of `qkv: [batch, seq, 3·n_embd]`, each
-/// `[batch, head, seq, head_dim]`: one kernel each way on the GPU runners (quill-gpu-kernels),
-/// burn's slices and views elsewhere.
-fn split_heads<B: Backend>(qkv: Tensor<B, 3>, n_head: usize) -> [Tensor<B, 4>; 3] {
-    #[cfg(feature = "gpu-kernels")]
-    let qkv = match quill_gpu_kernels::split_heads(qkv, n_head) {
-        Ok(parts) => return parts,
-        Err(qkv) => qkv,
-    };
-    let [batch, seq, width] = qkv.dims();
-    let head_dim = width / 3 / n_head;
-    let [q, k, v]: [Tensor<B, 3>; 3] = qkv.chunk(3, 2).try_into().expect("three chunks");
-    [q, k, v].map(|t| t.reshape([batch, seq, n_head, head_dim]).swap_dims(1, 2))
+    let mask = noise.mask(rate, ATTENTION_WEIGHTS);
+    if rate > 0.0 && mask.is_none() {
+        return Err(scores);
+    }
+    let dtype = scores.dtype();
+    kernels.causal_softmax(scores, scale, past, mask, dtype)
 }

@@ -2,7 +2,7 @@ use burn::nn::LayerNorm;
 use burn::prelude::*;
 
 use crate::attention::CausalSelfAttention;
-use crate::autocast::Autocast;
+use crate::compute::Compute;
 use crate::config::ModelConfig;
 use crate::init::{layer_norm, normalize};
 use crate::kv_cache::LayerCache;
@@ -29,17 +29,20 @@ impl<B: Backend> Block<B> {
     }
 
     /// The residual stream `x` stays f32 under mixed precision; the branches compute in
-    /// `autocast`'s precision, and each is dropped out and added to the stream in one step
+    /// `compute`'s precision, and each is dropped out and added to the stream in one step
     /// ([`Noise::residual`]).
-    pub fn forward(&self, x: Tensor<B, 3>, autocast: Autocast, noise: &Noise<B>) -> Tensor<B, 3> {
-        let h = self
-            .attn
-            .forward(normalize(&self.ln_attn, x.clone()), autocast, noise);
-        let x = noise.residual(x, h, self.attn.out_dropout(), ATTENTION_OUT, autocast);
-        let h = self
-            .mlp
-            .forward(normalize(&self.ln_mlp, x.clone()), autocast);
-        noise.residual(x, h, self.mlp.out_dropout(), MLP_OUT, autocast)
+    pub fn forward(&self, x: Tensor<B, 3>, compute: Compute, noise: &Noise<B>) -> Tensor<B, 3> {
+        let h = self.attn.forward(
+            normalize(&self.ln_attn, x.clone(), &compute.kernels),
+            compute,
+            noise,
+        );
+        let x = noise.residual(x, h, self.attn.out_dropout(), ATTENTION_OUT, compute);
+        let h = self.mlp.forward(
+            normalize(&self.ln_mlp, x.clone(), &compute.kernels),
+            compute,
+        );
+        noise.residual(x, h, self.mlp.out_dropout(), MLP_OUT, compute)
     }
 
     /// [`forward`](Self::forward) for new positions after those held in `cache`.
@@ -48,11 +51,13 @@ impl<B: Backend> Block<B> {
         x: Tensor<B, 3>,
         cache: &mut LayerCache<B>,
         capacity: usize,
+        compute: Compute,
     ) -> Tensor<B, 3> {
+        let k = &compute.kernels;
         let x = x.clone()
             + self
                 .attn
-                .forward_cached(normalize(&self.ln_attn, x), cache, capacity);
-        x.clone() + self.mlp.forward(normalize(&self.ln_mlp, x), Autocast::OFF)
+                .forward_cached(normalize(&self.ln_attn, x, k), cache, capacity, compute);
+        x.clone() + self.mlp.forward(normalize(&self.ln_mlp, x, k), compute)
     }
 }

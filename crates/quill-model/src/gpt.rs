@@ -5,8 +5,10 @@ use burn::nn::{
 };
 use burn::prelude::*;
 
-use crate::autocast::Autocast;
+use quill_backend::Kernels;
+
 use crate::block::Block;
+use crate::compute::Compute;
 use crate::config::ModelConfig;
 use crate::init::{INIT_STD, layer_norm, normal, normalize};
 use crate::kv_cache::KvCache;
@@ -24,9 +26,10 @@ pub struct Gpt<B: Backend> {
     ln_final: LayerNorm<B>,
     /// `None` when the head is tied to `token_embedding`.
     head: Option<Linear<B>>,
-    /// Where matrix products run in half precision under f32 weights (training only).
+    /// Which kernels run the model's operations, and where its matrix products run in half
+    /// precision under f32 weights (training only).
     #[module(skip)]
-    autocast: Autocast,
+    compute: Compute,
     /// The longest context, and the size of the key/value cache's buffers.
     #[module(skip)]
     block_size: usize,
@@ -51,14 +54,25 @@ impl<B: Backend> Gpt<B> {
                 .collect(),
             ln_final: layer_norm(config, device),
             head,
-            autocast: Autocast::OFF,
+            compute: Compute::OFF,
             block_size: config.block_size,
         }
     }
 
-    /// The model with its matrix products in `autocast`'s precision (mixed precision).
-    pub fn with_autocast(self, autocast: Autocast) -> Self {
-        Self { autocast, ..self }
+    /// The model computing as `compute` says: its kernels, its products' precision.
+    pub fn with_compute(self, compute: Compute) -> Self {
+        Self { compute, ..self }
+    }
+
+    /// The model with its operations on `kernels` (its products' precision unchanged).
+    pub fn with_kernels(self, kernels: Kernels) -> Self {
+        let compute = self.compute.with_kernels(kernels);
+        Self { compute, ..self }
+    }
+
+    /// The kernels of the model's operations (the optimizer's clipping uses the same).
+    pub fn kernels(&self) -> Kernels {
+        self.compute.kernels
     }
 
     /// The model with only the first `vocab_size` tokens: their embeddings and logits are
@@ -88,12 +102,12 @@ impl<B: Backend> Gpt<B> {
     /// `[batch, seq, vocab]`. `seq` must not exceed the configured `block_size`.
     pub fn forward(&self, tokens: Tensor<B, 2, Int>) -> Tensor<B, 3> {
         // One dropout seed for the whole pass, where the GPU kernels apply dropout.
-        let noise = Noise::draw(self.dropout.prob, &tokens.device());
+        let noise = Noise::draw(self.dropout.prob, &tokens.device(), &self.compute.kernels);
         let mut x = self.embed(tokens, 0, &noise);
         for (layer, block) in self.blocks.iter().enumerate() {
-            x = block.forward(x, self.autocast, &noise.layer(layer));
+            x = block.forward(x, self.compute, &noise.layer(layer));
         }
-        self.logits(x, self.autocast)
+        self.logits(x, self.compute)
     }
 
     /// Logits of `tokens`, the positions that follow those held in `cache` (empty for a new
@@ -108,27 +122,27 @@ impl<B: Backend> Gpt<B> {
         let mut x = self.embed(tokens, cache.len(), &Noise::none());
         let layers = cache.layers(self.blocks.len());
         for (block, layer) in self.blocks.iter().zip(layers) {
-            x = block.forward_cached(x, layer, self.block_size);
+            x = block.forward_cached(x, layer, self.block_size, self.compute.full_precision());
         }
-        self.logits(x, Autocast::OFF)
+        self.logits(x, self.compute.full_precision())
     }
 
     fn embed(&self, tokens: Tensor<B, 2, Int>, start: usize, noise: &Noise<B>) -> Tensor<B, 3> {
         let [_, seq] = tokens.dims();
         let device = tokens.device();
         let x = self.token_embedding.forward(tokens) + self.positional.forward(start, seq, &device);
-        noise.dropout(x, &self.dropout, 0)
+        noise.dropout(x, &self.dropout, 0, &self.compute.kernels)
     }
 
     /// Logits in f32, for the loss's softmax.
-    fn logits(&self, x: Tensor<B, 3>, autocast: Autocast) -> Tensor<B, 3> {
-        let x = normalize(&self.ln_final, x);
-        autocast.up(match &self.head {
-            Some(head) => autocast.linear(head, x),
+    fn logits(&self, x: Tensor<B, 3>, compute: Compute) -> Tensor<B, 3> {
+        let x = normalize(&self.ln_final, x, &compute.kernels);
+        compute.up(match &self.head {
+            Some(head) => compute.linear(head, x),
             // Tied head: logits = x · Eᵀ, so the embedding learns from both ends.
             None => {
                 let embedding = self.token_embedding.weight.val().transpose();
-                autocast.linear_weight(embedding, None, x)
+                compute.linear_weight(embedding, None, x)
             }
         })
     }

@@ -3,6 +3,7 @@
 use burn::module::{Initializer, Param};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
+use quill_backend::Kernels;
 
 use crate::config::ModelConfig;
 
@@ -62,26 +63,20 @@ pub fn layer_norm<B: Backend>(config: &ModelConfig, device: &B::Device) -> Layer
 /// The ε of every layer norm (PyTorch's and burn's default).
 pub const LAYER_NORM_EPSILON: f64 = 1e-5;
 
-/// `norm` applied to `x`: the fused kernels on burn-flex (the `cpu-kernels` feature) and on
-/// the GPU runners' backends (`gpu-kernels`), burn's own layer norm elsewhere.
-pub fn normalize<B: Backend, const D: usize>(norm: &LayerNorm<B>, x: Tensor<B, D>) -> Tensor<B, D> {
+/// `norm` applied to `x`: `kernels`' layer norm where it has one for the tensors (burn-flex,
+/// the GPU runners' backends), burn's own layer norm elsewhere.
+pub fn normalize<B: Backend, const D: usize>(
+    norm: &LayerNorm<B>,
+    x: Tensor<B, D>,
+    kernels: &Kernels,
+) -> Tensor<B, D> {
     let inputs = (
         x,
         norm.gamma.val(),
         norm.beta.as_ref().map(|beta| beta.val()),
     );
-    #[cfg(feature = "cpu-kernels")]
-    let inputs = {
-        let (x, gamma, beta) = inputs;
-        match quill_kernels::fused_layer_norm(x, gamma, beta, LAYER_NORM_EPSILON) {
-            Ok(y) => return y,
-            Err(inputs) => inputs,
-        }
-    };
-    #[cfg(feature = "gpu-kernels")]
-    let inputs = match quill_gpu_kernels::layer_norm(inputs, LAYER_NORM_EPSILON) {
-        Ok(y) => return y,
-        Err(inputs) => inputs,
-    };
-    norm.forward(inputs.0)
+    match kernels.layer_norm(inputs, LAYER_NORM_EPSILON) {
+        Ok(y) => y,
+        Err((x, _, _)) => norm.forward(x),
+    }
 }

@@ -5,16 +5,17 @@
 //! part), [`positional`] (learned or sinusoidal positions), [`config`] (the `[model]` table),
 //! [`noise`] (one forward pass's dropout seed for the GPU kernels), [`kv_cache`] (keys and
 //! values kept between decoding steps), [`checked_load`] (weights that
-//! must fit the config), [`autocast`] (linear layers over all positions at once, and mixed
-//! precision), [`products`] (matrix products: cuBLAS on `quill-cuda` with `QUILL_MATMUL=cublas`,
-//! burn's elsewhere), [`init`] (GPT-2's initialization of every layer).
+//! must fit the config), [`compute`] (which kernels run the model's operations, linear layers
+//! over all positions at once, and mixed precision), [`init`] (GPT-2's initialization of every
+//! layer). Every operation quill computes its own way is a method of quill-backend's `Kernels`,
+//! which the model carries in its [`Compute`].
 //!
 //! [`Backend`]: burn::tensor::backend::Backend
 
 pub mod attention;
-pub mod autocast;
 pub mod block;
 pub mod checked_load;
+pub mod compute;
 pub mod config;
 pub mod gpt;
 pub mod init;
@@ -22,9 +23,9 @@ pub mod kv_cache;
 pub mod mlp;
 pub mod noise;
 pub mod positional;
-pub mod products;
 
-pub use autocast::Autocast;
+pub use compute::Compute;
 pub use config::{ModelConfig, Positional};
 pub use gpt::Gpt;
 pub use kv_cache::KvCache;
+pub use quill_backend::{Kernels, Matmul};

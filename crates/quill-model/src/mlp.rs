@@ -1,11 +1,7 @@
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
-#[cfg(not(feature = "cpu-kernels"))]
-use burn::tensor::activation::gelu;
-#[cfg(feature = "cpu-kernels")]
-use quill_kernels::gelu;
 
-use crate::autocast::Autocast;
+use crate::compute::Compute;
 use crate::config::ModelConfig;
 use crate::init::{normal_init, residual_init};
 
@@ -27,11 +23,11 @@ impl<B: Backend> Mlp<B> {
         }
     }
 
-    /// `x: [batch, seq, n_embd]` (f32) to `[batch, seq, n_embd]` in `autocast`'s precision,
+    /// `x: [batch, seq, n_embd]` (f32) to `[batch, seq, n_embd]` in `compute`'s precision,
     /// before the output's dropout ([`out_dropout`](Self::out_dropout)).
-    pub fn forward(&self, x: Tensor<B, 3>, autocast: Autocast) -> Tensor<B, 3> {
-        let hidden = gelu(autocast.linear(&self.expand, x));
-        autocast.linear(&self.project, hidden)
+    pub fn forward(&self, x: Tensor<B, 3>, compute: Compute) -> Tensor<B, 3> {
+        let hidden = compute.kernels.gelu(compute.linear(&self.expand, x));
+        compute.linear(&self.project, hidden)
     }
 
     /// The dropout on the output, which the block applies with the residual addition.

@@ -9,10 +9,10 @@
 
 use burn::nn::Dropout;
 use burn::prelude::*;
-#[cfg(feature = "gpu-kernels")]
 use burn::tensor::Distribution;
+use quill_backend::{DropoutMask, Kernels};
 
-use crate::autocast::Autocast;
+use crate::compute::Compute;
 
 /// Salts per block: attention's weights, attention's residual, the MLP's residual.
 const SALTS_PER_LAYER: u32 = 3;
@@ -28,7 +28,6 @@ pub const MLP_OUT: u32 = 2;
 #[derive(Debug, Clone)]
 pub struct Noise<B: Backend> {
     seed: Option<Tensor<B, 1>>,
-    #[cfg_attr(not(feature = "gpu-kernels"), allow(dead_code))]
     base: u32,
 }
 
@@ -42,16 +41,14 @@ impl<B: Backend> Noise<B> {
     }
 
     /// The seed of a forward pass at dropout `rate` on `device`: drawn (two uniform values, one
-    /// launch) when training with a rate above 0 on a backend the kernels take.
-    pub fn draw(rate: f64, device: &B::Device) -> Self {
-        #[cfg(feature = "gpu-kernels")]
-        if rate > 0.0 && B::ad_enabled(device) && kernels_take::<B>() {
+    /// launch) when training with a rate above 0 on a backend whose `kernels` hash masks.
+    pub fn draw(rate: f64, device: &B::Device, kernels: &Kernels) -> Self {
+        if rate > 0.0 && B::ad_enabled(device) && kernels.seeded_dropout_on::<B>() {
             return Self {
                 seed: Some(Tensor::random([2], Distribution::Default, device)),
                 base: 0,
             };
         }
-        let _ = (rate, device);
         Self::none()
     }
 
@@ -64,17 +61,16 @@ impl<B: Backend> Noise<B> {
     }
 
     /// The mask of `use_` ([`ATTENTION_WEIGHTS`], ...) at `rate`, when there is a seed.
-    #[cfg(feature = "gpu-kernels")]
-    pub fn mask(&self, rate: f64, use_: u32) -> Option<quill_gpu_kernels::DropoutMask<B>> {
+    pub fn mask(&self, rate: f64, use_: u32) -> Option<DropoutMask<B>> {
         let seed = self.seed.clone().filter(|_| rate > 0.0)?;
-        Some(quill_gpu_kernels::DropoutMask {
+        Some(DropoutMask {
             rate,
             seed,
             salt: self.base + use_,
         })
     }
 
-    /// The residual addition `x + dropout(h)` of a branch `h` (in `autocast`'s precision) to
+    /// The residual addition `x + dropout(h)` of a branch `h` (in `compute`'s precision) to
     /// the stream `x` (f32 under mixed precision): one kernel each way with a seed, burn's
     /// `dropout`, cast and addition otherwise.
     pub fn residual(
@@ -83,17 +79,23 @@ impl<B: Backend> Noise<B> {
         h: Tensor<B, 3>,
         dropout: &Dropout,
         use_: u32,
-        autocast: Autocast,
+        compute: Compute,
     ) -> Tensor<B, 3> {
-        match self.kernels(Some(x), h, dropout, use_) {
+        match self.kernels(Some(x), h, dropout, use_, &compute.kernels) {
             Ok(sum) => sum,
-            Err((x, h)) => x.expect("handed back") + autocast.up(dropout.forward(h)),
+            Err((x, h)) => x.expect("handed back") + compute.up(dropout.forward(h)),
         }
     }
 
     /// `dropout(h)`, with the kernels when there is a seed (salt `base + use_`).
-    pub fn dropout(&self, h: Tensor<B, 3>, dropout: &Dropout, use_: u32) -> Tensor<B, 3> {
-        match self.kernels(None, h, dropout, use_) {
+    pub fn dropout(
+        &self,
+        h: Tensor<B, 3>,
+        dropout: &Dropout,
+        use_: u32,
+        kernels: &Kernels,
+    ) -> Tensor<B, 3> {
+        match self.kernels(None, h, dropout, use_, kernels) {
             Ok(dropped) => dropped,
             Err((_, h)) => dropout.forward(h),
         }
@@ -108,19 +110,11 @@ impl<B: Backend> Noise<B> {
         h: Tensor<B, 3>,
         dropout: &Dropout,
         use_: u32,
+        kernels: &Kernels,
     ) -> Result<Tensor<B, 3>, (Option<Tensor<B, 3>>, Tensor<B, 3>)> {
-        #[cfg(feature = "gpu-kernels")]
-        if let Some(mask) = self.mask(dropout.prob, use_) {
-            return quill_gpu_kernels::residual_dropout(x, h, mask).map_err(|(x, h, _)| (x, h));
+        match self.mask(dropout.prob, use_) {
+            Some(mask) => kernels.residual_dropout(x, h, mask),
+            None => Err((x, h)),
         }
-        let _ = (dropout, use_);
-        Err((x, h))
     }
-}
-
-/// Whether `B` is a backend that quill-gpu-kernels' dropout or softmax kernels take (and are
-/// switched on for).
-#[cfg(feature = "gpu-kernels")]
-fn kernels_take<B: Backend>() -> bool {
-    quill_gpu_kernels::dropout_runs_on::<B>() || quill_gpu_kernels::softmax_runs_on::<B>()
 }

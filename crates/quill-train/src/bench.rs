@@ -11,11 +11,11 @@ use burn::optim::GradientsAccumulator;
 use burn::tensor::backend::AutodiffBackend;
 use burn::train::TrainStep;
 use quill_data::{Tokens, TrainingPosition, WindowLoader, Windows};
-use quill_model::Gpt;
+use quill_model::{Gpt, Kernels};
 
 use crate::config::RunConfig;
 use crate::optimizer::MatrixDecayAdamW;
-use crate::step::Trainee;
+use crate::step::{Trained, Trainee};
 
 /// Timed groups of steps, for a median that resists a noisy machine.
 const GROUPS: usize = 5;
@@ -39,17 +39,18 @@ pub fn time_train_steps<B: AutodiffBackend>(
     vocab_size: usize,
     warmup: usize,
     steps: usize,
+    kernels: Kernels,
     device: &B::Device,
 ) -> StepTimes {
     let t = &config.train;
     B::seed(device, t.seed);
     let mut trainee = Trainee::detached(
         Gpt::<B>::new(&config.model, vocab_size, device)
-            .with_autocast(config.train.precision.autocast()),
+            .with_compute(config.train.precision.compute(kernels)),
         config.optimizer.grad_clip,
         t.grad_accum,
     );
-    let mut optimizer = MatrixDecayAdamW::init::<B, Trainee<B>>(&config.optimizer);
+    let mut optimizer = MatrixDecayAdamW::init::<B, Trained<B>>(&config.optimizer, kernels);
     let windows = Windows {
         tokens: train_tokens,
         block_size: config.model.block_size,
@@ -59,7 +60,7 @@ pub fn time_train_steps<B: AutodiffBackend>(
     };
     let loader = WindowLoader::<B>::training(windows, TrainingPosition::default(), device.clone());
     let mut batches = loader.iter();
-    let mut step = |trainee: Trainee<B>| {
+    let mut step = |trainee: Trained<B>| {
         let mut accumulator = GradientsAccumulator::new();
         for _ in 0..t.grad_accum {
             let batch = batches
@@ -160,8 +161,15 @@ mod tests {
     fn times_the_requested_steps() {
         let config = tiny(8, 2);
         let tokens: Tokens = (0..200u32).map(|i| i % 7).collect::<Vec<_>>().into();
-        let times =
-            time_train_steps::<Autodiff<NdArray>>(&config, tokens, 7, 1, 3, &Default::default());
+        let times = time_train_steps::<Autodiff<NdArray>>(
+            &config,
+            tokens,
+            7,
+            1,
+            3,
+            Kernels::QUILL,
+            &Default::default(),
+        );
         assert_eq!(times.ms_per_step.len(), 3);
         assert!(times.ms_per_step.iter().all(|&t| t > 0.0));
         assert!(times.first_step_s > 0.0 && times.warmup_s >= times.first_step_s);

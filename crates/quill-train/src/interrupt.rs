@@ -6,7 +6,7 @@
 //! process group, and a terminal's Ctrl-C reaches every process of the foreground group, so one
 //! request can arrive as two signals microseconds apart. A listening thread (signal-hook's
 //! iterator, no code runs inside the signal handler itself) tells the two cases apart by time.
-//! The training step reads the flag after each optimizer step, see `step::RunControl`.
+//! The training step reads the flag after each optimizer step, see `run_control::RunControl`.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -15,7 +15,7 @@
 //! 2. **Forward and loss**: `Gpt::forward_loss` (quill-model), called by
 //!    [`step::Trainee`]'s `TrainStep::step`.
 //! 3. **Loss guard**: the step hands its loss, still on the device, to
-//!    [`step::RunControl`], which checks the pending losses every [`step::CHECK_EVERY`]
+//!    [`run_control::RunControl`], which checks the pending losses every [`run_control::CHECK_EVERY`]
 //!    steps and before any checkpoint.
 //! 4. **Backward**: in the same `TrainStep::step`, of the loss divided by `grad_accum`.
 //! 5. **Accumulation**: burn-train sums the micro-batches' gradients
@@ -25,7 +25,7 @@
 //! 8. **Learning rate**: [`schedule::WarmupCosine`], stepped once per micro-batch.
 //! 9. **Checkpoint**: at each epoch's end burn-train saves model, optimizer and schedule
 //!    through [`checkpoint::AtomicRecorder`] and prunes with [`checkpoint::SafeRetention`];
-//!    on Ctrl-C, [`step::RunControl`] saves the step as a [`checkpoint::MidEpoch`].
+//!    on Ctrl-C, [`run_control::RunControl`] saves the step as a [`checkpoint::MidEpoch`].
 //!
 //! # Resume, in order
 //!
@@ -53,6 +53,7 @@ pub mod metrics_csv;
 pub mod nodes;
 pub mod optimizer;
 pub mod progress;
+pub mod run_control;
 pub mod run_dir;
 pub mod run_lock;
 pub mod schedule;

@@ -18,6 +18,7 @@ use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{AdamW, AdamWConfig, AdamWState, GradientsParams, Optimizer, SimpleOptimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
+use quill_backend::{AdamWConstants, Kernels};
 
 use crate::config::OptimizerConfig;
 
@@ -25,20 +26,17 @@ use crate::config::OptimizerConfig;
 pub struct MatrixDecayAdamW {
     decayed: AdamW,
     not_decayed: AdamW,
-    /// `(beta1, beta2, weight_decay)`, for the fused steps: quill-kernels' on burn-flex,
-    /// quill-gpu-kernels' on the GPU runners.
-    #[cfg_attr(
-        not(any(feature = "cpu-kernels", feature = "gpu-kernels")),
-        allow(dead_code)
-    )]
+    /// `(beta1, beta2, weight_decay)`, for the fused steps.
     constants: (f32, f32, f32),
+    /// Whose step runs: quill's kernels or burn's (quill-backend).
+    kernels: Kernels,
 }
 
 /// AdamW's ε: PyTorch's default (burn's is 1e-5).
 const EPSILON: f32 = 1e-8;
 
 impl MatrixDecayAdamW {
-    pub fn new(config: &OptimizerConfig) -> Self {
+    pub fn new(config: &OptimizerConfig, kernels: Kernels) -> Self {
         let adamw = AdamWConfig::new()
             .with_beta_1(config.beta1 as f32)
             .with_beta_2(config.beta2 as f32)
@@ -54,14 +52,16 @@ impl MatrixDecayAdamW {
                 config.beta2 as f32,
                 config.weight_decay as f32,
             ),
+            kernels,
         }
     }
 
     /// The optimizer for module `M`, in burn's adaptor (records, devices, checkpoints).
     pub fn init<B: AutodiffBackend, M: AutodiffModule<B>>(
         config: &OptimizerConfig,
+        kernels: Kernels,
     ) -> OptimizerAdaptor<Self, M, B> {
-        OptimizerAdaptor::from(Self::new(config))
+        OptimizerAdaptor::from(Self::new(config, kernels))
     }
 }
 
@@ -76,75 +76,27 @@ impl<B: Backend> SimpleOptimizer<B> for MatrixDecayAdamW {
         state: Option<Self::State<D>>,
     ) -> (Tensor<B, D>, Option<Self::State<D>>) {
         let scale = GradientScale::get::<B>();
-        // GPU runners: clipping's scale and the step in one kernel (burn's values).
-        #[cfg(feature = "gpu-kernels")]
-        let (tensor, grad, state, scale) = {
-            let (beta_1, beta_2, weight_decay) = self.constants;
-            let constants = quill_gpu_kernels::AdamWConstants {
-                beta_1,
-                beta_2,
-                epsilon: EPSILON,
-                weight_decay: if D >= 2 { weight_decay } else { 0.0 },
-            };
-            match state {
-                Some(AdamWState { momentum }) if momentum.max_moment_2.is_some() => {
-                    (tensor, grad, Some(AdamWState { momentum }), scale)
-                }
-                state => {
-                    let time = state.as_ref().map_or(0, |s| s.momentum.time);
-                    let request = quill_gpu_kernels::StepRequest {
-                        constants,
-                        lr,
-                        time: time + 1,
-                    };
-                    let moments = state.map(|s| (s.momentum.moment_1, s.momentum.moment_2));
-                    match quill_gpu_kernels::adamw_step(request, (tensor, grad, moments, scale)) {
-                        Ok([tensor, moment_1, moment_2]) => {
-                            let momentum = burn::optim::AdaptiveMomentumState {
-                                time: time + 1,
-                                moment_1,
-                                moment_2,
-                                max_moment_2: None,
-                            };
-                            return (tensor, Some(AdamWState { momentum }));
-                        }
-                        Err((tensor, grad, moments, scale)) => {
-                            let state = moments.map(|(moment_1, moment_2)| AdamWState {
-                                momentum: burn::optim::AdaptiveMomentumState {
-                                    time,
-                                    moment_1,
-                                    moment_2,
-                                    max_moment_2: None,
-                                },
-                            });
-                            (tensor, grad, state, scale)
-                        }
-                    }
-                }
-            }
+        let (beta_1, beta_2, weight_decay) = self.constants;
+        let constants = AdamWConstants {
+            beta_1,
+            beta_2,
+            epsilon: EPSILON,
+            weight_decay: if D >= 2 { weight_decay } else { 0.0 },
         };
-        let grad = match scale {
-            Some(scale) => grad * scale.reshape([1; D]),
-            None => grad,
-        };
-        // burn-flex: the same step as one pass per tensor (identical values).
-        #[cfg(feature = "cpu-kernels")]
-        let (tensor, grad, state) = {
-            let (beta_1, beta_2, weight_decay) = self.constants;
-            let constants = quill_kernels::adamw::AdamWConstants {
-                beta_1,
-                beta_2,
-                epsilon: EPSILON,
-                weight_decay: if D >= 2 { weight_decay } else { 0.0 },
-            };
-            let momentum = state.map(|s| s.momentum);
-            match quill_kernels::adamw::fused_adamw_step(constants, lr, tensor, grad, momentum) {
-                Ok((tensor, momentum)) => return (tensor, Some(AdamWState { momentum })),
-                Err((tensor, grad, momentum)) => (
+        let momentum = state.map(|s| s.momentum);
+        let inputs = (tensor, grad, momentum, scale);
+        let (tensor, grad, state) = match self.kernels.adamw_step(constants, lr, inputs) {
+            Ok((tensor, momentum)) => return (tensor, Some(AdamWState { momentum })),
+            Err((tensor, grad, momentum, scale)) => {
+                let grad = match scale {
+                    Some(scale) => grad * scale.reshape([1; D]),
+                    None => grad,
+                };
+                (
                     tensor,
                     grad,
                     momentum.map(|momentum| AdamWState { momentum }),
-                ),
+                )
             }
         };
         let adamw = if D >= 2 {
@@ -166,8 +118,9 @@ pub fn clip_global_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
     module: &M,
     grads: GradientsParams,
     max_norm: f64,
+    kernels: &Kernels,
 ) -> GradientsParams {
-    let Some(coef) = clip_scale::<B, M>(module, &grads, max_norm) else {
+    let Some(coef) = clip_scale::<B, M>(module, &grads, max_norm, kernels) else {
         return grads;
     };
     let mut scale = Scale::<B> { grads, coef };
@@ -178,12 +131,14 @@ pub fn clip_global_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
 /// `optim.step(lr, module, grads)` with `grads` clipped to a global norm of `max_norm` (none
 /// when it is 0), as [`clip_global_norm`] clips them, the scale applied by the step itself:
 /// [`MatrixDecayAdamW`] multiplies each gradient by it, on the GPU runners inside its kernel.
+/// `kernels` sums the gradients' squares (the model's, which the optimizer's match).
 pub fn step_clipped<B, M, O>(
     optim: &mut O,
     lr: f64,
     module: M,
     grads: GradientsParams,
     max_norm: f64,
+    kernels: &Kernels,
 ) -> M
 where
     B: AutodiffBackend,
@@ -191,7 +146,7 @@ where
     O: Optimizer<M, B>,
 {
     let scale = match max_norm > 0.0 {
-        true => clip_scale::<B, M>(&module, &grads, max_norm),
+        true => clip_scale::<B, M>(&module, &grads, max_norm, kernels),
         false => None,
     };
     let Some(scale) = scale else {
@@ -212,24 +167,17 @@ fn clip_scale<B: AutodiffBackend, M: AutodiffModule<B>>(
     module: &M,
     grads: &GradientsParams,
     max_norm: f64,
+    kernels: &Kernels,
 ) -> Option<Tensor<B::InnerBackend, 1>> {
     let mut squares = SumOfSquares::<B> {
         grads,
         total: None,
         flattened: Vec::new(),
-        one_launch: gpu_sums_squares::<B::InnerBackend>(),
+        kernels,
     };
     module.visit(&mut squares);
     let total = squares.total()?;
     Some((total.sqrt().add_scalar(1e-6).recip() * max_norm).clamp_max(1.0))
-}
-
-/// Whether the GPU runners' kernel sums the squares of every gradient in one launch.
-fn gpu_sums_squares<B: Backend>() -> bool {
-    #[cfg(feature = "gpu-kernels")]
-    return quill_gpu_kernels::sums_squares_of::<B>();
-    #[cfg(not(feature = "gpu-kernels"))]
-    false
 }
 
 thread_local! {
@@ -274,13 +222,13 @@ impl Drop for GradientScale {
     }
 }
 
-/// The gradients' sum of squares: tensor by tensor as burn's operations, or (`one_launch`) all
-/// of them flattened for quill-gpu-kernels' one launch.
+/// The gradients' sum of squares: tensor by tensor as burn's operations, or all of them
+/// flattened for one launch where `kernels` sums them so.
 struct SumOfSquares<'a, B: AutodiffBackend> {
     grads: &'a GradientsParams,
     total: Option<Tensor<B::InnerBackend, 1>>,
     flattened: Vec<Tensor<B::InnerBackend, 1>>,
-    one_launch: bool,
+    kernels: &'a Kernels,
 }
 
 impl<B: AutodiffBackend> SumOfSquares<'_, B> {
@@ -288,24 +236,14 @@ impl<B: AutodiffBackend> SumOfSquares<'_, B> {
         if self.flattened.is_empty() {
             return self.total;
         }
-        #[cfg(feature = "gpu-kernels")]
-        let flattened = match quill_gpu_kernels::sum_of_squares(self.flattened) {
-            Ok(total) => return Some(total),
-            Err(flattened) => flattened,
-        };
-        #[cfg(not(feature = "gpu-kernels"))]
-        let flattened = self.flattened;
-        flattened
-            .into_iter()
-            .map(|grad| grad.square().sum())
-            .reduce(|a, b| a + b)
+        self.kernels.sum_of_squares(self.flattened)
     }
 }
 
 impl<B: AutodiffBackend> ModuleVisitor<B> for SumOfSquares<'_, B> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
         if let Some(grad) = self.grads.get::<B::InnerBackend, D>(param.id) {
-            if self.one_launch {
+            if self.kernels.sums_squares_of::<B::InnerBackend>() {
                 let values = grad.shape().num_elements();
                 self.flattened.push(grad.reshape([values]));
                 return;
@@ -367,7 +305,7 @@ mod tests {
         let before = global_norm(&layer, &grads);
         let w_before = grads.get::<NdArray, 2>(layer.weight.id).unwrap();
         assert!(before > 1.0);
-        let clipped = clip_global_norm(&layer, grads, 1.0);
+        let clipped = clip_global_norm(&layer, grads, 1.0, &Kernels::QUILL);
         assert!((global_norm(&layer, &clipped) - 1.0).abs() < 1e-4);
         // Direction is kept: one factor for every tensor.
         let w_after = clipped.get::<NdArray, 2>(layer.weight.id).unwrap();
@@ -387,7 +325,14 @@ mod tests {
         };
         let n = global_norm(&layer, &small);
         assert!(n < 1.0);
-        assert!((global_norm(&layer, &clip_global_norm(&layer, small, 1.0)) - n).abs() < 1e-6);
+        assert!(
+            (global_norm(
+                &layer,
+                &clip_global_norm(&layer, small, 1.0, &Kernels::QUILL)
+            ) - n)
+                .abs()
+                < 1e-6
+        );
     }
 
     /// The scale handed to the step gives the weights that clipping the gradients first gives,
@@ -396,8 +341,8 @@ mod tests {
     #[test]
     fn a_step_with_clippings_scale_equals_a_step_on_clipped_gradients() {
         let config = OptimizerConfig::default();
-        let mut clipped_first = MatrixDecayAdamW::init::<A, Linear<A>>(&config);
-        let mut scaled_in_step = MatrixDecayAdamW::init::<A, Linear<A>>(&config);
+        let mut clipped_first = MatrixDecayAdamW::init::<A, Linear<A>>(&config, Kernels::QUILL);
+        let mut scaled_in_step = MatrixDecayAdamW::init::<A, Linear<A>>(&config, Kernels::QUILL);
         let mut a: Linear<A> = LinearConfig::new(3, 4).init(&Default::default());
         // Parameters are initialized on first use; a clone before that would draw its own.
         let _ = (a.weight.val(), a.bias.as_ref().map(|b| b.val()));
@@ -408,12 +353,19 @@ mod tests {
         {
             let grads = grads_of(&a, input_scale);
             let grads = match max_norm > 0.0 {
-                true => clip_global_norm(&a, grads, max_norm),
+                true => clip_global_norm(&a, grads, max_norm, &Kernels::QUILL),
                 false => grads,
             };
             a = clipped_first.step(1e-2, a, grads);
             let grads = grads_of(&b, input_scale);
-            b = step_clipped(&mut scaled_in_step, 1e-2, b, grads, max_norm);
+            b = step_clipped(
+                &mut scaled_in_step,
+                1e-2,
+                b,
+                grads,
+                max_norm,
+                &Kernels::QUILL,
+            );
             assert_eq!(
                 a.weight.val().inner().into_data(),
                 b.weight.val().inner().into_data(),
@@ -428,7 +380,14 @@ mod tests {
 
         let mut plain = burn::optim::AdamWConfig::new().init::<A, Linear<A>>();
         let ignored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            step_clipped(&mut plain, 1e-2, b.clone(), grads_of(&b, 10.0), 1.0)
+            step_clipped(
+                &mut plain,
+                1e-2,
+                b.clone(),
+                grads_of(&b, 10.0),
+                1.0,
+                &Kernels::QUILL,
+            )
         }));
         assert!(ignored.is_err(), "burn's AdamW does not read the scale");
     }
@@ -441,7 +400,7 @@ mod tests {
             weight_decay: 0.5,
             ..Default::default()
         };
-        let mut optim = MatrixDecayAdamW::init::<A, Linear<A>>(&config);
+        let mut optim = MatrixDecayAdamW::init::<A, Linear<A>>(&config, Kernels::QUILL);
         let zero = Tensor::<A, 2>::zeros([2, 3], &Default::default());
         let grads = GradientsParams::from_grads(layer.forward(zero).sum().backward(), &layer);
         let mut grads_zero = GradientsParams::new();

@@ -7,13 +7,16 @@ use std::process::ExitCode;
 use burn::backend::wgpu::WgpuDevice;
 use burn::backend::{Autodiff, Wgpu};
 use burn::tensor::backend::Backend;
+use quill_backend::{Kernels, Runtime};
 use quill_cli::{PickError, Runner};
 
 fn main() -> ExitCode {
     // Before any device exists: kernels compiled and tuned by earlier runs are reused.
     quill_gpu_kernels::init_caches(quill_gpu::Runtime::Wgpu);
-    let kernels = match quill_gpu_kernels::choose_all_from_env() {
-        Ok(suffix) => suffix,
+    // Measured on CUDA only (the same cubek kernels): no weight-gradient split until measured
+    // through Vulkan.
+    let kernels = match Kernels::QUILL.from_env(Runtime::Gpu) {
+        Ok(kernels) => kernels,
         Err(message) => {
             eprintln!("error: {message}");
             return ExitCode::from(2);
@@ -22,12 +25,11 @@ fn main() -> ExitCode {
     let runner = Runner {
         name: "quill-wgpu",
         // Named in the first line of training and in `bench`'s JSON.
-        backend: format!("wgpu{kernels}"),
+        backend: format!("wgpu{}", kernels.suffix(Runtime::Gpu)),
         kernels_compiled: Some(quill_gpu::kernels_compiled),
         // wgpu reports no free memory, only the largest buffer it allows.
         free_memory: |_| None,
-        // Measured on CUDA only (the same cubek kernels); 1 until measured through Vulkan.
-        weight_grad_split: 1,
+        kernels,
     };
     quill_cli::main::<Autodiff<Wgpu>>(runner, pick_device)
 }

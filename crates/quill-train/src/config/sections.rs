@@ -117,14 +117,14 @@ impl Precision {
         }
     }
 
-    /// Where the model's matrix products run, relative to the weights.
-    /// Weight gradients are split as the runner set (`quill_model::autocast::set_weight_grad_split`).
-    pub fn autocast(self) -> quill_model::Autocast {
+    /// How the model computes: its matrix products' type relative to the weights, on the
+    /// runner's `kernels`.
+    pub fn compute(self, kernels: quill_model::Kernels) -> quill_model::Compute {
         match self {
-            Precision::Bf16Mixed => quill_model::Autocast::to(burn::tensor::FloatDType::BF16),
-            _ => quill_model::Autocast::OFF,
+            Precision::Bf16Mixed => quill_model::Compute::to(burn::tensor::FloatDType::BF16),
+            _ => quill_model::Compute::OFF,
         }
-        .with_weight_grad_split(quill_model::autocast::weight_grad_split())
+        .with_kernels(kernels)
     }
 
     pub fn name(self) -> &'static str {

@@ -24,7 +24,7 @@ use burn::train::{
     MultiDeviceOptim, SupervisedTraining,
 };
 use quill_data::{TrainingPosition, WindowLoader, Windows};
-use quill_model::Gpt;
+use quill_model::{Gpt, Kernels};
 
 pub use error::TrainError;
 use error::file_error;
@@ -40,7 +40,7 @@ use crate::optimizer::MatrixDecayAdamW;
 use crate::progress::ProgressLines;
 use crate::run_dir::RunDir;
 use crate::schedule::WarmupCosine;
-use crate::step::{RunControl, Stop, Trainee};
+use crate::step::{RunControl, Stop, Trained, Trainee};
 use crate::summary::RunSummary;
 use crate::trial_link::SweepLink;
 
@@ -60,6 +60,8 @@ pub struct TrainOptions {
     pub cluster: Option<Cluster>,
     /// A sweep's trial: report each evaluation and ask whether to go on (see `trial_link`).
     pub sweep_trial: bool,
+    /// Which kernels the model and the optimizer run on (the runner's choice).
+    pub kernels: Kernels,
 }
 
 /// Trains the run described by `options` on `device` and returns its summary.
@@ -162,7 +164,7 @@ fn learn<B: AutodiffBackend>(
         micro_batches: 0,
         devices: replicas,
     };
-    let optimizer = MatrixDecayAdamW::init::<B, Trainee<B>>(&config.optimizer);
+    let optimizer = MatrixDecayAdamW::init::<B, Trained<B>>(&config.optimizer, options.kernels);
 
     let csv = CsvMetricLogger::new(&run.metrics(), t.eval_interval, elapsed_before)
         .map_err(|e| file_error(run.metrics(), e))?;

@@ -19,7 +19,7 @@ use crate::config::RunConfig;
 use crate::metrics_csv;
 use crate::optimizer::MatrixDecayAdamW;
 use crate::run_dir::RunDir;
-use crate::step::{Trainee, TraineeRecord};
+use crate::step::{Trained, TraineeRecord};
 
 /// Everything the learner needs that the run's files decide.
 pub(super) struct Setup<B: AutodiffBackend> {
@@ -81,7 +81,7 @@ pub(super) fn prepare<B: AutodiffBackend>(
     }
     B::seed(device, config.train.seed);
     let mut gpt = Gpt::<B>::new(&config.model, corpus.tokenizer.len(), device)
-        .with_autocast(config.train.precision.autocast());
+        .with_compute(config.train.precision.compute(options.kernels));
     if let Some(source) = &source {
         gpt = source
             .load_weights(gpt, config.init.weights, device)
@@ -243,7 +243,7 @@ fn check_checkpoint<B: AutodiffBackend>(
         )
     })?;
     type OptimRecord<B> =
-        <OptimizerAdaptor<MatrixDecayAdamW, Trainee<B>, B> as Optimizer<Trainee<B>, B>>::Record;
+        <OptimizerAdaptor<MatrixDecayAdamW, Trained<B>, B> as Optimizer<Trained<B>, B>>::Record;
     Recorder::<B>::load::<OptimRecord<B>>(recorder, stem("optim"), device)
         .map_err(|e| bad("optim", format!("it is truncated or corrupted ({e})")))?;
     Recorder::<B>::load::<usize>(recorder, stem("scheduler"), device)

@@ -38,6 +38,7 @@ fn small_run(dir: &std::path::Path, steps: usize) -> TrainOptions {
         progress_to_stderr: false,
         cluster: None,
         sweep_trial: false,
+        kernels: Kernels::QUILL,
     }
 }
 

@@ -76,7 +76,7 @@ fn save_best_weights<B: Backend>(
         // An earlier session already wrote best.mpk for an epoch whose checkpoint is gone.
         return Ok(());
     }
-    let trainee = Trainee::detached(final_gpt, 0.0, 1)
+    let trainee = Trainee::<B, B>::detached(final_gpt, 0.0, 1)
         .load_file(
             checkpoint.with_extension(""),
             &DefaultRecorder::new(),

@@ -1,3 +1,6 @@
+//! How the model computes: which kernels run its operations (quill-backend's `Kernels`,
+//! carried as a value) and in which float type its matrix products run.
+//!
 //! Mixed precision as PyTorch's `torch.autocast(dtype=torch.bfloat16)` does it, and as nanoGPT
 //! trains on GPUs: the weights (and so the optimizer state) stay f32; matrix products read and
 //! write a half type (tensor cores); layer norm, softmax, the residual stream and the loss stay
@@ -5,75 +8,58 @@
 //! inputs go down, its output comes back up where an f32 operation reads it. Gradients flow
 //! through the casts back to the f32 weights.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use burn::nn::Linear;
 use burn::prelude::*;
 use burn::tensor::FloatDType;
 use burn::tensor::module::linear;
+use quill_backend::Kernels;
 
-/// The environment variable that overrides the runner's [`weight_grad_split`] (benchmarks).
-pub const WEIGHT_GRAD_SPLIT_ENV: &str = "QUILL_WEIGHT_GRAD_SPLIT";
-
-static WEIGHT_GRAD_SPLIT: AtomicUsize = AtomicUsize::new(1);
-
-/// Sets how many partial products each linear layer's weight gradient is computed as in
-/// training (split-K); 1 (the default) computes it as one product. Called once by a runner's
-/// `main`, before any model exists.
-///
-/// A weight gradient `xᵀ·dy` of `[d_in, d_out]` sums over all `batch·seq` positions: on a GPU
-/// that is one long product with few output tiles (384×384 is 9 tiles of 128×128 for the 132
-/// multiprocessors of an H200), and burn 0.21's matrix-product kernels do not split the sum
-/// themselves as cuBLAS does. Running the layer over `[parts, batch·seq/parts, d_in]` instead
-/// makes burn's backward pass compute `parts` partial gradients side by side and sum them
-/// (the forward pass is the same products, batched). Values change only by rounding.
-pub fn set_weight_grad_split(parts: usize) {
-    WEIGHT_GRAD_SPLIT.store(parts.max(1), Ordering::Relaxed);
-}
-
-/// The split set by [`set_weight_grad_split`].
-pub fn weight_grad_split() -> usize {
-    WEIGHT_GRAD_SPLIT.load(Ordering::Relaxed)
-}
-
-/// The float type matrix products run in: the weights' own (`None`, plain f32 training) or a
-/// half type under f32 weights.
+/// The kernels of the model's operations and the float type its matrix products run in: the
+/// weights' own (`half: None`, plain f32 training) or a half type under f32 weights.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Autocast {
+pub struct Compute {
     half: Option<FloatDType>,
-    /// Partial products per weight gradient in training (see [`set_weight_grad_split`]); 0 and
-    /// 1 both mean one product.
-    weight_grad_parts: usize,
+    pub kernels: Kernels,
 }
 
-impl Autocast {
-    /// Products in the weights' own type: no casts anywhere.
+impl Compute {
+    /// Products in the weights' own type (no casts anywhere), quill's kernels.
     pub const OFF: Self = Self {
         half: None,
-        weight_grad_parts: 1,
+        kernels: Kernels::QUILL,
     };
 
     /// Products in `half` (bf16 or f16) under f32 weights.
     pub fn to(half: FloatDType) -> Self {
         Self {
             half: Some(half),
-            weight_grad_parts: 1,
+            ..Self::OFF
         }
     }
 
-    /// The same products, with each weight gradient computed as `parts` partial products in
-    /// training (see [`set_weight_grad_split`]).
-    pub fn with_weight_grad_split(self, parts: usize) -> Self {
-        Self {
-            weight_grad_parts: parts,
-            ..self
-        }
+    /// The same products, computed by `kernels`.
+    pub fn with_kernels(self, kernels: Kernels) -> Self {
+        Self { kernels, ..self }
     }
 
-    /// How many parts a layer's input of `batch` sequences is cut into: whole sequences per
-    /// part, so a part count that does not divide the batch falls to the largest that does.
+    /// Products in the weights' own type, with the same kernels (generation).
+    pub fn full_precision(self) -> Self {
+        Self { half: None, ..self }
+    }
+
+    /// How many parts a layer's input of `batch` sequences is cut into for its weight gradient
+    /// (`kernels.weight_grad_split`): whole sequences per part, so a part count that does not
+    /// divide the batch falls to the largest that does.
+    ///
+    /// A weight gradient `xᵀ·dy` of `[d_in, d_out]` sums over all `batch·seq` positions: on a
+    /// GPU that is one long product with few output tiles (384×384 is 9 tiles of 128×128 for
+    /// the 132 multiprocessors of an H200), and burn 0.21's matrix-product kernels do not split
+    /// the sum themselves as cuBLAS does. Running the layer over `[parts, batch·seq/parts,
+    /// d_in]` instead makes burn's backward pass compute `parts` partial gradients side by side
+    /// and sum them (the forward pass is the same products, batched). Values change only by
+    /// rounding.
     fn parts(self, batch: usize) -> usize {
-        gcd(batch, self.weight_grad_parts.max(1))
+        gcd(batch, self.kernels.weight_grad_split.max(1))
     }
 
     pub fn is_on(self) -> bool {
@@ -128,18 +114,9 @@ impl Autocast {
             return linear(x, self.down(weight), bias).reshape([batch, seq, d_out]);
         }
         let (x, weight) = (x.flatten::<2>(0, 1), self.down(weight));
-        // cuBLAS's product on quill-cuda with QUILL_MATMUL=cublas.
-        let (x, weight, bias) = match crate::products::linear(x, weight, bias) {
-            Ok(y) => return y.reshape([batch, seq, d_out]),
-            Err(inputs) => inputs,
-        };
-        // burn-flex in f32: the products called directly, both backward ones side by side.
-        #[cfg(feature = "cpu-kernels")]
-        let (x, weight, bias) = match quill_kernels::fused_linear(x, weight, bias) {
-            Ok(y) => return y.reshape([batch, seq, d_out]),
-            Err(inputs) => inputs,
-        };
-        linear(x, weight, bias).reshape([batch, seq, d_out])
+        self.kernels
+            .linear(x, weight, bias)
+            .reshape([batch, seq, d_out])
     }
 }
 
@@ -161,10 +138,10 @@ mod tests {
         let device = Default::default();
         let layer: Linear<A> = LinearConfig::new(8, 5).init(&device);
         let x = Tensor::<A, 3>::random([2, 3, 8], Distribution::Default, &device);
-        let half = Autocast::to(FloatDType::BF16);
+        let half = Compute::to(FloatDType::BF16);
         let y = half.linear(&layer, x.clone());
         assert_eq!(y.dtype(), DType::BF16);
-        let exact = Autocast::OFF.linear(&layer, x);
+        let exact = Compute::OFF.linear(&layer, x);
         assert_eq!(exact.dtype(), DType::F32);
         // bf16 keeps 8 bits of mantissa: the products agree to about 1%.
         let diff = (half.up(y.clone()) - exact.clone())
@@ -191,8 +168,11 @@ mod tests {
         let layer: Linear<A> = LinearConfig::new(8, 5).init(&device);
         let x = Tensor::<A, 3>::random([6, 3, 8], Distribution::Default, &device);
         let run = |parts| {
-            let y = Autocast::OFF
-                .with_weight_grad_split(parts)
+            let y = Compute::OFF
+                .with_kernels(Kernels {
+                    weight_grad_split: parts,
+                    ..Kernels::QUILL
+                })
                 .linear(&layer, x.clone());
             let grads = (y.clone() * y.clone()).sum().backward();
             let weight = layer.weight.grad(&grads).unwrap();
@@ -215,8 +195,14 @@ mod tests {
                 .into_data()
                 .assert_approx_eq::<f32>(&bias.clone().into_data(), Default::default());
         }
-        assert_eq!(Autocast::OFF.with_weight_grad_split(4).parts(6), 2);
-        assert_eq!(Autocast::OFF.with_weight_grad_split(8).parts(64), 8);
-        assert_eq!(Autocast::OFF.with_weight_grad_split(0).parts(64), 1);
+        let split = |parts| {
+            Compute::OFF.with_kernels(Kernels {
+                weight_grad_split: parts,
+                ..Kernels::QUILL
+            })
+        };
+        assert_eq!(split(4).parts(6), 2);
+        assert_eq!(split(8).parts(64), 8);
+        assert_eq!(split(0).parts(64), 1);
     }
 }
