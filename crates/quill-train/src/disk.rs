@@ -5,40 +5,10 @@
 
 use std::path::Path;
 
+pub use quill_run::free_space;
+
 use crate::config::RunConfig;
 use crate::memory::{bytes, parameters};
-
-/// The bytes free to an unprivileged user on the file system that holds `path`, or its
-/// nearest existing ancestor (the run directory may not exist yet).
-pub fn free_space(path: &Path) -> Option<u64> {
-    // Test hook: `QUILL_FREE_DISK_BYTES=N` stands for a nearly full disk (with the
-    // `fault-injection` feature only).
-    #[cfg(feature = "fault-injection")]
-    if let Some(free) = std::env::var("QUILL_FREE_DISK_BYTES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        return Some(free);
-    }
-    // A relative path's last ancestor is "", which is the working directory.
-    let existing = path
-        .ancestors()
-        .map(|p| match p.as_os_str().is_empty() {
-            true => Path::new("."),
-            false => p,
-        })
-        .find(|p| p.exists())?;
-    #[cfg(unix)]
-    {
-        let stat = rustix::fs::statvfs(existing).ok()?;
-        Some(stat.f_bavail.saturating_mul(stat.f_frsize))
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = existing;
-        None
-    }
-}
 
 /// The bytes of the files under `dir` (0 when it does not exist): what `--force` frees.
 pub fn size_of_dir(dir: &Path) -> u64 {

@@ -40,7 +40,6 @@
 //! 5. `metrics.csv` drops the rows after the checkpoint ([`metrics_csv::truncate_after`]).
 
 pub mod bench;
-pub mod checkpoint;
 pub mod collective_wait;
 pub mod config;
 pub mod disk;
@@ -54,8 +53,6 @@ pub mod nodes;
 pub mod optimizer;
 pub mod progress;
 pub mod run_control;
-pub mod run_dir;
-pub mod run_lock;
 pub mod schedule;
 pub mod step;
 pub mod summary;
@@ -63,6 +60,6 @@ pub mod training;
 pub mod trial_link;
 
 pub use config::RunConfig;
-pub use run_dir::{RunDir, Weights};
+pub use quill_run::{RunDir, Weights, checkpoint, run_dir, run_lock};
 pub use summary::RunSummary;
 pub use training::{TrainError, train, train_on};

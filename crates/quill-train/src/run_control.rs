@@ -12,11 +12,11 @@ use burn::record::Recorder;
 use burn::tensor::backend::AutodiffBackend;
 use burn::train::Interrupter;
 
-use crate::checkpoint::{AtomicRecorder, MidEpoch, SavesInFlight};
 use crate::interrupt;
 use crate::metrics::read_values;
 use crate::nodes::NodeLink;
 use crate::run_dir::RunDir;
+use quill_run::checkpoint::{AtomicRecorder, MidEpoch, SavesInFlight};
 
 /// Why a run stopped before its last step.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -102,7 +102,7 @@ impl AtomicRecorder {
             .map_err(|error| {
                 // rmp-serde's message drops the I/O error; a failed write on a file system
                 // with no room left is a full disk.
-                match crate::disk::free_space(&partial).is_some_and(|free| free < 1 << 20) {
+                match crate::free_space(&partial).is_some_and(|free| free < 1 << 20) {
                     true => disk_full(&target),
                     false => error,
                 }
