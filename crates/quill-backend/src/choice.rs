@@ -64,6 +64,16 @@ const GPU_SWITCHES: [Switch; 5] = [
     }),
 ];
 
+impl Runtime {
+    /// The switches this runtime's runner reads.
+    fn switches(self) -> &'static [Switch] {
+        match self {
+            Runtime::Cpu => &CPU_SWITCHES,
+            Runtime::Gpu => &GPU_SWITCHES,
+        }
+    }
+}
+
 /// The variable that overrides a runner's [`Kernels::weight_grad_split`] (benchmarks).
 pub const WEIGHT_GRAD_SPLIT_ENV: &str = "QUILL_WEIGHT_GRAD_SPLIT";
 
@@ -106,11 +116,7 @@ impl Kernels {
         runtime: Runtime,
         var: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, String> {
-        let switches: &[Switch] = match runtime {
-            Runtime::Cpu => &CPU_SWITCHES,
-            Runtime::Gpu => &GPU_SWITCHES,
-        };
-        for (name, _, field) in switches {
+        for (name, _, field) in runtime.switches() {
             let value = var(name).unwrap_or_default();
             let on = field(&mut self);
             *on = match value.trim() {
@@ -139,12 +145,9 @@ impl Kernels {
     /// The suffix of a backend's name for the kernels switched to burn's (`+burn-softmax`,
     /// `+burn-dropout`, ... in the order of `runtime`'s variables); empty when none is.
     pub fn suffix(&self, runtime: Runtime) -> String {
-        let switches: &[Switch] = match runtime {
-            Runtime::Cpu => &CPU_SWITCHES,
-            Runtime::Gpu => &GPU_SWITCHES,
-        };
         let mut copy = *self;
-        switches
+        runtime
+            .switches()
             .iter()
             .filter_map(|(_, name, field)| (!*field(&mut copy)).then_some(*name))
             .collect()

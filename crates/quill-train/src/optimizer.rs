@@ -173,6 +173,7 @@ fn clip_scale<B: AutodiffBackend, M: AutodiffModule<B>>(
         grads,
         total: None,
         flattened: Vec::new(),
+        one_launch: kernels.sums_squares_of::<B::InnerBackend>(),
         kernels,
     };
     module.visit(&mut squares);
@@ -228,6 +229,8 @@ struct SumOfSquares<'a, B: AutodiffBackend> {
     grads: &'a GradientsParams,
     total: Option<Tensor<B::InnerBackend, 1>>,
     flattened: Vec<Tensor<B::InnerBackend, 1>>,
+    /// Whether `kernels` sums them in one launch (asked once, not per gradient).
+    one_launch: bool,
     kernels: &'a Kernels,
 }
 
@@ -243,7 +246,7 @@ impl<B: AutodiffBackend> SumOfSquares<'_, B> {
 impl<B: AutodiffBackend> ModuleVisitor<B> for SumOfSquares<'_, B> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
         if let Some(grad) = self.grads.get::<B::InnerBackend, D>(param.id) {
-            if self.kernels.sums_squares_of::<B::InnerBackend>() {
+            if self.one_launch {
                 let values = grad.shape().num_elements();
                 self.flattened.push(grad.reshape([values]));
                 return;
