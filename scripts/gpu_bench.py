@@ -25,7 +25,8 @@ Each section's figures come from the command's own JSON line (`bench`, torch_ref
      products allowed, as quill's f32 products are and nanoGPT's) and eager --amp bf16, same
      model, batch and dropout
   4. quill-cuda bench, train.precision = "bf16-mixed"
-  5. 1000 steps of shakespeare-char (bf16-mixed): val loss and wall time
+  5. 1000 steps of shakespeare-char (bf16-mixed): val loss and wall time; then the same steps
+     of configs/shakespeare-modern.toml (the modern recipe), evaluated every 125 steps
   6. PyTorch --compile --amp bf16
   7. quill-wgpu (Vulkan on the same GPU): bench, also with burn's softmax, and eval of the
      1000-step run on both backends, with cuBLAS's products and with burn's softmax (parity);
@@ -66,6 +67,8 @@ CUBLAS = {"QUILL_MATMUL": "cublas"}
 # (quill-gpu-kernels, the default).
 BURN_SOFTMAX = {"QUILL_SOFTMAX": "burn"}
 CONFIG = "configs/shakespeare-char.toml"
+# The modern recipe at shakespeare-char's size (section 5's second run).
+MODERN_CONFIG = "configs/shakespeare-modern.toml"
 # torch_ref.py run with TF32 products allowed (nanoGPT's setting), its own file unchanged.
 TORCH_TF32 = ("import runpy, sys, torch; torch.backends.cuda.matmul.allow_tf32 = True; "
               "torch.backends.cudnn.allow_tf32 = True; sys.argv = sys.argv[1:]; "
@@ -358,6 +361,19 @@ def main():
             elif "cuda_train" in b.results and rows:
                 # Cut by its limit: the evaluations it finished still say how it trains.
                 b.results["cuda_train"]["metrics_csv"] = rows
+            # The modern recipe (issue 41) on the same steps: does it reach nanoGPT's 1.4697
+            # in fewer steps than shakespeare-char?
+            modern = [cuda, "train", "--config", MODERN_CONFIG, "--name", run_name + "-modern", "--force",
+                      "--set", f"train.max_steps={steps}", "--set", f"train.eval_interval={steps // 8}",
+                      "--set", f"schedule.decay_steps={steps}", "--set", "train.precision=bf16-mixed"]
+            got = b.run("cuda_train_modern", modern, 150)
+            run = a.workdir / "artifacts" / (run_name + "-modern")
+            rows = (run / "metrics.csv").read_text().splitlines() if (run / "metrics.csv").exists() else []
+            if got:
+                b.results["cuda_train_modern"] = {"process_wall_s": got[1], "steps": steps, **summary_of(run),
+                                                  "metrics_csv": rows}
+            elif "cuda_train_modern" in b.results and rows:
+                b.results["cuda_train_modern"]["metrics_csv"] = rows
         if torch:
             b.json_line("torch_compile_bf16", [*torch, "--compile", "--amp", "bf16"], 150)
         wgpu = bins.get("quill-wgpu")

@@ -48,6 +48,11 @@ fn config_errors_name_the_file_key_and_value() {
     let tiny = tiny.to_str().unwrap();
     for (set, expected) in [
         ("optimizer.lr=0", "invalid value for `optimizer.lr`"),
+        // Rotary positions rotate pairs: 2 heads of 33 cannot.
+        (
+            "model.positional=rotary --set model.n_embd=66",
+            "invalid value for `model.positional`",
+        ),
         ("model.dropout=1.5", "invalid value for `model.dropout`"),
         (
             "model.n_head=3",
@@ -58,14 +63,52 @@ fn config_errors_name_the_file_key_and_value() {
             "model.n_layer=two",
             "`model.n_layer` must be an integer, got string \"two\"",
         ),
-        ("model.positional=rotary", "unknown variant `rotary`"),
+        (
+            "model.positional=alibi",
+            "`model.positional`: unknown variant `alibi`",
+        ),
+        ("model.norm=batch", "`model.norm`: unknown variant `batch`"),
+        (
+            "model.qk_norm=rms",
+            "`model.qk_norm` must be a boolean, got string \"rms\"",
+        ),
+        (
+            "model.activation=tanh",
+            "`model.activation`: unknown variant `tanh`",
+        ),
+        (
+            "model.logit_softcap=-3",
+            "invalid value for `model.logit_softcap`",
+        ),
+        (
+            "optimizer.kind=sgd",
+            "`optimizer.kind`: unknown variant `sgd`",
+        ),
+        (
+            "optimizer.muon.ns_steps=0",
+            "invalid value for `optimizer.muon.ns_steps`",
+        ),
+        (
+            "optimizer.muon.momentum=1",
+            "invalid value for `optimizer.muon.momentum`",
+        ),
+        ("optimizer.muon.lrr=1", "did you mean `optimizer.muon.lr`?"),
+        (
+            "schedule.cooldown_fraction=1.5",
+            "invalid value for `schedule.cooldown_fraction`",
+        ),
+        (
+            "schedule.kind=linear",
+            "`schedule.kind`: unknown variant `linear`",
+        ),
         ("optimizer.lrr=1", "did you mean `optimizer.lr`?"),
         ("optimizer.lr", "expected section.key=value"),
     ] {
-        fails_with(
-            quill.run(&["config", "show", "--config", tiny, "--set", set]),
-            expected,
-        );
+        let mut args = vec!["config", "show", "--config", tiny];
+        for assignment in set.split(" --set ") {
+            args.extend(["--set", assignment]);
+        }
+        fails_with(quill.run(&args), expected);
     }
 }
 

@@ -11,6 +11,7 @@ mod generation;
 mod interop;
 mod interruption;
 mod kernels;
+mod modern;
 mod nodes;
 mod scaling;
 mod sweeps;

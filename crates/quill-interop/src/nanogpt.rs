@@ -37,6 +37,7 @@ impl ModelArgs {
             ff_width: 0,
             bias: self.bias,
             tie_weights: true,
+            ..ModelConfig::default()
         }
     }
 }

@@ -9,6 +9,7 @@ use crate::config::ModelConfig;
 use crate::init::{normal_init, residual_init};
 use crate::kv_cache::LayerCache;
 use crate::noise::{ATTENTION_WEIGHTS, Noise};
+use crate::query_key::QueryKey;
 
 /// Multi-head self-attention where position `t` only sees positions `<= t`.
 ///
@@ -22,6 +23,9 @@ pub struct CausalSelfAttention<B: Backend> {
     attn_dropout: Dropout,
     resid_dropout: Dropout,
     n_head: usize,
+    /// Rotary positions and QK-norm, applied to the projections before anything else.
+    #[module(skip)]
+    query_key: QueryKey,
 }
 
 impl<B: Backend> CausalSelfAttention<B> {
@@ -40,13 +44,14 @@ impl<B: Backend> CausalSelfAttention<B> {
             attn_dropout: DropoutConfig::new(config.dropout).init(),
             resid_dropout: DropoutConfig::new(config.dropout).init(),
             n_head: config.n_head,
+            query_key: QueryKey::new(config),
         }
     }
 
-    /// Queries, keys and values of `x: [batch, seq, n_embd]`, each `[batch, head, seq, head_dim]`.
-    fn project_qkv(&self, x: Tensor<B, 3>, compute: Compute) -> [Tensor<B, 4>; 3] {
-        let qkv = compute.linear(&self.qkv, x);
-        compute.kernels.split_heads(qkv, self.n_head)
+    /// Queries, keys and values of `x: [batch, seq, n_embd]`, the positions from `start` on,
+    /// rotated and normalized as the config says: `[batch, seq, 3·n_embd]`.
+    fn project_qkv(&self, x: Tensor<B, 3>, start: usize, compute: Compute) -> Tensor<B, 3> {
+        self.query_key.apply(compute.linear(&self.qkv, x), start)
     }
 
     /// The dropout on the output, which the block applies with the residual addition.
@@ -64,7 +69,7 @@ impl<B: Backend> CausalSelfAttention<B> {
         } else {
             0.0
         };
-        let qkv = compute.linear(&self.qkv, x);
+        let qkv = self.project_qkv(x, 0, compute);
         let k = &compute.kernels;
         let y = match self.attend_fused(qkv, dropout, compute) {
             Ok(merged) => merged,
@@ -121,8 +126,10 @@ impl<B: Backend> CausalSelfAttention<B> {
         capacity: usize,
         compute: Compute,
     ) -> Tensor<B, 3> {
-        let [q, k, v] = self.project_qkv(x, compute);
         let past = cache.len();
+        let [q, k, v] = compute
+            .kernels
+            .split_heads(self.project_qkv(x, past, compute), self.n_head);
         let (k, v) = cache.append(k, v, capacity);
         // Query i sits at position past + i and may see keys j <= past + i; the positions
         // after those written are masked as well.

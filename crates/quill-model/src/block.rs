@@ -3,11 +3,12 @@ use burn::prelude::*;
 
 use crate::attention::CausalSelfAttention;
 use crate::compute::Compute;
-use crate::config::ModelConfig;
-use crate::init::{layer_norm, normalize};
+use crate::config::{ModelConfig, Norm};
+use crate::init::layer_norm;
 use crate::kv_cache::LayerCache;
 use crate::mlp::Mlp;
 use crate::noise::{ATTENTION_OUT, MLP_OUT, Noise};
+use crate::norm::normalize;
 
 /// One pre-norm Transformer block: `x + attn(ln(x))`, then `x + mlp(ln(x))`.
 #[derive(Module, Debug)]
@@ -16,6 +17,9 @@ pub struct Block<B: Backend> {
     attn: CausalSelfAttention<B>,
     ln_mlp: LayerNorm<B>,
     mlp: Mlp<B>,
+    /// Whether the two norms are layer or RMS norms.
+    #[module(skip)]
+    norm: Norm,
 }
 
 impl<B: Backend> Block<B> {
@@ -25,7 +29,14 @@ impl<B: Backend> Block<B> {
             attn: CausalSelfAttention::new(config, device),
             ln_mlp: layer_norm(config, device),
             mlp: Mlp::new(config, device),
+            norm: config.norm,
         }
+    }
+
+    /// The block with its feed-forward part's nonlinearity replaced (tests compare them).
+    #[cfg(test)]
+    pub(crate) fn set_activation(&mut self, activation: crate::config::Activation) {
+        self.mlp.set_activation(activation);
     }
 
     /// The residual stream `x` stays f32 under mixed precision; the branches compute in
@@ -33,13 +44,13 @@ impl<B: Backend> Block<B> {
     /// ([`Noise::residual`]).
     pub fn forward(&self, x: Tensor<B, 3>, compute: Compute, noise: &Noise<B>) -> Tensor<B, 3> {
         let h = self.attn.forward(
-            normalize(&self.ln_attn, x.clone(), &compute.kernels),
+            normalize(self.norm, &self.ln_attn, x.clone(), &compute.kernels),
             compute,
             noise,
         );
         let x = noise.residual(x, h, self.attn.out_dropout(), ATTENTION_OUT, compute);
         let h = self.mlp.forward(
-            normalize(&self.ln_mlp, x.clone(), &compute.kernels),
+            normalize(self.norm, &self.ln_mlp, x.clone(), &compute.kernels),
             compute,
         );
         noise.residual(x, h, self.mlp.out_dropout(), MLP_OUT, compute)
@@ -55,9 +66,15 @@ impl<B: Backend> Block<B> {
     ) -> Tensor<B, 3> {
         let k = &compute.kernels;
         let x = x.clone()
+            + self.attn.forward_cached(
+                normalize(self.norm, &self.ln_attn, x, k),
+                cache,
+                capacity,
+                compute,
+            );
+        x.clone()
             + self
-                .attn
-                .forward_cached(normalize(&self.ln_attn, x, k), cache, capacity, compute);
-        x.clone() + self.mlp.forward(normalize(&self.ln_mlp, x, k), compute)
+                .mlp
+                .forward(normalize(self.norm, &self.ln_mlp, x, k), compute)
     }
 }

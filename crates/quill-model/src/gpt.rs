@@ -9,10 +9,11 @@ use quill_backend::Kernels;
 
 use crate::block::Block;
 use crate::compute::Compute;
-use crate::config::ModelConfig;
-use crate::init::{INIT_STD, layer_norm, normal, normalize};
+use crate::config::{ModelConfig, Norm};
+use crate::init::{INIT_STD, layer_norm, normal};
 use crate::kv_cache::KvCache;
 use crate::noise::Noise;
+use crate::norm::normalize;
 use crate::positional::PositionalEncoding;
 
 /// The decoder: token embedding plus positions, `n_layer` blocks, a final layer norm and a head
@@ -33,6 +34,12 @@ pub struct Gpt<B: Backend> {
     /// The longest context, and the size of the key/value cache's buffers.
     #[module(skip)]
     block_size: usize,
+    /// Whether the final norm is a layer or an RMS norm.
+    #[module(skip)]
+    norm: Norm,
+    /// `C` of the logits' soft cap `C·tanh(logits / C)`; 0 for none.
+    #[module(skip)]
+    logit_softcap: f64,
 }
 
 impl<B: Backend> Gpt<B> {
@@ -56,6 +63,8 @@ impl<B: Backend> Gpt<B> {
             head,
             compute: Compute::OFF,
             block_size: config.block_size,
+            norm: config.norm,
+            logit_softcap: config.logit_softcap,
         }
     }
 
@@ -130,21 +139,29 @@ impl<B: Backend> Gpt<B> {
     fn embed(&self, tokens: Tensor<B, 2, Int>, start: usize, noise: &Noise<B>) -> Tensor<B, 3> {
         let [_, seq] = tokens.dims();
         let device = tokens.device();
-        let x = self.token_embedding.forward(tokens) + self.positional.forward(start, seq, &device);
+        let x = self.token_embedding.forward(tokens);
+        let x = match self.positional.forward(start, seq, &device) {
+            Some(positions) => x + positions,
+            None => x,
+        };
         noise.dropout(x, &self.dropout, 0, &self.compute.kernels)
     }
 
-    /// Logits in f32, for the loss's softmax.
+    /// Logits in f32, for the loss's softmax, soft-capped where the config says so.
     fn logits(&self, x: Tensor<B, 3>, compute: Compute) -> Tensor<B, 3> {
-        let x = normalize(&self.ln_final, x, &compute.kernels);
-        compute.up(match &self.head {
+        let x = normalize(self.norm, &self.ln_final, x, &compute.kernels);
+        let logits = compute.up(match &self.head {
             Some(head) => compute.linear(head, x),
             // Tied head: logits = x · Eᵀ, so the embedding learns from both ends.
             None => {
                 let embedding = self.token_embedding.weight.val().transpose();
                 compute.linear_weight(embedding, None, x)
             }
-        })
+        });
+        match self.logit_softcap > 0.0 {
+            true => (logits / self.logit_softcap).tanh() * self.logit_softcap,
+            false => logits,
+        }
     }
 
     /// Mean cross-entropy of predicting `targets` (both `[batch, seq]`), with the logits.
@@ -189,8 +206,27 @@ mod tests {
             ff_width: 0,
             bias: true,
             tie_weights,
+            ..ModelConfig::default()
         }
     }
+
+    /// Every option of the modern recipe on.
+    fn modern() -> ModelConfig {
+        use crate::config::{Activation, Norm};
+        ModelConfig {
+            activation: Activation::Swiglu,
+            norm: Norm::Rms,
+            qk_norm: true,
+            logit_softcap: 2.0,
+            ..small(Positional::Rotary, true)
+        }
+    }
+
+    const POSITIONALS: [Positional; 3] = [
+        Positional::Learned,
+        Positional::Sinusoidal,
+        Positional::Rotary,
+    ];
 
     fn tokens(ids: &[i32], batch: usize) -> Tensor<B, 2, Int> {
         let data: Vec<i32> = ids
@@ -207,7 +243,7 @@ mod tests {
 
     #[test]
     fn logits_have_batch_seq_vocab_shape() {
-        for positional in [Positional::Learned, Positional::Sinusoidal] {
+        for positional in POSITIONALS {
             for tie in [true, false] {
                 let model = Gpt::<B>::new(&small(positional, tie), 11, &Default::default());
                 let logits = model.forward(tokens(&[1, 2, 3, 4, 5], 3));
@@ -235,8 +271,9 @@ mod tests {
     fn attention_is_causal() {
         // Changing the token at position t must leave the logits at every position < t alone,
         // and (to show the test can fail) change those at t.
-        for positional in [Positional::Learned, Positional::Sinusoidal] {
-            let model = Gpt::<B>::new(&small(positional, true), 11, &Default::default());
+        let configs = POSITIONALS.map(|p| small(p, true));
+        for config in configs.iter().chain([&modern()]) {
+            let model = Gpt::<B>::new(config, 11, &Default::default());
             let original = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3];
             let base = model.forward(tokens(&original, 1));
             for t in 1..original.len() {
@@ -258,8 +295,9 @@ mod tests {
     fn cached_decoding_matches_full_forward() {
         // Prefill three tokens, then feed the rest one, two and one at a time: every step's
         // logits must equal the matching positions of one full forward pass.
-        for positional in [Positional::Learned, Positional::Sinusoidal] {
-            let model = Gpt::<B>::new(&small(positional, true), 11, &Default::default());
+        let configs = POSITIONALS.map(|p| small(p, true));
+        for config in configs.iter().chain([&modern()]) {
+            let model = Gpt::<B>::new(config, 11, &Default::default());
             let ids = [3, 1, 4, 1, 5, 9, 2];
             let full = model.forward(tokens(&ids, 1));
             let mut cache = KvCache::new();
@@ -273,6 +311,64 @@ mod tests {
                     .assert_approx_eq::<f32>(&step.into_data(), Default::default());
                 start = end;
             }
+        }
+    }
+
+    #[test]
+    fn the_soft_cap_bounds_the_logits_and_each_option_changes_the_function() {
+        use crate::config::{Activation, Norm};
+        let device = Default::default();
+        let ids = tokens(&[3, 1, 4, 1, 5, 9, 2], 1);
+        let capped = Gpt::<B>::new(&modern(), 11, &device);
+        let logits = capped.forward(ids.clone());
+        assert!(logits.clone().abs().max().into_scalar() <= 2.0);
+        // The same weights without the cap: the logits differ (so the cap is applied).
+        let uncapped = Gpt::<B> {
+            logit_softcap: 0.0,
+            ..capped.clone()
+        };
+        let diff = (uncapped.forward(ids.clone()) - logits)
+            .abs()
+            .max()
+            .into_scalar();
+        assert!(diff > 1e-4, "{diff}");
+        // Each option, flipped on its own on the same weights, changes the logits.
+        let base = Gpt::<B>::new(&small(Positional::Learned, true), 11, &device);
+        let reference = base.forward(ids.clone());
+        let changed = |model: Gpt<B>| {
+            let d = (model.forward(ids.clone()) - reference.clone()).abs().max();
+            d.into_scalar() > 1e-5
+        };
+        assert!(changed(Gpt {
+            norm: Norm::Rms,
+            ..base.clone()
+        }));
+        let mut blocks = base.blocks.clone();
+        for block in &mut blocks {
+            block.set_activation(Activation::Relu2);
+        }
+        assert!(changed(Gpt {
+            blocks,
+            ..base.clone()
+        }));
+    }
+
+    #[test]
+    fn zero_initialized_projections_make_every_block_the_identity() {
+        let config = ModelConfig {
+            zero_init_proj: true,
+            ..small(Positional::Learned, true)
+        };
+        let model = Gpt::<B>::new(&config, 11, &Default::default());
+        let x = Tensor::<B, 3>::random(
+            [1, 5, 16],
+            burn::tensor::Distribution::Default,
+            &Default::default(),
+        );
+        for block in &model.blocks {
+            let y = block.forward(x.clone(), model.compute, &Noise::none());
+            y.into_data()
+                .assert_approx_eq::<f32>(&x.clone().into_data(), Default::default());
         }
     }
 

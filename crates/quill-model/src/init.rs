@@ -3,15 +3,18 @@
 use burn::module::{Initializer, Param};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
-use quill_backend::Kernels;
 
 use crate::config::ModelConfig;
 
 /// Standard deviation of nanoGPT's (GPT-2's) normal initialization.
 pub const INIT_STD: f64 = 0.02;
 
+/// N(0, std²); all zeros for `std = 0`.
 pub fn normal(std: f64) -> Initializer {
-    Initializer::Normal { mean: 0.0, std }
+    match std == 0.0 {
+        true => Initializer::Zeros,
+        false => Initializer::Normal { mean: 0.0, std },
+    }
 }
 
 /// A linear layer with nanoGPT's init: weights N(0, 0.02), biases zero (or none).
@@ -30,7 +33,11 @@ pub fn residual_init<B: Backend>(
     config: &ModelConfig,
     device: &B::Device,
 ) -> Linear<B> {
-    let std = INIT_STD / ((2 * config.n_layer) as f64).sqrt();
+    let std = match config.zero_init_proj {
+        // modded-nanogpt: every block starts as the identity, and learns its way out.
+        true => 0.0,
+        false => INIT_STD / ((2 * config.n_layer) as f64).sqrt(),
+    };
     with_std(linear, std, config, device)
 }
 
@@ -52,7 +59,8 @@ fn with_std<B: Backend>(
     layer
 }
 
-/// A layer norm over the residual stream: gain 1, bias 0 (or none).
+/// A norm over the residual stream: gain 1, bias 0 (or none). RMS norms are held in the same
+/// module (their gain is `gamma`), so both kinds have the same parameters and names.
 pub fn layer_norm<B: Backend>(config: &ModelConfig, device: &B::Device) -> LayerNorm<B> {
     LayerNormConfig::new(config.n_embd)
         .with_bias(config.bias)
@@ -62,21 +70,3 @@ pub fn layer_norm<B: Backend>(config: &ModelConfig, device: &B::Device) -> Layer
 
 /// The ε of every layer norm (PyTorch's and burn's default).
 pub const LAYER_NORM_EPSILON: f64 = 1e-5;
-
-/// `norm` applied to `x`: `kernels`' layer norm where it has one for the tensors (burn-flex,
-/// the GPU runners' backends), burn's own layer norm elsewhere.
-pub fn normalize<B: Backend, const D: usize>(
-    norm: &LayerNorm<B>,
-    x: Tensor<B, D>,
-    kernels: &Kernels,
-) -> Tensor<B, D> {
-    let inputs = (
-        x,
-        norm.gamma.val(),
-        norm.beta.as_ref().map(|beta| beta.val()),
-    );
-    match kernels.layer_norm(inputs, LAYER_NORM_EPSILON) {
-        Ok(y) => y,
-        Err((x, _, _)) => norm.forward(x),
-    }
-}

@@ -2,7 +2,8 @@
 //!
 //! Read it top-down: [`gpt`] (embeddings, the stack of blocks, the head), [`block`] (pre-norm
 //! residual block), [`attention`] (causal multi-head self-attention), [`mlp`] (the feed-forward
-//! part), [`positional`] (learned or sinusoidal positions), [`config`] (the `[model]` table),
+//! part), [`positional`] (learned or sinusoidal positions), [`query_key`] (rotary positions and
+//! QK-norm on queries and keys), [`norm`] (layer and RMS norms), [`config`] (the `[model]` table),
 //! [`noise`] (one forward pass's dropout seed for the GPU kernels), [`kv_cache`] (keys and
 //! values kept between decoding steps), [`checked_load`] (weights that
 //! must fit the config), [`compute`] (which kernels run the model's operations, linear layers
@@ -22,10 +23,12 @@ pub mod init;
 pub mod kv_cache;
 pub mod mlp;
 pub mod noise;
+pub mod norm;
 pub mod positional;
+pub mod query_key;
 
 pub use compute::Compute;
-pub use config::{ModelConfig, Positional};
+pub use config::{Activation, ModelConfig, Norm, Positional};
 pub use gpt::Gpt;
 pub use kv_cache::KvCache;
 pub use quill_backend::{Kernels, Matmul};

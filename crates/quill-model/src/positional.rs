@@ -7,11 +7,15 @@ use crate::init::INIT_STD;
 /// Position information added to the token embeddings.
 ///
 /// Learned positions are an embedding table; sinusoidal ones hold no parameters and are
-/// computed for the sequence length at hand.
+/// computed for the sequence length at hand; rotary ones add nothing here (attention rotates
+/// its queries and keys, `query_key.rs`).
 #[derive(Module, Debug)]
 pub struct PositionalEncoding<B: Backend> {
     learned: Option<Embedding<B>>,
     n_embd: usize,
+    /// Whether anything is added (not for rotary positions).
+    #[module(skip)]
+    additive: bool,
 }
 
 impl<B: Backend> PositionalEncoding<B> {
@@ -25,25 +29,30 @@ impl<B: Backend> PositionalEncoding<B> {
                     })
                     .init(device),
             ),
-            Positional::Sinusoidal => None,
+            Positional::Sinusoidal | Positional::Rotary => None,
         };
         Self {
             learned,
             n_embd: config.n_embd,
+            additive: config.positional != Positional::Rotary,
         }
     }
 
-    /// Encodings for positions `start..start + len`, shape `[1, len, n_embd]`.
-    pub fn forward(&self, start: usize, len: usize, device: &B::Device) -> Tensor<B, 3> {
+    /// Encodings for positions `start..start + len`, shape `[1, len, n_embd]`; `None` for
+    /// rotary positions.
+    pub fn forward(&self, start: usize, len: usize, device: &B::Device) -> Option<Tensor<B, 3>> {
         let end = start + len;
         match &self.learned {
             Some(embedding) => {
                 let positions = Tensor::<B, 1, Int>::arange(start as i64..end as i64, device);
-                embedding.forward(positions.unsqueeze::<2>())
+                Some(embedding.forward(positions.unsqueeze::<2>()))
             }
-            None => sinusoidal_table(end, self.n_embd, device)
-                .slice([start..end, 0..self.n_embd])
-                .unsqueeze::<3>(),
+            None if self.additive => Some(
+                sinusoidal_table(end, self.n_embd, device)
+                    .slice([start..end, 0..self.n_embd])
+                    .unsqueeze::<3>(),
+            ),
+            None => None,
         }
     }
 }

@@ -14,7 +14,7 @@ use quill_data::{Tokens, TrainingPosition, WindowLoader, Windows};
 use quill_model::{Gpt, Kernels};
 
 use crate::config::RunConfig;
-use crate::optimizer::MatrixDecayAdamW;
+use crate::muon::ModelOptimizer;
 use crate::step::{Trained, Trainee};
 
 /// Timed groups of steps, for a median that resists a noisy machine.
@@ -50,7 +50,7 @@ pub fn time_train_steps<B: AutodiffBackend>(
         config.optimizer.grad_clip,
         t.grad_accum,
     );
-    let mut optimizer = MatrixDecayAdamW::init::<B, Trained<B>>(&config.optimizer, kernels);
+    let mut optimizer = ModelOptimizer::<Trained<B>, B>::init(&config.optimizer, kernels);
     let windows = Windows {
         tokens: train_tokens,
         block_size: config.model.block_size,
@@ -109,7 +109,7 @@ pub fn flops_per_token(config: &RunConfig, params: usize) -> f64 {
     let m = &config.model;
     let positions = match m.positional {
         quill_model::Positional::Learned => m.block_size * m.n_embd,
-        quill_model::Positional::Sinusoidal => 0,
+        quill_model::Positional::Sinusoidal | quill_model::Positional::Rotary => 0,
     };
     let n = (params - positions) as f64;
     6.0 * n + 12.0 * (m.n_layer * m.n_head * m.head_dim() * m.block_size) as f64

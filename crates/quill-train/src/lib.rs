@@ -21,8 +21,9 @@
 //! 5. **Accumulation**: burn-train sums the micro-batches' gradients
 //!    (`SupervisedTraining::grads_accumulation`, set in [`training`]).
 //! 6. **Clipping**: [`optimizer::step_clipped`], from `TrainStep::optimize`.
-//! 7. **AdamW**: [`optimizer::MatrixDecayAdamW`] (decay on matrices only).
-//! 8. **Learning rate**: [`schedule::WarmupCosine`], stepped once per micro-batch.
+//! 7. **AdamW**: [`optimizer::MatrixDecayAdamW`] (decay on matrices only), or Muon on the
+//!    blocks' matrices ([`muon::ModelOptimizer`]).
+//! 8. **Learning rate**: [`schedule::LrSchedule`] (cosine or WSD), stepped once per micro-batch.
 //! 9. **Checkpoint**: at each epoch's end burn-train saves model, optimizer and schedule
 //!    through [`checkpoint::AtomicRecorder`] and prunes with [`checkpoint::SafeRetention`];
 //!    on Ctrl-C, [`run_control::RunControl`] saves the step as a [`checkpoint::MidEpoch`].
@@ -49,6 +50,7 @@ pub mod interrupt;
 pub mod memory;
 pub mod metrics;
 pub mod metrics_csv;
+pub mod muon;
 pub mod nodes;
 pub mod optimizer;
 pub mod progress;

@@ -104,10 +104,16 @@ pub fn parameters(config: &RunConfig, vocab_size: usize) -> u64 {
     let bias = u64::from(m.bias);
     let layer_norm = c + bias * c;
     let linear = |inputs: u64, outputs: u64| inputs * outputs + bias * outputs;
-    let block = 2 * layer_norm + linear(c, 3 * c) + linear(c, c) + linear(c, f) + linear(f, c);
+    // SwiGLU's gate is a third feed-forward matrix.
+    let gate = match m.activation {
+        quill_model::Activation::Swiglu => linear(c, f),
+        _ => 0,
+    };
+    let block =
+        2 * layer_norm + linear(c, 3 * c) + linear(c, c) + linear(c, f) + gate + linear(f, c);
     let positions = match m.positional {
         quill_model::Positional::Learned => t * c,
-        quill_model::Positional::Sinusoidal => 0,
+        quill_model::Positional::Sinusoidal | quill_model::Positional::Rotary => 0,
     };
     // The head has no bias; tied, it is the token embedding.
     let head = if m.tie_weights { 0 } else { c * v };
@@ -168,16 +174,18 @@ mod tests {
     use super::*;
     use burn::backend::NdArray;
     use burn::module::Module;
-    use quill_model::{Gpt, ModelConfig, Positional};
+    use quill_model::{Activation, Gpt, ModelConfig, Positional};
 
     #[test]
     fn the_parameter_count_is_the_model_s() {
         let shapes = [
-            (false, true, Positional::Learned, 0),
-            (true, false, Positional::Sinusoidal, 40),
-            (true, true, Positional::Learned, 24),
+            (false, true, Positional::Learned, 0, Activation::Gelu),
+            (true, false, Positional::Sinusoidal, 40, Activation::Gelu),
+            (true, true, Positional::Learned, 24, Activation::Relu2),
+            (false, true, Positional::Rotary, 0, Activation::Swiglu),
+            (true, false, Positional::Rotary, 24, Activation::Swiglu),
         ];
-        for (bias, tie_weights, positional, ff_width) in shapes {
+        for (bias, tie_weights, positional, ff_width, activation) in shapes {
             let config = RunConfig {
                 model: ModelConfig {
                     n_layer: 2,
@@ -188,6 +196,7 @@ mod tests {
                     tie_weights,
                     positional,
                     ff_width,
+                    activation,
                     ..ModelConfig::default()
                 },
                 ..RunConfig::default()

@@ -156,7 +156,7 @@ where
     let stepped = optim.step(lr, module, grads);
     assert!(
         guard.was_read(),
-        "the optimizer ignored the gradient-clipping scale (only MatrixDecayAdamW applies it)"
+        "the optimizer ignored the gradient-clipping scale (MatrixDecayAdamW and KellerMuon apply it)"
     );
     stepped
 }
@@ -190,7 +190,7 @@ thread_local! {
 }
 
 /// The gradients' scale, set for the length of one optimizer step ([`step_clipped`]).
-struct GradientScale;
+pub(crate) struct GradientScale;
 
 impl GradientScale {
     fn set<B: Backend>(scale: Tensor<B, 1>) -> Self {
@@ -200,7 +200,7 @@ impl GradientScale {
     }
 
     /// The scale of the step running on this thread, if any.
-    fn get<B: Backend>() -> Option<Tensor<B, 1>> {
+    pub(crate) fn get<B: Backend>() -> Option<Tensor<B, 1>> {
         GRADIENT_SCALE.with(|slot| {
             let slot = slot.borrow();
             let scale = slot

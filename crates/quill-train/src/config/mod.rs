@@ -21,9 +21,33 @@ use toml::Table;
 pub use overrides::unknown_key;
 use overrides::{all_keys, apply_override, check_against_schema, describe_toml_error};
 pub use sections::{
-    CheckpointConfig, Devices, InitConfig, OptimizerConfig, Precision, ScheduleConfig, TrainConfig,
-    check_devices,
+    CheckpointConfig, Devices, InitConfig, MuonConfig, OptimizerConfig, OptimizerKind, Precision,
+    ScheduleConfig, ScheduleKind, TrainConfig, check_devices,
 };
+
+/// One section of the config, as serde reads it; a value it refuses is named by its key (the
+/// first key of the section that fails on its own), or by the section when none does.
+fn read_section<T: serde::de::DeserializeOwned>(
+    section: &str,
+    value: toml::Value,
+    origin: &str,
+) -> Result<T, ConfigError> {
+    value.clone().try_into().map_err(|e: toml::de::Error| {
+        let alone = |key: &String, entry: &toml::Value| {
+            let table = Table::from_iter([(key.clone(), entry.clone())]);
+            toml::Value::Table(table).try_into::<T>().is_err()
+        };
+        let key = match &value {
+            toml::Value::Table(entries) => entries.iter().find(|(k, v)| alone(k, v)),
+            _ => None,
+        };
+        let place = match key {
+            Some((key, _)) => format!("`{section}.{key}`"),
+            None => format!("[{section}]"),
+        };
+        ConfigError::new(origin, format!("{place}: {}", e.message().trim()))
+    })
+}
 
 /// Everything that defines a training run; saved resolved as `config.toml` in the run directory.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -101,27 +125,25 @@ impl RunConfig {
 
     fn from_table(table: Table, origin: &str) -> Result<Self, ConfigError> {
         // Section by section, so a value serde refuses (an unknown `positional`, a negative
-        // count) is reported with its section even though the message comes from serde.
+        // count) is reported with its key even though the message comes from serde.
         let mut config = Self::default();
         for (section, value) in table {
-            let fail = |e: toml::de::Error| {
-                ConfigError::new(origin, format!("[{section}]: {}", e.message().trim()))
-            };
             match section.as_str() {
-                "model" => config.model = value.try_into().map_err(fail)?,
-                "data" => config.data = value.try_into().map_err(fail)?,
-                "train" => config.train = value.try_into().map_err(fail)?,
-                "optimizer" => config.optimizer = value.try_into().map_err(fail)?,
-                "schedule" => config.schedule = value.try_into().map_err(fail)?,
-                "checkpoint" => config.checkpoint = value.try_into().map_err(fail)?,
-                "init" => config.init = value.try_into().map_err(fail)?,
+                "model" => config.model = read_section(&section, value, origin)?,
+                "data" => config.data = read_section(&section, value, origin)?,
+                "train" => config.train = read_section(&section, value, origin)?,
+                "optimizer" => config.optimizer = read_section(&section, value, origin)?,
+                "schedule" => config.schedule = read_section(&section, value, origin)?,
+                "checkpoint" => config.checkpoint = read_section(&section, value, origin)?,
+                "init" => config.init = read_section(&section, value, origin)?,
                 _ => unreachable!("sections were checked against the schema"),
             }
         }
         Ok(config)
     }
 
-    /// Every `section.key` a config has, in the schema's order.
+    /// Every `section.key` a config has (`section.table.key` in nested tables), in the
+    /// schema's order.
     pub fn keys() -> Vec<String> {
         all_keys(&Table::try_from(Self::default()).expect("the default config serializes"))
     }
@@ -153,6 +175,14 @@ impl RunConfig {
         } else {
             self.schedule.decay_steps
         }
+    }
+
+    /// WSD's cool-down length in steps (`schedule.cooldown_fraction` of the decay steps,
+    /// rounded); `None` for the cosine schedule.
+    pub fn cooldown_steps(&self) -> Option<usize> {
+        let fraction = self.schedule.cooldown_fraction;
+        (self.schedule.kind == ScheduleKind::Wsd)
+            .then(|| (fraction * self.decay_steps() as f64).round() as usize)
     }
 
     /// Checks the ranges and relations that types cannot express, section by section (each
@@ -267,14 +297,19 @@ mod tests {
                 "`model.n_layer` must be an integer, got string \"six\"",
             ),
             (
-                "[model]\npositional = \"rotary\"\n",
+                "[model]\npositional = \"alibi\"\n",
                 &[],
-                "[model]: unknown variant `rotary`, expected `learned` or `sinusoidal`",
+                "`model.positional`: unknown variant `alibi`, expected one of `learned`, `sinusoidal`, `rotary`",
             ),
             (
                 "[model]\nn_layer = -2\n",
                 &[],
-                "[model]: invalid value: integer `-2`",
+                "`model.n_layer`: invalid value: integer `-2`",
+            ),
+            (
+                "[optimizer.muon]\nns_steps = -1\n",
+                &[],
+                "`optimizer.muon`: invalid value: integer `-1`",
             ),
             (
                 "[optimizer]\nlr = 0.0\n",

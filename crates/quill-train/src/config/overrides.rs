@@ -1,5 +1,6 @@
 //! Reading a config's TOML against the schema (the default config): unknown keys with the
-//! nearest known one, values of the wrong type, `--set section.key=value` overrides, and the
+//! nearest known one, values of the wrong type, `--set section.key=value` overrides (also
+//! `section.table.key`), and the
 //! TOML parser's errors as one line.
 
 use toml::{Table, Value};
@@ -7,6 +8,7 @@ use toml::{Table, Value};
 use super::ConfigError;
 
 /// Where a config file or a `--set` refers to a key that does not exist or has the wrong type.
+/// Sections may hold tables of their own (`[optimizer.muon]`), checked the same way.
 pub(super) fn check_against_schema(
     table: &mut Table,
     schema: &Table,
@@ -25,17 +27,33 @@ pub(super) fn check_against_schema(
                 format!("`{section}` must be a table ([{section}])"),
             ));
         };
-        for (key, value) in entries.iter_mut() {
-            let dotted = format!("{section}.{key}");
-            let Some(default) = known.get(key) else {
-                let all = all_keys(schema);
-                return Err(ConfigError::new(
-                    origin,
-                    unknown_key(&dotted, all.iter().map(String::as_str)),
-                ));
-            };
-            coerce(value, default)
-                .map_err(|m| ConfigError::new(origin, format!("`{dotted}` {m}")))?;
+        check_entries(entries, known, section, schema, origin)?;
+    }
+    Ok(())
+}
+
+fn check_entries(
+    entries: &mut Table,
+    known: &Table,
+    prefix: &str,
+    schema: &Table,
+    origin: &str,
+) -> Result<(), ConfigError> {
+    for (key, value) in entries.iter_mut() {
+        let dotted = format!("{prefix}.{key}");
+        let Some(default) = known.get(key) else {
+            let all = all_keys(schema);
+            return Err(ConfigError::new(
+                origin,
+                unknown_key(&dotted, all.iter().map(String::as_str)),
+            ));
+        };
+        match (value, default) {
+            (Value::Table(inner), Value::Table(known_inner)) => {
+                check_entries(inner, known_inner, &dotted, schema, origin)?
+            }
+            (value, default) => coerce(value, default)
+                .map_err(|m| ConfigError::new(origin, format!("`{dotted}` {m}")))?,
         }
     }
     Ok(())
@@ -81,17 +99,21 @@ pub(super) fn apply_override(
         return Err(ConfigError::new(origin, "expected section.key=value"));
     };
     let dotted = dotted.trim();
-    let Some((section, key)) = dotted.split_once('.') else {
+    let path: Vec<&str> = dotted.split('.').collect();
+    let Some((key, tables)) = path.split_last().filter(|(_, tables)| !tables.is_empty()) else {
         return Err(ConfigError::new(
             origin,
             format!("`{dotted}` is not of the form section.key"),
         ));
     };
     let all = all_keys(schema);
-    let Some(default) = schema
-        .get(section)
-        .and_then(Value::as_table)
-        .and_then(|s| s.get(key))
+    let mut known = Some(schema);
+    for table in tables {
+        known = known.and_then(|t| t.get(*table)).and_then(Value::as_table);
+    }
+    let Some(default) = known
+        .and_then(|t| t.get(*key))
+        .filter(|default| !default.is_table())
     else {
         return Err(ConfigError::new(
             origin,
@@ -105,25 +127,39 @@ pub(super) fn apply_override(
         .unwrap_or_else(|| Value::String(raw.to_owned()));
     coerce(&mut value, default)
         .map_err(|m| ConfigError::new(&origin, format!("`{dotted}` {m}")))?;
-    table
-        .entry(section)
-        .or_insert_with(|| Value::Table(Table::new()))
-        .as_table_mut()
-        .expect("sections are tables")
-        .insert(key.to_owned(), value);
+    let mut target = table;
+    for name in tables {
+        let entry = target
+            .entry(*name)
+            .or_insert_with(|| Value::Table(Table::new()));
+        let Value::Table(inner) = entry else {
+            let problem = format!("`{name}` must be a table, not a value");
+            return Err(ConfigError::new(origin, problem));
+        };
+        target = inner;
+    }
+    target.insert(key.to_string(), value);
     Ok(())
 }
 
+/// Every key of the schema as `section.key` (`section.table.key` inside nested tables).
 pub(super) fn all_keys(schema: &Table) -> Vec<String> {
-    schema
-        .iter()
-        .flat_map(|(section, entries)| {
-            entries
-                .as_table()
-                .into_iter()
-                .flat_map(move |t| t.keys().map(move |k| format!("{section}.{k}")))
-        })
-        .collect()
+    fn leaves(prefix: &str, table: &Table, keys: &mut Vec<String>) {
+        for (key, value) in table {
+            let dotted = format!("{prefix}.{key}");
+            match value {
+                Value::Table(inner) => leaves(&dotted, inner, keys),
+                _ => keys.push(dotted),
+            }
+        }
+    }
+    let mut keys = Vec::new();
+    for (section, entries) in schema {
+        if let Value::Table(entries) = entries {
+            leaves(section, entries, &mut keys);
+        }
+    }
+    keys
 }
 
 pub fn unknown_key<'a>(key: &str, known: impl Iterator<Item = &'a str>) -> String {

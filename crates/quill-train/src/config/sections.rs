@@ -191,10 +191,73 @@ impl Default for TrainConfig {
     }
 }
 
-/// `[optimizer]`: AdamW with decoupled weight decay on matrices only.
+/// Which optimizer steps the weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    /// AdamW on every parameter (nanoGPT).
+    Adamw,
+    /// Muon on the blocks' weight matrices, AdamW (the keys above) on the rest: embeddings,
+    /// head, norms and biases (modded-nanogpt).
+    Muon,
+}
+
+/// `[optimizer.muon]`: Muon's settings (`optimizer.kind = "muon"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MuonConfig {
+    /// Peak learning rate of the blocks' matrices; the schedule scales it as it scales
+    /// `optimizer.lr`.
+    pub lr: f64,
+    /// Nesterov momentum.
+    pub momentum: f64,
+    /// Decoupled weight decay of the matrices Muon steps.
+    pub weight_decay: f64,
+    /// Newton-Schulz iterations that orthogonalize each update.
+    pub ns_steps: usize,
+}
+
+impl Default for MuonConfig {
+    /// Keller Jordan's settings.
+    fn default() -> Self {
+        Self {
+            lr: 0.02,
+            momentum: 0.95,
+            weight_decay: 0.0,
+            ns_steps: 5,
+        }
+    }
+}
+
+impl MuonConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            let problem = format!("{} must be greater than 0", self.lr);
+            return invalid("optimizer.muon.lr", problem);
+        }
+        if !(0.0..1.0).contains(&self.momentum) {
+            let problem = format!("{} must be in [0, 1)", self.momentum);
+            return invalid("optimizer.muon.momentum", problem);
+        }
+        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            let problem = format!("{} must not be negative", self.weight_decay);
+            return invalid("optimizer.muon.weight_decay", problem);
+        }
+        if !(1..=20).contains(&self.ns_steps) {
+            let problem = format!("{} must be in 1..=20", self.ns_steps);
+            return invalid("optimizer.muon.ns_steps", problem);
+        }
+        Ok(())
+    }
+}
+
+/// `[optimizer]`: AdamW with decoupled weight decay on matrices only, or Muon on the blocks'
+/// matrices with AdamW on the rest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OptimizerConfig {
+    /// `"adamw"` or `"muon"`.
+    pub kind: OptimizerKind,
     /// Peak learning rate, reached at the end of warmup.
     pub lr: f64,
     pub beta1: f64,
@@ -204,6 +267,8 @@ pub struct OptimizerConfig {
     pub weight_decay: f64,
     /// Clip the global gradient norm to this value; 0 turns clipping off.
     pub grad_clip: f64,
+    /// Muon's settings, used when `kind = "muon"`.
+    pub muon: MuonConfig,
 }
 
 impl OptimizerConfig {
@@ -233,26 +298,42 @@ impl OptimizerConfig {
             );
             return invalid("optimizer.grad_clip", problem);
         }
-        Ok(())
+        self.muon.validate()
     }
 }
 
 impl Default for OptimizerConfig {
     fn default() -> Self {
         Self {
+            kind: OptimizerKind::Adamw,
             lr: 1e-3,
             beta1: 0.9,
             beta2: 0.99,
             weight_decay: 0.1,
             grad_clip: 1.0,
+            muon: MuonConfig::default(),
         }
     }
 }
 
-/// `[schedule]`: linear warmup from 0 to `optimizer.lr`, then cosine decay to `min_lr`.
+/// The learning rate's shape after warmup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScheduleKind {
+    /// Cosine decay to `min_lr` (nanoGPT).
+    Cosine,
+    /// Warmup-stable-decay: the peak held, then a linear cool-down to `min_lr` over the last
+    /// `cooldown_fraction` of the steps.
+    Wsd,
+}
+
+/// `[schedule]`: linear warmup from 0 to `optimizer.lr`, then cosine decay to `min_lr`, or
+/// (`kind = "wsd"`) the peak held and a linear cool-down.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ScheduleConfig {
+    /// `"cosine"` or `"wsd"`.
+    pub kind: ScheduleKind,
     /// Steps of linear warmup.
     pub warmup_steps: usize,
     /// Step at which the cosine reaches `min_lr` (nanoGPT's `lr_decay_iters`); the rate stays at
@@ -260,6 +341,8 @@ pub struct ScheduleConfig {
     pub decay_steps: usize,
     /// Final learning rate; at most `optimizer.lr`.
     pub min_lr: f64,
+    /// WSD only: the share of the decay steps spent cooling down, in [0, 1].
+    pub cooldown_fraction: f64,
 }
 
 impl ScheduleConfig {
@@ -280,6 +363,10 @@ impl ScheduleConfig {
             );
             return invalid("schedule.decay_steps", problem);
         }
+        if !(0.0..=1.0).contains(&self.cooldown_fraction) {
+            let problem = format!("{} must be in [0, 1]", self.cooldown_fraction);
+            return invalid("schedule.cooldown_fraction", problem);
+        }
         Ok(())
     }
 }
@@ -287,9 +374,11 @@ impl ScheduleConfig {
 impl Default for ScheduleConfig {
     fn default() -> Self {
         Self {
+            kind: ScheduleKind::Cosine,
             warmup_steps: 100,
             decay_steps: 0,
             min_lr: 1e-4,
+            cooldown_fraction: 0.2,
         }
     }
 }

@@ -35,11 +35,11 @@ use crate::config::{RunConfig, check_devices};
 use crate::failure::ExperimentLog;
 use crate::metrics::{Perplexity, TokensPerSecond, TrainLoss};
 use crate::metrics_csv::CsvMetricLogger;
+use crate::muon::ModelOptimizer;
 use crate::nodes::{Cluster, NodeLink};
-use crate::optimizer::MatrixDecayAdamW;
 use crate::progress::ProgressLines;
 use crate::run_dir::RunDir;
-use crate::schedule::WarmupCosine;
+use crate::schedule::LrSchedule;
 use crate::step::{RunControl, Stop, Trained, Trainee};
 use crate::summary::RunSummary;
 use crate::trial_link::SweepLink;
@@ -155,16 +155,17 @@ fn learn<B: AutodiffBackend>(
         device.clone(),
     );
 
-    let schedule = WarmupCosine {
+    let schedule = LrSchedule {
         lr: config.optimizer.lr,
         min_lr: config.schedule.min_lr,
         warmup_steps: config.schedule.warmup_steps,
         decay_steps: config.decay_steps(),
+        cooldown_steps: config.cooldown_steps(),
         grad_accum: t.grad_accum,
         micro_batches: 0,
         devices: replicas,
     };
-    let optimizer = MatrixDecayAdamW::init::<B, Trained<B>>(&config.optimizer, options.kernels);
+    let optimizer = ModelOptimizer::<Trained<B>, B>::init(&config.optimizer, options.kernels);
 
     let csv = CsvMetricLogger::new(&run.metrics(), t.eval_interval, elapsed_before)
         .map_err(|e| file_error(run.metrics(), e))?;

@@ -3,8 +3,6 @@
 //! checkpoint a resume will load, and the run directory's config, vocabulary and metrics
 //! brought up to date.
 
-use burn::optim::Optimizer;
-use burn::optim::adaptor::OptimizerAdaptor;
 use burn::prelude::*;
 use burn::record::Recorder;
 use burn::tensor::backend::AutodiffBackend;
@@ -15,11 +13,12 @@ use super::{TrainError, TrainOptions, file_error};
 use crate::checkpoint::{
     AtomicRecorder, MidEpoch, SavesInFlight, StandIn, remove_partial_files, write_atomic,
 };
+use crate::config::OptimizerKind;
 use crate::config::RunConfig;
 use crate::metrics_csv;
-use crate::optimizer::MatrixDecayAdamW;
+use crate::muon::ModelOptimizerRecord;
 use crate::run_dir::RunDir;
-use crate::step::{Trained, TraineeRecord};
+use crate::step::TraineeRecord;
 
 /// Everything the learner needs that the run's files decide.
 pub(super) struct Setup<B: AutodiffBackend> {
@@ -97,7 +96,14 @@ pub(super) fn prepare<B: AutodiffBackend>(
     let saves = SavesInFlight::default();
     let recorder = AtomicRecorder::for_checkpointer(start.mid_epoch.clone(), saves.clone());
     if options.resume {
-        check_checkpoint(&recorder, run, first_epoch, &gpt, device)?;
+        check_checkpoint(
+            &recorder,
+            run,
+            first_epoch,
+            &gpt,
+            config.optimizer.kind,
+            device,
+        )?;
     }
 
     std::fs::create_dir_all(&run.path).map_err(|e| file_error(&run.path, e))?;
@@ -225,6 +231,7 @@ fn check_checkpoint<B: AutodiffBackend>(
     run: &RunDir,
     epoch: usize,
     gpt: &Gpt<B>,
+    kind: OptimizerKind,
     device: &B::Device,
 ) -> Result<(), TrainError> {
     let stem = |part: &str| run.checkpoints().join(format!("{part}-{epoch}"));
@@ -242,10 +249,21 @@ fn check_checkpoint<B: AutodiffBackend>(
             ),
         )
     })?;
-    type OptimRecord<B> =
-        <OptimizerAdaptor<MatrixDecayAdamW, Trained<B>, B> as Optimizer<Trained<B>, B>>::Record;
-    Recorder::<B>::load::<OptimRecord<B>>(recorder, stem("optim"), device)
+    let optim: ModelOptimizerRecord<B> = Recorder::<B>::load(recorder, stem("optim"), device)
         .map_err(|e| bad("optim", format!("it is truncated or corrupted ({e})")))?;
+    if optim.kind() != kind {
+        let name = |kind| match kind {
+            OptimizerKind::Adamw => "adamw",
+            OptimizerKind::Muon => "muon",
+        };
+        let reason = format!(
+            "it holds the state of `optimizer.kind = \"{}\"`, and the config says \"{}\"; \
+             resume with the kind it was trained with, or start a new run with --init-from",
+            name(optim.kind()),
+            name(kind)
+        );
+        return Err(bad("optim", reason));
+    }
     Recorder::<B>::load::<usize>(recorder, stem("scheduler"), device)
         .map_err(|e| bad("scheduler", format!("it is truncated or corrupted ({e})")))?;
     Ok(())
