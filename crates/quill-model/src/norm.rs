@@ -39,8 +39,14 @@ pub fn normalize<B: Backend, const D: usize>(
 /// `x / sqrt(mean(x²) + ε)` over the last dimension, without gains (PyTorch's `F.rms_norm`
 /// with ε = 1e-5, as the layer norms).
 pub fn rms_norm<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    let inverse = inverse_rms(&x);
+    x * inverse
+}
+
+/// `1 / sqrt(mean(x²) + ε)` over the last dimension (kept, of size 1).
+pub fn inverse_rms<B: Backend, const D: usize>(x: &Tensor<B, D>) -> Tensor<B, D> {
     let mean_square = x.clone().square().mean_dim(D - 1);
-    x * mean_square.add_scalar(LAYER_NORM_EPSILON).sqrt().recip()
+    mean_square.add_scalar(LAYER_NORM_EPSILON).sqrt().recip()
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@
 use burn::prelude::*;
 
 use crate::config::{ModelConfig, Positional};
-use crate::init::LAYER_NORM_EPSILON;
+use crate::norm::inverse_rms;
 
 /// The transformation of queries and keys a model's config asks for.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -56,13 +56,7 @@ impl QueryKey {
         let [batch, seq, width] = qkv.dims();
         let heads = 3 * self.n_head;
         let heads_of = qkv.reshape([batch, seq, heads, width / heads]);
-        let inverse_rms = heads_of
-            .clone()
-            .square()
-            .mean_dim(3)
-            .add_scalar(LAYER_NORM_EPSILON)
-            .sqrt()
-            .recip();
+        let inverse_rms = inverse_rms(&heads_of);
         // 1 on the query and key heads, 0 on the value heads: their factor is 1.
         let is_qk: Vec<f32> = (0..heads).map(|h| f32::from(h < 2 * self.n_head)).collect();
         let is_qk = Tensor::<B, 1>::from_data(TensorData::new(is_qk, [heads]), &heads_of.device())
